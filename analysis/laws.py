@@ -1,0 +1,171 @@
+"""Scaling-law forms: Kaplan et al. 2020 and Hoffmann et al. 2022 (Chinchilla).
+
+Each law is a small frozen dataclass: its parameters, `__call__` for the loss (nats/token), and the
+closed forms that follow from it. Losses are computed in log space where that avoids overflow.
+
+Conventions: N is a parameter count (which one, total or non-embedding, is the fit's business and is
+recorded by the fitter), D is training tokens, C is training FLOPs with C = 6 N D unless stated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+PF_DAY = 8.64e19
+"""FLOPs in one petaflop/s-day (Kaplan et al. 2020 quote C in PF-days)."""
+
+
+def _arr(x: ArrayLike) -> np.ndarray:
+    return np.asarray(x, dtype=float)
+
+
+@dataclass(frozen=True)
+class ChinchillaLaw:
+    """L(N, D) = E + A / N^alpha + B / D^beta   (Hoffmann et al. 2022, eq. 2; Approach 3).
+
+    E is the irreducible loss of the data, A/N^alpha the shortfall of a finite model, B/D^beta that of
+    finite data. Fitted in log-sum-exp form log L = LSE(a - alpha log N, b - beta log D, e) with
+    A = e^a, B = e^b, E = e^e (eq. 11).
+
+    Minimising L under C = 6ND gives the compute-optimal frontier (eq. 4):
+        N_opt(C) = G (C/6)^a,   D_opt(C) = G^-1 (C/6)^b,
+        G = (alpha A / (beta B))^(1 / (alpha + beta)),   a = beta / (alpha + beta),   b = alpha / (alpha + beta).
+    """
+
+    E: float
+    A: float
+    B: float
+    alpha: float
+    beta: float
+
+    def __call__(self, N: ArrayLike, D: ArrayLike) -> np.ndarray:
+        N, D = _arr(N), _arr(D)
+        return self.E + np.exp(np.log(self.A) - self.alpha * np.log(N)) + np.exp(np.log(self.B) - self.beta * np.log(D))
+
+    @property
+    def a(self) -> float:
+        """Exponent of N_opt in C: beta / (alpha + beta)."""
+        return self.beta / (self.alpha + self.beta)
+
+    @property
+    def b(self) -> float:
+        """Exponent of D_opt in C: alpha / (alpha + beta)."""
+        return self.alpha / (self.alpha + self.beta)
+
+    @property
+    def G(self) -> float:
+        """(alpha A / (beta B))^(1 / (alpha + beta))."""
+        return float(np.exp((np.log(self.alpha * self.A) - np.log(self.beta * self.B)) / (self.alpha + self.beta)))
+
+    def compute_optimal(self, C: ArrayLike, flops_per_param_token: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
+        """(N_opt, D_opt) minimising L subject to C = k N D (k = 6 by default), eq. 4."""
+        x = _arr(C) / flops_per_param_token
+        return self.G * x**self.a, x**self.b / self.G
+
+    def optimal_loss(self, C: ArrayLike, flops_per_param_token: float = 6.0) -> np.ndarray:
+        """L(N_opt(C), D_opt(C))."""
+        N, D = self.compute_optimal(C, flops_per_param_token)
+        return self(N, D)
+
+    def tokens_per_param(self, C: ArrayLike, flops_per_param_token: float = 6.0) -> np.ndarray:
+        """D_opt / N_opt at budget C."""
+        N, D = self.compute_optimal(C, flops_per_param_token)
+        return D / N
+
+    def to_dict(self) -> dict[str, float]:
+        return {k: float(v) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class KaplanLawN:
+    """L(N) = (N_c / N)^alpha_N   (Kaplan et al. 2020, eq. 1.1; N non-embedding, trained to convergence).
+
+    Published: alpha_N = 0.076, N_c = 8.8e13.
+    """
+
+    alpha_N: float
+    N_c: float
+
+    def __call__(self, N: ArrayLike) -> np.ndarray:
+        return np.exp(self.alpha_N * (np.log(self.N_c) - np.log(_arr(N))))
+
+
+@dataclass(frozen=True)
+class KaplanLawD:
+    """L(D) = (D_c / D)^alpha_D   (Kaplan et al. 2020, eq. 1.2; large models, early stopping).
+
+    Published: alpha_D = 0.095, D_c = 5.4e13 tokens.
+    """
+
+    alpha_D: float
+    D_c: float
+
+    def __call__(self, D: ArrayLike) -> np.ndarray:
+        return np.exp(self.alpha_D * (np.log(self.D_c) - np.log(_arr(D))))
+
+
+@dataclass(frozen=True)
+class KaplanLawND:
+    """L(N, D) = [ (N_c / N)^(alpha_N / alpha_D) + D_c / D ]^alpha_D   (Kaplan et al. 2020, eq. 1.5).
+
+    Published (Table 2): alpha_N = 0.076, alpha_D = 0.103, N_c = 6.4e13, D_c = 1.8e13.
+    """
+
+    alpha_N: float
+    alpha_D: float
+    N_c: float
+    D_c: float
+
+    def __call__(self, N: ArrayLike, D: ArrayLike) -> np.ndarray:
+        N, D = _arr(N), _arr(D)
+        t1 = (self.alpha_N / self.alpha_D) * (np.log(self.N_c) - np.log(N))
+        t2 = np.log(self.D_c) - np.log(D)
+        return np.exp(self.alpha_D * np.logaddexp(t1, t2))
+
+
+@dataclass(frozen=True)
+class KaplanLawC:
+    """L(C) = (C_c / C)^alpha_C   (Kaplan et al. 2020, eq. 1.3; C_min along the compute-efficient frontier).
+
+    Published: alpha_C = 0.050, C_c = 3.1e8 PF-days (C in PF-days); here C is in FLOPs, so C_c is too.
+    """
+
+    alpha_C: float
+    C_c: float
+
+    def __call__(self, C: ArrayLike) -> np.ndarray:
+        return np.exp(self.alpha_C * (np.log(self.C_c) - np.log(_arr(C))))
+
+
+@dataclass(frozen=True)
+class PowerLaw:
+    """y = k * x^p, the form of the approach-1 and approach-2 frontiers N_opt(C) = k_N C^a, D_opt(C) = k_D C^b."""
+
+    k: float
+    p: float
+
+    def __call__(self, x: ArrayLike) -> np.ndarray:
+        return self.k * _arr(x) ** self.p
+
+
+# Published constants, for reference curves in plots and tests.
+CHINCHILLA_PAPER = ChinchillaLaw(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
+"""Hoffmann et al. 2022 eq. (10), as printed (rounded)."""
+
+CHINCHILLA_PAPER_UNROUNDED = ChinchillaLaw(
+    E=float(np.exp(0.5267228)), A=float(np.exp(6.0073404)), B=float(np.exp(6.0179186)),
+    alpha=0.33917084, beta=0.2849083,
+)
+"""Hoffmann et al. 2022 Approach 3 from the paper's TeX source, as used by Besiroglu et al. 2024."""
+
+EPOCH_2024 = ChinchillaLaw(E=1.8172, A=477.8, B=2143.9, alpha=0.3473, beta=0.3672)
+"""Besiroglu et al. 2024 (Epoch AI) sum-Huber optimum on the 240 digitised Chinchilla points."""
+
+KAPLAN_2020_ND = KaplanLawND(alpha_N=0.076, alpha_D=0.103, N_c=6.4e13, D_c=1.8e13)
+"""Kaplan et al. 2020 Table 2 (N non-embedding)."""
+
+KAPLAN_2020_N_OPT = PowerLaw(k=1.3e9 * PF_DAY**-0.73, p=0.73)
+"""Kaplan et al. 2020 Table 6: N_opt = 1.3e9 C^0.73 with C in PF-days, rewritten for C in FLOPs."""

@@ -1,0 +1,47 @@
+"""The `scaling` command: parses arguments, calls the packages, prints results. No behaviour lives here.
+
+Each subcommand is a module of this package with `register(subparsers)`, which adds its parser and
+sets `func` to a handler `run(args) -> int`. Handlers import heavy packages (torch, Ray) lazily so
+`scaling --help` and `scaling fit` stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from scaling.cli._common import run_handler
+
+# Subcommand modules, in the order `scaling --help` lists them.
+COMMANDS = ("train", "sweep", "fit", "plan", "backtest", "report", "demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scaling",
+        description="Run scaling-law sweeps of real GPT pretraining, fit Kaplan/Chinchilla laws, plan budgets.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"scaling.cli.{name}")
+        except ModuleNotFoundError as exc:  # a subcommand not built yet must not break the others
+            if exc.name != f"scaling.cli.{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return run_handler(args.func, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

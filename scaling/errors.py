@@ -1,0 +1,13 @@
+"""Errors a user can cause and fix. Each message is one line naming the file, field and value."""
+
+
+class ScalingError(Exception):
+    """Base class: the CLI prints ``error: <message>`` and exits with code 2, no traceback."""
+
+
+class ConfigError(ScalingError):
+    """A configuration value is invalid (``model.d_model: 100 is not divisible by n_head 3``)."""
+
+
+class DataError(ScalingError):
+    """A corpus cannot be read or tokenised (``corpus: ~/data/*.jsonl matches no file``)."""

@@ -1,0 +1,1 @@
+"""Many runs: sweep specs, designs (grid, IsoFLOP, ladder), Ray Tune launch/resume, the runs table."""
