@@ -1,0 +1,369 @@
+"""Backtests: fit a law on some runs, predict others, and score the predictions.
+
+`backtest(data, holdout)` holds out the rows matching `holdout` (see `analysis.holdout`: an expression
+such as ``"N >= 2e9"``, ``"largest N"``, ``"largest C"``, ``"rows 3,5"``), fits the rest with approach 3
+(Chinchilla's L(N, D)) or Kaplan's L(N, D), predicts the held-out losses and reports, per row, the
+relative error (predicted - truth) / truth and whether the truth lies in the predicted interval; then
+the mean and largest absolute relative error and the interval coverage. Extra `targets` (runs not in
+the table, e.g. published large models) are predicted and scored alongside the held-out rows.
+
+Intervals (`interval=`):
+- "prediction" (default): the spread of a new observation, combining the bootstrap fits (parameter
+  uncertainty) with the fit's own residuals in log loss (the scatter of single runs about the law):
+  quantiles of log L_b(N, D) + r_j over all bootstrap laws b and training residuals r_j.
+- "confidence": the bootstrap fits only (uncertainty of the mean law), narrower.
+
+`leave_one_budget_out(data)` refits once per compute budget left out and forecasts the compute-optimal
+(N, D, loss) at a larger budget from each fold: the spread says how much one budget moves a forecast
+(Open-Athena's forecast-sensitivity check; user-needs §4.3).
+
+Sample weights (`weights=`) are part of the method under test: "compute" weights each run by its share of
+log-compute above the smallest run (log C - log C_min + 1), "size" gives every model size the same
+total weight, or pass an array.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from analysis.errors import InputError
+from analysis.holdout import holdout_mask
+
+APPROACHES = ("3", "kaplan")
+
+
+# --------------------------------------------------------------------------------------------------
+# loading a table with its run ids
+
+
+def load_frame(data: Any, columns: Mapping[str, str | None] | None = None, *, n_convention: str | None = None,
+               keep_status: str = "completed") -> tuple[pd.DataFrame, Any]:
+    """(frame, points): the table as read, with canonical columns N, D, C, loss (and run_id) added,
+    and the validated `analysis.io.Points` of the same rows in the same order.
+
+    `data`: a CSV/Parquet file, a sweep folder (points.parquet) or run folder (points.csv), or a DataFrame.
+    Rows whose `status` is not `completed` are left out with a warning.
+    """
+    from analysis.io import FOLDER_COLUMNS, N_CONVENTION_COLUMNS, FitWarning, points_from_frame, read_table
+
+    cols = {k: v for k, v in dict(columns or {}).items() if v is not None}
+    if isinstance(data, pd.DataFrame):
+        df, name, auto = data.copy(), "DataFrame", True
+    else:
+        path = Path(data)
+        if path.is_dir():
+            for fname in ("points.parquet", "points.csv"):
+                if (path / fname).exists():
+                    df, name = read_table(path / fname), str(path / fname)
+                    break
+            else:
+                raise InputError(f"{path}: folder has neither points.parquet (a sweep) nor points.csv (a run)")
+            defaults = dict(FOLDER_COLUMNS)
+            if n_convention:
+                defaults["n"] = N_CONVENTION_COLUMNS.get(n_convention, n_convention)
+            for role, col in defaults.items():
+                if role not in cols and not (role in ("d", "c") and ({"d", "c"} & set(cols))):
+                    cols[role] = col
+            auto = False
+        else:
+            df, name, auto = read_table(path), str(path), True
+    if "status" in df.columns and keep_status:
+        status = df["status"].astype(str)
+        left = int((status != keep_status).sum())
+        if left:
+            warnings.warn(f"{name}: left out {left} of {len(df)} rows whose status is not {keep_status}", FitWarning,
+                          stacklevel=2)
+        df = df[status == keep_status]
+    if not isinstance(df.index, pd.RangeIndex) and pd.api.types.is_string_dtype(df.index) and "run" in df.columns:
+        # a CSV whose run names contain an unquoted comma: pandas put the first part into the index
+        df = df.assign(run=df.index.astype(str) + "," + df["run"].astype(str))
+    df = df.reset_index(drop=True)
+    pts = points_from_frame(df, cols, source=name, n_convention=n_convention, auto=auto)
+    frame = df.copy()
+    if "run_id" not in frame.columns:
+        frame["run_id"] = [str(r) for r in df["run"]] if "run" in df.columns else [f"row {i + 1}" for i in range(len(df))]
+    frame["run_id"] = frame["run_id"].astype(str)
+    frame["N"], frame["D"], frame["C"], frame["loss"] = pts.N, pts.D, pts.C, pts.loss
+    return frame, pts
+
+
+# --------------------------------------------------------------------------------------------------
+# fitting and predicting with one approach
+
+
+def sample_weights(frame: pd.DataFrame, how: Any) -> np.ndarray | None:
+    """None, "compute" (1 + log C/C_min), "size" (each distinct N gets equal total weight), or an array."""
+    if how is None or (isinstance(how, str) and how in ("", "none", "equal")):
+        return None
+    if isinstance(how, str):
+        if how == "compute":
+            logc = np.log(frame["C"].to_numpy())
+            return 1.0 + logc - logc.min()
+        if how == "size":
+            counts = frame.groupby("N")["N"].transform("count").to_numpy()
+            return len(frame) / counts / frame["N"].nunique()
+        raise InputError(f"weights: {how!r} is not one of none, compute, size")
+    w = np.asarray(how, dtype=float)
+    if w.shape != (len(frame),):
+        raise InputError(f"weights: {w.size} weights for {len(frame)} rows")
+    return w
+
+
+@dataclass
+class _Fitted:
+    approach: str
+    estimator: Any
+    fit_dict: dict
+
+    def predict(self, N, D) -> np.ndarray:
+        return np.asarray(self.estimator.predict(N, D), dtype=float)
+
+    def bootstrap_predictions(self, N, D) -> np.ndarray | None:
+        """(B, n) predicted losses, one row per bootstrap law; None without a bootstrap."""
+        bp = getattr(self.estimator, "bootstrap_params_", None)
+        if not bp:
+            return None
+        N, D = np.asarray(N, dtype=float)[None, :], np.asarray(D, dtype=float)[None, :]
+        if self.approach == "3":
+            E, A, B, al, be = (np.asarray(bp[k], dtype=float)[:, None] for k in ("E", "A", "B", "alpha", "beta"))
+            return E + np.exp(np.log(A) - al * np.log(N)) + np.exp(np.log(B) - be * np.log(D))
+        aN, aD, Nc, Dc = (np.asarray(bp[k], dtype=float)[:, None] for k in ("alpha_N", "alpha_D", "N_c", "D_c"))
+        return np.exp(aD * np.logaddexp(aN / aD * (np.log(Nc) - np.log(N)), np.log(Dc) - np.log(D)))
+
+
+def fit_approach(pts: Any, approach: Any = 3, *, bootstrap: int = 200, random_state: int | None = 0,
+                 sample_weight: np.ndarray | None = None, fit_kwargs: Mapping[str, Any] | None = None) -> _Fitted:
+    """Fit `pts` (analysis.io.Points) with approach 3 or kaplan (the laws that predict L(N, D))."""
+    from analysis.fit import ChinchillaFit, KaplanFit
+
+    approach = str(approach).lower()
+    kw = dict(fit_kwargs or {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if approach == "3":
+            est = ChinchillaFit(bootstrap=bootstrap, random_state=random_state, **kw).fit(pts, sample_weight=sample_weight)
+        elif approach == "kaplan":
+            if sample_weight is not None:
+                raise InputError("weights: the Kaplan fit takes no sample weights; use approach 3")
+            est = KaplanFit(form="nd", bootstrap=bootstrap, random_state=random_state, **kw).fit(pts)
+        elif approach in ("1", "2"):
+            raise InputError(f"approach {approach} gives N_opt(C), not the loss of a given (N, D): backtest with "
+                             "approach 3 or kaplan")
+        else:
+            raise InputError(f"approach: {approach!r} is not 3 or kaplan")
+    return _Fitted(approach, est, est.to_dict())
+
+
+# --------------------------------------------------------------------------------------------------
+# the backtest
+
+
+@dataclass
+class BacktestResult:
+    """Per-row predictions of held-out runs and their scores; `rows` columns: run_id, N, D, C, loss,
+    predicted, lower, upper, rel_error, abs_rel_error, in_interval, target (True for extra targets)."""
+
+    approach: str
+    holdout: str
+    n_train: int
+    n_holdout: int
+    rows: pd.DataFrame
+    interval_kind: str
+    interval_level: float
+    weights: str
+    fit: dict = field(repr=False, default_factory=dict)
+    train_mask: np.ndarray | None = field(repr=False, default=None)
+
+    @property
+    def mean_abs_rel_error(self) -> float:
+        return float(self.rows["abs_rel_error"].mean())
+
+    @property
+    def max_abs_rel_error(self) -> float:
+        return float(self.rows["abs_rel_error"].max())
+
+    @property
+    def n_inside(self) -> int | None:
+        if self.rows["in_interval"].isna().all():
+            return None
+        return int(self.rows["in_interval"].fillna(False).astype(bool).sum())
+
+    @property
+    def coverage(self) -> float | None:
+        n = self.n_inside
+        return None if n is None else n / len(self.rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        rows = self.rows.replace({np.nan: None}).to_dict(orient="records")
+        return {
+            "approach": self.approach, "holdout": self.holdout, "weights": self.weights,
+            "n_train": self.n_train, "n_holdout": self.n_holdout,
+            "interval_kind": self.interval_kind, "interval_level": self.interval_level,
+            "mean_abs_rel_error": self.mean_abs_rel_error, "max_abs_rel_error": self.max_abs_rel_error,
+            "n_inside": self.n_inside, "coverage": self.coverage, "rows": rows,
+            "fit": {k: v for k, v in self.fit.items() if k != "bootstrap"},
+            "units": {"N": "parameters", "D": "tokens", "C": "FLOPs", "loss": "nats/token",
+                      "rel_error": "(predicted - truth) / truth"},
+        }
+
+    def summary(self) -> str:
+        lvl = f"{100 * self.interval_level:.0f}%"
+        lines = [f"backtest: approach {self.approach}, weights {self.weights}; fitted {self.n_train} runs, "
+                 f"predicted {self.n_holdout} (held out: {self.holdout})",
+                 f"{'run':<28}{'N':>10}{'D':>10}{'truth':>9}{'pred':>9}   {lvl + ' ' + self.interval_kind + ' interval':<30}{'error':>8}"]
+        for r in self.rows.itertuples():
+            iv = "" if r.lower is None or not np.isfinite(r.lower) else f"{r.lower:.4f} .. {r.upper:.4f}"
+            mark = "" if r.in_interval is None or (isinstance(r.in_interval, float) and np.isnan(r.in_interval)) else (
+                " in" if r.in_interval else " OUT")
+            lines.append(f"{str(r.run_id)[:27]:<28}{_si(r.N):>10}{_si(r.D):>10}{r.loss:>9.4f}{r.predicted:>9.4f}   "
+                         f"{iv + mark:<30}{100 * r.rel_error:>+7.2f}%")
+        lines.append(f"mean |relative error| {100 * self.mean_abs_rel_error:.2f}%, largest {100 * self.max_abs_rel_error:.2f}%"
+                     + ("" if self.n_inside is None else f"; {self.n_inside}/{len(self.rows)} truths inside the {lvl} interval"))
+        lines.append("losses in nats/token; N in parameters; D in tokens")
+        return "\n".join(lines)
+
+
+def _si(x: float) -> str:
+    for div, s in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return f"{x / div:.3g}{s}"
+    return f"{x:.3g}"
+
+
+def backtest(
+    data: Any,
+    holdout: Any,
+    *,
+    approach: Any = 3,
+    columns: Mapping[str, str | None] | None = None,
+    targets: Any = None,
+    target_columns: Mapping[str, str | None] | None = None,
+    n_convention: str | None = None,
+    interval: str = "prediction",
+    level: float = 0.95,
+    bootstrap: int = 200,
+    weights: Any = None,
+    random_state: int | None = 0,
+    fit_kwargs: Mapping[str, Any] | None = None,
+) -> BacktestResult:
+    """Fit on the rows not matching `holdout`, predict the rest (and `targets`), score the predictions."""
+    if interval not in ("prediction", "confidence", "none"):
+        raise InputError(f"interval: {interval!r} is not prediction, confidence or none")
+    if not 0 < level < 1:
+        raise InputError(f"level: {level} is not in (0, 1)")
+    frame, pts = load_frame(data, columns, n_convention=n_convention)
+    held = holdout_mask(frame, holdout) if holdout is not None else np.zeros(len(frame), dtype=bool)
+    train = ~held
+    if train.sum() < 6:
+        raise InputError(f"holdout {holdout!r} leaves {int(train.sum())} runs to fit; at least 6 are needed")
+    test = frame[held].assign(target=False)
+    if targets is not None:
+        tframe, _ = load_frame(targets, target_columns if target_columns is not None else columns, n_convention=n_convention)
+        test = pd.concat([test, tframe.assign(target=True)], ignore_index=True)
+    if test.empty:
+        raise InputError(f"holdout {holdout!r} matches no rows and no targets were given: nothing to predict")
+
+    w_all = sample_weights(frame, weights)
+    w = None if w_all is None else w_all[train]
+    fitted = fit_approach(pts.subset(train), approach, bootstrap=0 if interval == "none" else bootstrap,
+                          random_state=random_state, sample_weight=w, fit_kwargs=fit_kwargs)
+    N, D, truth = test["N"].to_numpy(), test["D"].to_numpy(), test["loss"].to_numpy()
+    pred = fitted.predict(N, D)
+    lower = upper = np.full(len(test), np.nan)
+    boot = fitted.bootstrap_predictions(N, D) if interval != "none" else None
+    if boot is not None:
+        log_draws = np.log(boot)  # (B, n)
+        if interval == "prediction":
+            tr = frame[train]
+            resid = np.log(tr["loss"].to_numpy()) - np.log(fitted.predict(tr["N"].to_numpy(), tr["D"].to_numpy()))
+            log_draws = (log_draws[:, None, :] + resid[None, :, None]).reshape(-1, len(test))
+        q = np.quantile(log_draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        lower, upper = np.exp(q[0]), np.exp(q[1])
+    rel = (pred - truth) / truth
+    rows = pd.DataFrame({
+        "run_id": test["run_id"].astype(str).to_numpy(), "N": N, "D": D, "C": test["C"].to_numpy(), "loss": truth,
+        "predicted": pred, "lower": lower, "upper": upper, "rel_error": rel, "abs_rel_error": np.abs(rel),
+        "in_interval": pd.array([None if not np.isfinite(lo) else bool(lo <= t <= hi)
+                                 for lo, hi, t in zip(lower, upper, truth)], dtype="boolean"),
+        "target": test["target"].to_numpy(dtype=bool),
+    })
+    rows["in_interval"] = rows["in_interval"].astype(object).where(rows["in_interval"].notna(), None)
+    return BacktestResult(
+        approach=str(approach), holdout=str(holdout) if not isinstance(holdout, str) else holdout,
+        n_train=int(train.sum()), n_holdout=len(test), rows=rows, interval_kind=interval, interval_level=level,
+        weights="none" if weights is None else (weights if isinstance(weights, str) else "custom"),
+        fit=fitted.fit_dict, train_mask=train,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# leave one budget out
+
+
+def budget_groups(frame: pd.DataFrame, rtol: float = 0.05, max_groups: int = 12) -> np.ndarray:
+    """An integer group per row: rows whose C lie within a factor 1 + `rtol` of the group's smallest form
+    one budget (an IsoFLOP design, grouped as `IsoFLOPFit` groups it);
+    if that gives more than `max_groups` groups (a continuum of budgets), bins of equal width in log C."""
+    if "budget" in frame.columns:
+        _, g = np.unique(frame["budget"].to_numpy(), return_inverse=True)
+        return g
+    logc = np.log(frame["C"].to_numpy())
+    order = np.argsort(logc, kind="stable")
+    g = np.zeros(len(frame), dtype=int)
+    gid, start = -1, -np.inf
+    for i in order:  # a budget collects the points within a factor 1 + rtol of its smallest C
+        if logc[i] > start + math.log1p(rtol):
+            gid, start = gid + 1, logc[i]
+        g[i] = gid
+    if gid + 1 > max_groups:
+        edges = np.linspace(logc.min(), logc.max() + 1e-9, max_groups + 1)
+        g = np.clip(np.searchsorted(edges, logc, side="right") - 1, 0, max_groups - 1)
+        _, g = np.unique(g, return_inverse=True)
+    return g
+
+
+def leave_one_budget_out(
+    data: Any,
+    *,
+    target_C: float | None = None,
+    approach: Any = 3,
+    columns: Mapping[str, str | None] | None = None,
+    n_convention: str | None = None,
+    fit_kwargs: Mapping[str, Any] | None = None,
+    min_groups: int = 3,
+) -> pd.DataFrame:
+    """One row per fold (a budget left out) plus one for all data ("all"): the compute-optimal
+    N_opt, D_opt, loss_opt forecast at `target_C` (default 100x the largest budget) by an approach-3 fit.
+
+    Columns: left_out_C (FLOPs, nan for "all"), n_left_out, N_opt (params), D_opt (tokens), loss_opt
+    (nats/token), target_C, N_opt_rel (relative to the all-data forecast).
+    """
+    from analysis.plan import Planner
+
+    frame, pts = load_frame(data, columns, n_convention=n_convention)
+    groups = budget_groups(frame)
+    ids = np.unique(groups)
+    if len(ids) < min_groups:
+        raise InputError(f"leave-one-budget-out needs at least {min_groups} budgets; the data have {len(ids)}")
+    target = float(target_C) if target_C is not None else 100.0 * float(frame["C"].max())
+    out = []
+    for gid in [None, *ids]:
+        keep = np.ones(len(frame), dtype=bool) if gid is None else groups != gid
+        fitted = fit_approach(pts.subset(keep), approach, bootstrap=0, fit_kwargs=fit_kwargs)
+        plan = Planner.from_fit(fitted.fit_dict).budget(target)
+        out.append({
+            "left_out_C": math.nan if gid is None else float(np.exp(np.log(frame["C"][groups == gid]).mean())),
+            "n_left_out": 0 if gid is None else int((groups == gid).sum()),
+            "N_opt": plan.N, "D_opt": plan.D, "loss_opt": plan.loss if plan.loss is not None else math.nan,
+            "target_C": target,
+        })
+    df = pd.DataFrame(out)
+    df["N_opt_rel"] = df["N_opt"] / df["N_opt"].iloc[0] - 1
+    return df

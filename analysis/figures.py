@@ -1,0 +1,430 @@
+"""The report's figures: plotly figures built from tables and fitted laws (no I/O, no fitting).
+
+Tables use the runs-table column names, normalised by `points_frame` / `curves_frame`:
+points `run_id, N, D, C, loss` (+ `kind`), curves `run_id, N, tokens, flops, loss`.
+Every hover gives the run id and values with units; every axis says its unit.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
+
+from analysis.laws import CHINCHILLA_PAPER, KAPLAN_2020_N_OPT, ChinchillaLaw
+
+COLORSCALE = "Viridis"
+HEIGHT = 520
+FONT = dict(size=14)
+_AXIS = dict(showline=True, linecolor="#444", mirror=True, ticks="outside", gridcolor="#e5e5e5", zeroline=False)
+
+
+def _layout(fig: go.Figure, title: str, x: str, y: str, *, logx=True, logy=False, height=HEIGHT,
+            xfmt: str = "B", yfmt: str = "B") -> go.Figure:
+    """Common look; log axes label counts as 1M/1B/1T ("B") or FLOPs as powers of ten ("power")."""
+    fig.update_layout(
+        title=dict(text=title, x=0.01, xanchor="left"), template="plotly_white", font=FONT, height=height,
+        margin=dict(l=80, r=30, t=60, b=70), hoverlabel=dict(font_size=13),
+        legend=dict(bgcolor="rgba(255,255,255,0.85)", bordercolor="#ccc", borderwidth=1),
+    )
+    fig.update_xaxes(title_text=x, type="log" if logx else "linear", exponentformat=xfmt if logx else "none", **_AXIS)
+    fig.update_yaxes(title_text=y, type="log" if logy else "linear", exponentformat=yfmt if logy else "none", **_AXIS)
+    return fig
+
+
+def fmt_si(x: float) -> str:
+    """1.23e9 -> '1.23B', 4.5e6 -> '4.5M' (counts of parameters and tokens)."""
+    if x is None or not np.isfinite(x):
+        return "n/a"
+    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return f"{x / div:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
+def si(values) -> np.ndarray:
+    """fmt_si over an array, for hover text (plotly's own SI format says G, not B)."""
+    return np.array([fmt_si(float(v)) for v in np.asarray(values, dtype=float).ravel()], dtype=object)
+
+
+def _size_colors(N: Iterable[float]) -> dict[float, str]:
+    """One Viridis colour per distinct model size, by log N."""
+    sizes = sorted(set(float(n) for n in N))
+    if len(sizes) == 1:
+        return {sizes[0]: sample_colorscale(COLORSCALE, [0.4])[0]}
+    lo, hi = math.log(sizes[0]), math.log(sizes[-1])
+    return {n: c for n, c in zip(sizes, sample_colorscale(COLORSCALE, [0.9 * (math.log(n) - lo) / (hi - lo) for n in sizes]))}
+
+
+def _size_colorbar(N: Sequence[float]) -> go.Scatter:
+    """An invisible trace carrying a log-N colour bar (plotly colour bars need a marker scale)."""
+    logs = np.log10(np.asarray(N, dtype=float))
+    ticks = np.arange(math.floor(logs.min()), math.ceil(logs.max()) + 1)
+    return go.Scatter(
+        x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
+        marker=dict(colorscale=[[i / 9, c] for i, c in enumerate(sample_colorscale(COLORSCALE, list(np.linspace(0, 0.9, 10))))],
+                    cmin=logs.min(), cmax=logs.max(), color=[logs.min()], showscale=True,
+                    colorbar=dict(title=dict(text="N (params)"), tickvals=ticks, ticktext=[fmt_si(10**t) for t in ticks],
+                                  len=0.8, thickness=14)),
+    )
+
+
+# ---- table normalisation
+
+
+_ALIASES = {
+    "N": ("N", "params", "n", "Model Size"),
+    "D": ("D", "tokens", "d"),
+    "C": ("C", "flops_6nd", "flops", "c", "Training FLOP"),
+    "loss": ("loss", "final_loss", "c4_loss"),
+}
+
+
+def points_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """Columns run_id, N, D, C, loss (C = 6ND where missing; run_id = row number where missing)."""
+    out = pd.DataFrame(index=table.index)
+    for key, names in _ALIASES.items():
+        for name in names:
+            if name in table.columns:
+                out[key] = pd.to_numeric(table[name], errors="coerce").astype(float)
+                break
+    if "D" not in out and {"N", "C"} <= set(out.columns):
+        out["D"] = out["C"] / (6 * out["N"])
+    if "C" not in out and {"N", "D"} <= set(out.columns):
+        out["C"] = 6 * out["N"] * out["D"]
+    missing = [k for k in ("N", "D", "C", "loss") if k not in out]
+    if missing:
+        from analysis.errors import InputError
+
+        raise InputError(f"points table lacks column(s) {missing} (has {list(table.columns)})")
+    out["run_id"] = table["run_id"].astype(str) if "run_id" in table.columns else [f"row {i}" for i in range(len(table))]
+    for extra in ("kind", "status", "sweep"):
+        if extra in table.columns:
+            out[extra] = table[extra].values
+    return out.reset_index(drop=True)
+
+
+def curves_frame(curves: pd.DataFrame, sizes: Mapping[str, float]) -> pd.DataFrame:
+    """run_id, N, tokens, flops, loss (validation loss) from a `curves` table and run_id -> N."""
+    c = curves.copy()
+    c["run_id"] = c["run_id"].astype(str)
+    c["N"] = c["run_id"].map(sizes)
+    c["loss"] = pd.to_numeric(c["val_loss"] if "val_loss" in c else c["loss"], errors="coerce")
+    if "flops" not in c or c["flops"].isna().all():
+        c["flops"] = 6 * c["N"] * c["tokens"]
+    c = c[np.isfinite(c["loss"]) & (c["tokens"] > 0) & np.isfinite(c["N"])]
+    return c.sort_values(["run_id", "tokens"]).reset_index(drop=True)
+
+
+# ---- figures
+
+
+def curves_figure(curves: pd.DataFrame, max_legend: int = 12) -> go.Figure:
+    """Validation loss vs training tokens, one line per run, coloured by model size (legend, or a colour
+    bar when there are more than `max_legend` sizes)."""
+    fig = go.Figure()
+    colors = _size_colors(curves["N"])
+    sizes = sorted(colors)
+    legend = len(sizes) <= max_legend
+    order = curves.groupby("run_id", sort=False)["N"].first().sort_values(kind="stable").index
+    seen: set[float] = set()
+    for run_id in order:
+        g = curves[curves["run_id"] == run_id]
+        n = float(g["N"].iloc[0])
+        fig.add_trace(go.Scatter(
+            x=g["tokens"], y=g["loss"], mode="lines+markers", marker=dict(size=4), line=dict(color=colors[n], width=1.8),
+            name=f"N = {fmt_si(n)}", legendgroup=f"{n}", showlegend=legend and n not in seen,
+            customdata=np.stack([si(g["tokens"]), g["flops"]], axis=-1),
+            hovertemplate=f"run {run_id}<br>N = {fmt_si(n)} params<br>D = %{{customdata[0]}} tokens<br>"
+                          "C = %{customdata[1]:.3g} FLOPs<br>loss = %{y:.4f} nats/token<extra></extra>",
+        ))
+        seen.add(n)
+    if not legend:
+        fig.add_trace(_size_colorbar(curves["N"]))
+    fig = _layout(fig, "Validation loss during training, one line per run", "training tokens D",
+                  "validation loss (nats/token)", logy=True)
+    lo, hi = float(curves["loss"].min()), float(np.quantile(curves["loss"], 0.97))
+    fig.update_yaxes(range=[math.log10(lo * 0.97), math.log10(hi * 1.03)])
+    return fig
+
+
+def lower_envelope(curves: pd.DataFrame, n_grid: int = 200) -> pd.DataFrame:
+    """Approach 1 (Hoffmann et al. 2022 §3.1): at each FLOP count, the lowest loss any run reached.
+
+    Each run's curve is interpolated in (log C, log L) over the range it covers; the envelope is the
+    minimum over runs at n_grid log-spaced budgets. Returns columns C, loss, N, run_id (the run on it).
+    """
+    c = curves[(curves["flops"] > 0) & (curves["loss"] > 0)]
+    if c.empty:
+        return pd.DataFrame(columns=["C", "loss", "N", "run_id"])
+    grid = np.logspace(np.log10(c["flops"].min()), np.log10(c["flops"].max()), n_grid)
+    best = np.full(n_grid, np.inf)
+    who = np.full(n_grid, -1)
+    runs = list(c.groupby("run_id", sort=False))
+    for i, (_, g) in enumerate(runs):
+        x, y = np.log(g["flops"].to_numpy()), np.log(g["loss"].to_numpy())
+        order = np.argsort(x)
+        x, y = x[order], y[order]
+        inside = (np.log(grid) >= x[0]) & (np.log(grid) <= x[-1])
+        val = np.full(n_grid, np.inf)
+        val[inside] = np.exp(np.interp(np.log(grid[inside]), x, y))
+        better = val < best
+        best[better], who[better] = val[better], i
+    ok = np.isfinite(best)
+    return pd.DataFrame({
+        "C": grid[ok], "loss": best[ok],
+        "N": [float(runs[w][1]["N"].iloc[0]) for w in who[ok]],
+        "run_id": [str(runs[w][0]) for w in who[ok]],
+    })
+
+
+def flops_figure(points: pd.DataFrame, curves: pd.DataFrame | None, law: ChinchillaLaw | None,
+                 envelope: pd.DataFrame | None = None) -> go.Figure:
+    """Loss vs training FLOPs: each run's curve (or final points), the approach-1 lower envelope and
+    the approach-3 compute-optimal loss L_opt(C)."""
+    fig = go.Figure()
+    if curves is not None and not curves.empty:
+        colors = _size_colors(curves["N"])
+        for run_id, g in curves.groupby("run_id", sort=False):
+            n = float(g["N"].iloc[0])
+            fig.add_trace(go.Scatter(
+                x=g["flops"], y=g["loss"], mode="lines", line=dict(color=colors[n], width=1.2), opacity=0.75,
+                showlegend=False,
+                hovertemplate=f"run {run_id}<br>N = {fmt_si(n)} params<br>C = %{{x:.3g}} FLOPs<br>"
+                              "loss = %{y:.4f} nats/token<extra></extra>",
+            ))
+        fig.add_trace(_size_colorbar(curves["N"]))
+        env = lower_envelope(curves) if envelope is None else envelope
+    else:
+        fig.add_trace(_points_trace(points, "final loss of each run"))
+        env = envelope
+    if env is not None and len(env):
+        fig.add_trace(go.Scatter(
+            x=env["C"], y=env["loss"], mode="lines", name="lower envelope (approach 1)",
+            line=dict(color="black", width=3), customdata=np.stack([si(env["N"]), env["run_id"]], axis=-1),
+            hovertemplate="C = %{x:.3g} FLOPs<br>best loss = %{y:.4f} nats/token<br>"
+                          "by N = %{customdata[0]} params (run %{customdata[1]})<extra>envelope</extra>",
+        ))
+    if law is not None:
+        C = np.logspace(np.log10(points["C"].min()) - 0.3, np.log10(points["C"].max()) + 1, 120)
+        fig.add_trace(go.Scatter(
+            x=C, y=law.optimal_loss(C), mode="lines", name="approach-3 law at the optimum, L_opt(C)",
+            line=dict(color="#d62728", width=2.5, dash="dash"),
+            hovertemplate="C = %{x:.3g} FLOPs<br>L_opt = %{y:.4f} nats/token<extra>law</extra>",
+        ))
+    title = ("Loss vs training compute, with the lower envelope (approach 1)" if env is not None and len(env)
+             else "Loss vs training compute, final point of each run")
+    fig = _layout(fig, title, "training compute C (FLOPs, 6ND)",
+                  "loss (nats/token)", logy=True, xfmt="power", yfmt="none")
+    lo = float(points["loss"].min())
+    hi = float(np.quantile(curves["loss"] if curves is not None and len(curves) else points["loss"], 0.97))
+    fig.update_yaxes(range=[math.log10(lo * 0.95), math.log10(hi * 1.03)])
+    fig.update_layout(legend=dict(x=0.99, xanchor="right", y=0.99))
+    return fig
+
+
+def _points_trace(points: pd.DataFrame, name: str, *, symbol="circle", size=8) -> go.Scatter:
+    logs = np.log10(points["N"].to_numpy())
+    ticks = np.arange(math.floor(logs.min()), math.ceil(logs.max()) + 1)
+    return go.Scatter(
+        x=points["C"], y=points["loss"], mode="markers", name=name,
+        marker=dict(size=size, symbol=symbol, color=logs, colorscale=COLORSCALE, cmin=logs.min(), cmax=logs.max(),
+                    line=dict(width=0.5, color="#333"),
+                    colorbar=dict(title=dict(text="N (params)"), tickvals=ticks, ticktext=[fmt_si(10**t) for t in ticks],
+                                  len=0.8, thickness=14)),
+        customdata=np.stack([points["run_id"], si(points["N"]), si(points["D"])], axis=-1),
+        hovertemplate="run %{customdata[0]}<br>N = %{customdata[1]} params<br>D = %{customdata[2]} tokens<br>"
+                      "C = %{x:.3g} FLOPs<br>loss = %{y:.4f} nats/token<extra></extra>",
+    )
+
+
+def isoflop_figure(groups: Sequence[Mapping[str, Any]]) -> go.Figure:
+    """Approach 2: per budget, loss vs N with the parabola in log N and its minimum.
+
+    Each group: C (FLOPs), points (DataFrame run_id, N, D, loss), coef (quadratic in log10 N,
+    highest power first, or None), N_opt, loss_opt.
+    """
+    fig = go.Figure()
+    budgets = [g["C"] for g in groups]
+    lo, hi = math.log(min(budgets)), math.log(max(budgets))
+    colors = sample_colorscale("Plasma", [0.85 * (math.log(c) - lo) / max(hi - lo, 1e-9) for c in budgets])
+    for g, color in zip(groups, colors):
+        p = g["points"]
+        label = f"C = {g['C']:.2g} FLOPs"
+        fig.add_trace(go.Scatter(
+            x=p["N"], y=p["loss"], mode="markers", name=label, legendgroup=label, marker=dict(color=color, size=8),
+            customdata=np.stack([p["run_id"], si(p["N"]), si(p["D"])], axis=-1),
+            hovertemplate="run %{customdata[0]}<br>N = %{customdata[1]} params<br>D = %{customdata[2]} tokens<br>"
+                          f"budget {g['C']:.3g} FLOPs<br>loss = %{{y:.4f}} nats/token<extra></extra>",
+        ))
+        if g.get("coef") is not None:
+            x = np.linspace(np.log10(p["N"].min()) - 0.1, np.log10(p["N"].max()) + 0.1, 80)
+            fig.add_trace(go.Scatter(
+                x=10**x, y=np.polyval(g["coef"], x), mode="lines", line=dict(color=color, width=2), legendgroup=label,
+                showlegend=False, hoverinfo="skip",
+            ))
+        if g.get("N_opt") is not None and np.isfinite(g["N_opt"]):
+            fig.add_trace(go.Scatter(
+                x=[g["N_opt"]], y=[g["loss_opt"]], mode="markers", legendgroup=label, showlegend=False,
+                marker=dict(symbol="star", size=16, color=color, line=dict(color="black", width=1)),
+                hovertemplate=f"budget {g['C']:.3g} FLOPs<br>N_opt = {fmt_si(g['N_opt'])} params<br>"
+                              f"D_opt = {fmt_si(g['C'] / (6 * g['N_opt']))} tokens<br>"
+                              "loss_opt = %{y:.4f} nats/token<extra>minimum</extra>",
+            ))
+    fig = _layout(fig, "IsoFLOP profiles (approach 2): parabola in log N per budget, stars at the minima",
+                  "model size N (parameters)", "loss (nats/token)")
+    return fig
+
+
+def contour_figure(law: ChinchillaLaw, points: pd.DataFrame, *, C_max: float | None = None,
+                   frontier_C: np.ndarray | None = None) -> go.Figure:
+    """The fitted L(N, D) as contours over (N, D), the data, the law's compute-optimal frontier and, for
+    reference, Chinchilla's (Hoffmann et al. 2022 eq. 10) and Kaplan's (2020 Table 6, N = 1.3e9 C^0.73)."""
+    n_lo, n_hi = np.log10(points["N"].min()) - 0.5, np.log10(points["N"].max()) + 1.5
+    d_lo, d_hi = np.log10(points["D"].min()) - 0.5, np.log10(points["D"].max()) + 1.5
+    N = np.logspace(n_lo, n_hi, 120)
+    D = np.logspace(d_lo, d_hi, 120)
+    Z = law(N[None, :], D[:, None])
+    z_lo, z_hi = float(np.quantile(Z, 0.02)), float(np.quantile(Z, 0.9))
+    fig = go.Figure(go.Contour(
+        x=N, y=D, z=Z, colorscale=[[0, "#4f9bd0"], [0.35, "#a9d2ec"], [0.7, "#e3f1fa"], [1, "#ffffff"]],
+        ncontours=14, zmin=z_lo, zmax=z_hi,
+        contours=dict(coloring="heatmap", showlabels=True, labelfont=dict(size=11, color="#333")),
+        line=dict(width=0.7, color="rgba(40,40,40,0.35)"),
+        colorbar=dict(title=dict(text="L(N, D)<br>nats/token"), x=1.0, len=0.8, thickness=14),
+        hovertemplate="N = %{x:.3~e} params<br>D = %{y:.3~e} tokens<br>predicted loss = %{z:.4f} nats/token<extra>law</extra>",
+    ))
+    fig.add_trace(go.Scatter(
+        x=points["N"], y=points["D"], mode="markers", name="runs",
+        marker=dict(size=7, color="white", line=dict(width=1.2, color="#222")),
+        customdata=np.stack([points["run_id"], points["loss"], points["C"], si(points["N"]), si(points["D"])], axis=-1),
+        hovertemplate="run %{customdata[0]}<br>N = %{customdata[3]} params<br>D = %{customdata[4]} tokens<br>"
+                      "C = %{customdata[2]:.3g} FLOPs<br>loss = %{customdata[1]:.4f} nats/token<extra></extra>",
+    ))
+    # frontiers over the budgets the plot spans
+    C = frontier_C if frontier_C is not None else np.logspace(np.log10(6 * 10**n_lo * 10**d_lo), np.log10(6 * 10**n_hi * 10**d_hi), 200)
+    for name, lw, color, dash, (Nf, Df) in (
+        ("compute-optimal frontier (this fit)", 3.5, "#d62728", "solid", law.compute_optimal(C)),
+        ("Chinchilla (Hoffmann et al. 2022)", 2, "#2ca02c", "dash", CHINCHILLA_PAPER.compute_optimal(C)),
+        ("Kaplan et al. 2020: N = 1.3e9 C^0.73", 2, "#9467bd", "dot", (KAPLAN_2020_N_OPT(C), C / (6 * KAPLAN_2020_N_OPT(C)))),
+    ):
+        fig.add_trace(go.Scatter(
+            x=Nf, y=Df, mode="lines", name=name, line=dict(color=color, width=lw, dash=dash),
+            customdata=np.stack([C, si(Nf), si(Df)], axis=-1),
+            hovertemplate="C = %{customdata[0]:.3g} FLOPs<br>N = %{customdata[1]} params<br>D = %{customdata[2]} tokens"
+                          f"<extra>{name.split(':')[0]}</extra>",
+        ))
+    # iso-FLOP guide lines with labels
+    for e in range(int(np.ceil(np.log10(6) + n_lo + d_lo)), int(np.floor(np.log10(6) + n_hi + d_hi)) + 1, 2):
+        c = 10.0**e
+        Nl = np.array([10**n_lo, 10**n_hi])
+        fig.add_trace(go.Scatter(x=Nl, y=c / (6 * Nl), mode="lines", line=dict(color="rgba(80,80,80,0.5)", width=1, dash="dot"),
+                                 showlegend=False, hoverinfo="skip"))
+        nx = min(max(math.sqrt(c / 6), 10**n_lo * 1.5), 10**n_hi / 1.5)
+        if 10**d_lo < c / (6 * nx) < 10**d_hi:
+            fig.add_annotation(x=math.log10(nx), y=math.log10(c / (6 * nx)), text=f"1e{e} FLOPs", showarrow=False,
+                               font=dict(size=11, color="#555"), textangle=0, bgcolor="rgba(255,255,255,0.6)")
+    if C_max:
+        Nc, Dc = law.compute_optimal(C_max)
+        fig.add_trace(go.Scatter(x=[Nc], y=[Dc], mode="markers", name="optimum at the largest budget in the data",
+                                 marker=dict(symbol="x", size=12, color="#d62728"),
+                                 hovertemplate=f"C = {C_max:.3g} FLOPs<br>N = {fmt_si(float(Nc))} params<br>"
+                                               f"D = {fmt_si(float(Dc))} tokens<extra></extra>"))
+    fig = _layout(fig, "Fitted law L(N, D): contours, data and compute-optimal frontiers",
+                  "model size N (parameters)", "training tokens D", logy=True, height=640)
+    fig.update_xaxes(range=[n_lo, n_hi])
+    fig.update_yaxes(range=[d_lo, d_hi])
+    fig.update_layout(legend=dict(x=0.01, y=0.99, xanchor="left", yanchor="top"))
+    return fig
+
+
+def residuals_figure(points: pd.DataFrame, law: ChinchillaLaw, fitted_mask: np.ndarray | None = None) -> go.Figure:
+    """Relative residual (observed - predicted) / predicted per point, against compute."""
+    pred = law(points["N"].to_numpy(), points["D"].to_numpy())
+    res = 100 * (points["loss"].to_numpy() - pred) / pred
+    logs = np.log10(points["N"].to_numpy())
+    ticks = np.arange(math.floor(logs.min()), math.ceil(logs.max()) + 1)
+    fig = go.Figure()
+    mask = np.ones(len(points), dtype=bool) if fitted_mask is None else np.asarray(fitted_mask, dtype=bool)
+    for sel, name, symbol in ((mask, "fitted points", "circle"), (~mask, "left out of the fit", "x")):
+        if not sel.any():
+            continue
+        fig.add_trace(go.Scatter(
+            x=points["C"][sel], y=res[sel], mode="markers", name=name,
+            marker=dict(size=8, symbol=symbol, color=logs[sel], colorscale=COLORSCALE, cmin=logs.min(), cmax=logs.max(),
+                        line=dict(width=0.5, color="#333"), showscale=symbol == "circle",
+                        colorbar=dict(title=dict(text="N (params)"), tickvals=ticks, ticktext=[fmt_si(10**t) for t in ticks],
+                                      len=0.8, thickness=14)),
+            customdata=np.stack([points["run_id"][sel], si(points["N"][sel]), si(points["D"][sel]), points["loss"][sel], pred[sel]], axis=-1),
+            hovertemplate="run %{customdata[0]}<br>N = %{customdata[1]} params<br>D = %{customdata[2]} tokens<br>"
+                          "C = %{x:.3g} FLOPs<br>observed %{customdata[3]:.4f}, predicted %{customdata[4]:.4f} nats/token<br>"
+                          "residual %{y:+.2f}%<extra></extra>",
+        ))
+    fig.add_hline(y=0, line=dict(color="#444", width=1))
+    fig = _layout(fig, "Residuals of the fitted law per point", "training compute C (FLOPs)",
+                  "(observed - predicted) / predicted (%)", xfmt="power")
+    fig.update_layout(showlegend=not mask.all())
+    return fig
+
+
+def backtest_figure(rows: pd.DataFrame, level: float = 0.95) -> go.Figure:
+    """Held-out points: relative error of the prediction against N, with the predicted interval as error bars."""
+    truth = rows["loss"].to_numpy(dtype=float)
+    pred = rows["predicted"].to_numpy(dtype=float)
+    err = 100 * (pred - truth) / truth
+    lower = pd.to_numeric(rows.get("lower"), errors="coerce").to_numpy(dtype=float) if "lower" in rows else np.full(len(rows), np.nan)
+    upper = pd.to_numeric(rows.get("upper"), errors="coerce").to_numpy(dtype=float) if "upper" in rows else np.full(len(rows), np.nan)
+    has_iv = np.isfinite(lower) & np.isfinite(upper)
+    lo, hi = 100 * (lower - truth) / truth, 100 * (upper - truth) / truth
+    inside = np.array([bool(v) if v is not None and v == v else True for v in rows.get("in_interval", [True] * len(rows))])
+    # spread points of one size a little so their bars do not overlap
+    x = rows["N"].to_numpy(dtype=float).copy()
+    for n in np.unique(x):
+        k = np.flatnonzero(x == n)
+        if len(k) > 1:
+            x[k] = n * 10 ** np.linspace(-0.04, 0.04, len(k))
+    fig = go.Figure()
+    for sel, name, color in ((inside, f"truth inside the {100 * level:.0f}% interval", "#1f77b4"),
+                             (~inside, f"truth outside the {100 * level:.0f}% interval", "#d62728")):
+        if not sel.any():
+            continue
+        fig.add_trace(go.Scatter(
+            x=x[sel], y=err[sel], mode="markers", name=name, marker=dict(size=11, color=color),
+            error_y=dict(type="data", symmetric=False, array=np.where(has_iv, hi - err, 0)[sel],
+                         arrayminus=np.where(has_iv, err - lo, 0)[sel], color=color, thickness=1.5, width=6),
+            customdata=np.stack([rows["run_id"].astype(str)[sel], si(rows["N"][sel]), si(rows["D"][sel]),
+                                 truth[sel], pred[sel]], axis=-1),
+            hovertemplate="run %{customdata[0]}<br>N = %{customdata[1]} params<br>D = %{customdata[2]} tokens<br>"
+                          "truth %{customdata[3]:.4f}, predicted %{customdata[4]:.4f} nats/token<br>"
+                          "error %{y:+.2f}%<extra></extra>",
+        ))
+    fig.add_hline(y=0, line=dict(color="#444", width=1))
+    return _layout(fig, "Backtest: held-out runs, (predicted - truth) / truth, bars = predicted interval",
+                   "model size N (parameters)", "prediction error (%)", height=440)
+
+
+def forecast_figure(folds: pd.DataFrame) -> go.Figure:
+    """Leave-one-budget-out: the forecast N_opt at a target budget from each fold (a budget left out),
+    against the forecast from all data (the line)."""
+    all_rows = folds[folds["left_out_C"].isna()]
+    f = folds[folds["left_out_C"].notna()]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(
+        x=f["left_out_C"], y=f["N_opt"], mode="markers", name="fit without this budget", marker=dict(size=11),
+        customdata=np.stack([si(f["D_opt"]), f["loss_opt"], f["target_C"], si(f["N_opt"]), 100 * f["N_opt_rel"]], axis=-1),
+        hovertemplate="left out budget %{x:.3g} FLOPs<br>forecast at %{customdata[2]:.3g} FLOPs:<br>"
+                      "N_opt = %{customdata[3]} params (%{customdata[4]:+.1f}%), D_opt = %{customdata[0]} tokens<br>"
+                      "L_opt = %{customdata[1]:.4f} nats/token<extra></extra>",
+    ))
+    if len(all_rows):
+        n_all = float(all_rows["N_opt"].iloc[0])
+        xs = [float(f["left_out_C"].min()) / 1.5, float(f["left_out_C"].max()) * 1.5]
+        fig.add_trace(go.Scatter(x=xs, y=[n_all, n_all], mode="lines", name=f"fit to all budgets: {fmt_si(n_all)}",
+                                 line=dict(color="#d62728", width=2, dash="dash"), hoverinfo="skip"))
+    target = float(folds["target_C"].iloc[0])
+    return _layout(fig, f"Leave-one-budget-out: forecast compute-optimal N at {target:.3g} FLOPs",
+                   "budget left out (FLOPs)", "forecast N_opt (parameters)", logy=True, height=420, xfmt="power")

@@ -1,0 +1,438 @@
+"""Chinchilla approaches 1 and 2: the compute-optimal frontier read off the runs, then power laws.
+
+Both end in N_opt(C) = k_N C^a and D_opt(C) = k_D C^b, fitted by least squares in log-log space
+(Hoffmann et al. 2022 §3.1-3.2, Table 2). `analysis.fit` re-exports both classes.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from analysis.errors import InputError
+from analysis.estimator import FitEstimator, NotFittedError, percentile_interval
+from analysis.io import Curves, FitWarning, Points, as_points, curves_from_arrays, curves_from_frame
+from analysis.laws import PowerLaw
+
+
+class _FrontierFit(FitEstimator):
+    """Shared by approaches 1 and 2: the power laws, their intervals, predict and JSON."""
+
+    def _fit_laws(self, C: np.ndarray, N_opt: np.ndarray, D_opt: np.ndarray) -> None:
+        kN, a = _loglog_line(C, N_opt)
+        kD, b = _loglog_line(C, D_opt)
+        self.a_, self.b_ = a, b
+        self.N_opt_law_ = PowerLaw(k=kN, p=a)
+        self.D_opt_law_ = PowerLaw(k=kD, p=b)
+
+    def _set_bootstrap(self, draws: np.ndarray) -> None:
+        """draws (B, 4): log k_N, a, log k_D, b per resample (NaN rows = resamples that could not be fitted)."""
+        with np.errstate(over="ignore"):
+            ok = np.all(np.isfinite(draws), axis=1) & np.isfinite(np.exp(draws[:, 0])) & np.isfinite(np.exp(draws[:, 2]))
+        if ok.sum() < len(draws):
+            warnings.warn(f"{self.source_}: {len(draws) - ok.sum()} of {len(draws)} bootstrap resamples could not be "
+                          "fitted (fewer than 2 usable budgets, or a runaway minimum) and were left out",
+                          FitWarning, stacklevel=3)
+        draws = draws[ok]
+        if len(draws) < 2:
+            raise InputError(f"{self.source_}: too few bootstrap resamples could be fitted for intervals")
+        self.bootstrap_params_ = {"k_N": np.exp(draws[:, 0]), "a": draws[:, 1],
+                                  "k_D": np.exp(draws[:, 2]), "b": draws[:, 3]}
+        self._set_intervals()
+
+    def _set_intervals(self) -> None:
+        self.interval_level_ = float(self.interval_level)
+        self.intervals_ = {k: tuple(float(u) for u in percentile_interval(v, self.interval_level_))
+                           for k, v in self.bootstrap_params_.items()}
+
+    def compute_optimal(self, C: ArrayLike, interval: float | None = None):
+        """(N_opt, D_opt) at FLOPs C from the fitted power laws; with `interval`, each as (mid, lo, hi)."""
+        self._check_fitted()
+        N, D = self.N_opt_law_(C), self.D_opt_law_(C)
+        if interval is None:
+            return N, D
+        if not hasattr(self, "bootstrap_params_"):
+            raise NotFittedError(f"intervals need a bootstrap: fit with {type(self).__name__}(bootstrap=1000, ...)")
+        bp = self.bootstrap_params_
+        C_ = np.asarray(C, dtype=float)[None, ...]
+        ex = (...,) + (None,) * np.ndim(N)
+        Ns = bp["k_N"][ex] * C_ ** bp["a"][ex]
+        Ds = bp["k_D"][ex] * C_ ** bp["b"][ex]
+        return (N, *percentile_interval(Ns, interval)), (D, *percentile_interval(Ds, interval))
+
+    def predict(self, C: ArrayLike, interval: float | None = None):
+        """Same as `compute_optimal`: these approaches predict the frontier, not a loss surface."""
+        return self.compute_optimal(C, interval)
+
+    def _frontier_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"approach": self.approach, "a": self.a_, "b": self.b_}
+        d["N_opt_law"] = {"k": self.N_opt_law_.k, "p": self.N_opt_law_.p}
+        d["D_opt_law"] = {"k": self.D_opt_law_.k, "p": self.D_opt_law_.p}
+        if hasattr(self, "intervals_"):
+            d["intervals"] = {k: list(v) for k, v in self.intervals_.items()}
+            d["interval_level"] = self.interval_level_
+            d["bootstrap"] = {k: [float(u) for u in v] for k, v in self.bootstrap_params_.items()}
+        return d
+
+    def _read_frontier(self, d: Mapping[str, Any]) -> None:
+        for key in ("a", "b", "N_opt_law", "D_opt_law"):
+            if key not in d:
+                raise InputError(f"{d.get('source', 'fit JSON')}: approach-{self.approach} fit lacks {key!r}")
+        self.a_, self.b_ = float(d["a"]), float(d["b"])
+        self.N_opt_law_ = PowerLaw(k=float(d["N_opt_law"]["k"]), p=float(d["N_opt_law"]["p"]))
+        self.D_opt_law_ = PowerLaw(k=float(d["D_opt_law"]["k"]), p=float(d["D_opt_law"]["p"]))
+        self._read_data_info(dict(d))
+        boot = d.get("bootstrap") or {}
+        if boot:
+            self.bootstrap_params_ = {k: np.asarray(v, dtype=float) for k, v in boot.items()}
+            self._set_intervals()
+
+
+class IsoFLOPFit(_FrontierFit):
+    """Chinchilla approach 2 (Hoffmann et al. 2022 §3.2): IsoFLOP profiles.
+
+    Per FLOP budget C, fit a parabola loss = c0 + c1 u + c2 u^2 in u = log N and take its minimum
+    N_opt(C) = exp(-c1 / (2 c2)), D_opt(C) = C / (6 N_opt), loss_opt; then N_opt = k_N C^a and
+    D_opt = k_D C^b by least squares on log N_opt, log D_opt against log C.
+
+    Budgets come from a budget column (`budget=` / columns["budget"]) or, without one, from C = 6ND:
+    points are sorted by C and a budget collects the points within a factor (1 + budget_rtol) of its
+    smallest C; its C is their geometric mean. A budget needs `min_sizes` distinct N (else it is
+    skipped with a warning), and a minimum: a parabola that opens downward is skipped.
+
+    The approach is biased when a budget's sizes do not bracket its minimum (Open-Athena,
+    arXiv:2603.22339), so each budget records `position`: "inside", "edge" (the lowest measured loss
+    is at the smallest or largest size, so one side of the minimum is missing) or "outside" (the
+    parabola's minimum lies beyond the sizes); the last two give a FitWarning, and with
+    `drop_edge_budgets` such budgets are left out of the power laws.
+
+    With `bootstrap=B`, rows are resampled within each budget (seeded by `random_state`) and the
+    whole procedure refitted, giving percentile intervals for a, b, k_N, k_D.
+
+    Fitted: a_, b_, N_opt_law_, D_opt_law_ (`PowerLaw`), budgets_ (list of dicts C, N_opt, D_opt,
+    loss_opt, n_points, n_sizes, position, used), and bootstrap_params_, intervals_ when bootstrapped.
+    """
+
+    approach = 2
+
+    def __init__(self, *, budget_rtol: float = 0.1, min_sizes: int = 3, drop_edge_budgets: bool = False,
+                 bootstrap: int = 0, interval_level: float = 0.95, random_state: int | None = None,
+                 progress: bool = False) -> None:
+        self.budget_rtol = budget_rtol
+        self.min_sizes = min_sizes
+        self.drop_edge_budgets = drop_edge_budgets
+        self.bootstrap = bootstrap
+        self.interval_level = interval_level
+        self.random_state = random_state
+        self.progress = progress
+
+    def fit(self, N: Any, D: ArrayLike | None = None, loss: ArrayLike | None = None, *,
+            C: ArrayLike | None = None, budget: ArrayLike | None = None,
+            columns: Mapping[str, str | None] | None = None, source: str | None = None,
+            n_convention: str | None = None) -> "IsoFLOPFit":
+        """Fit to arrays (N, D or C, loss, optional budget), a DataFrame + `columns`, or `Points`."""
+        pts = as_points(N, D, loss, C=C, budget=budget, columns=columns, source=source, n_convention=n_convention)
+        groups, budget_C = self._groups(pts)
+        u = np.log(pts.N)
+        budgets: list[dict[str, Any]] = []
+        for g, Cg in zip(groups, budget_C):
+            budgets.append(self._profile(pts, g, Cg, u))
+        used = [b for b in budgets if b["used"]]
+        if len(used) < 2:
+            found = ", ".join(f"{b['C']:.3g}" for b in budgets) or "none"
+            raise InputError(f"{pts.source}: approach 2 needs at least 2 IsoFLOP budgets with >= {self.min_sizes} "
+                             f"model sizes and a loss minimum; usable: {len(used)} (budgets found: {found})")
+        C_used = np.array([b["C"] for b in used])
+        self._fit_laws(C_used, np.array([b["N_opt"] for b in used]), np.array([b["D_opt"] for b in used]))
+        self.budgets_ = budgets
+        self._set_data_info(pts)
+        for attr in ("bootstrap_params_", "intervals_", "interval_level_"):
+            self.__dict__.pop(attr, None)
+        if self.bootstrap:
+            self._bootstrap(pts, groups, budget_C, u)
+        return self
+
+    def _groups(self, pts: Points) -> tuple[list[np.ndarray], list[float]]:
+        if pts.budget is not None:
+            values = np.unique(pts.budget)
+            return [np.flatnonzero(pts.budget == v) for v in values], [float(v) for v in values]
+        order = np.argsort(pts.C, kind="stable")
+        groups: list[list[int]] = []
+        start = None
+        for i in order:
+            if start is None or pts.C[i] > start * (1.0 + self.budget_rtol):
+                groups.append([])
+                start = pts.C[i]
+            groups[-1].append(int(i))
+        idx = [np.array(g) for g in groups]
+        return idx, [float(np.exp(np.mean(np.log(pts.C[g])))) for g in idx]
+
+    def _profile(self, pts: Points, g: np.ndarray, Cg: float, u: np.ndarray) -> dict[str, Any]:
+        sizes = np.unique(pts.N[g])
+        entry: dict[str, Any] = {"C": Cg, "N_opt": None, "D_opt": None, "loss_opt": None, "n_points": int(len(g)),
+                                 "n_sizes": int(len(sizes)), "position": None, "used": False}
+        where = f"{pts.source}: budget C={Cg:.3g} FLOPs"
+        if len(sizes) < self.min_sizes:
+            warnings.warn(f"{where} has {len(sizes)} model size(s), fewer than {self.min_sizes}; skipped",
+                          FitWarning, stacklevel=4)
+            return entry
+        coef = _parabola(u[g], pts.loss[g], None)
+        if coef is None or coef[2] <= 0:
+            warnings.warn(f"{where}: the loss has no minimum in log N (parabola opens downward); skipped",
+                          FitWarning, stacklevel=4)
+            return entry
+        center = float(np.mean(u[g]))
+        v = -coef[1] / (2.0 * coef[2])
+        N_opt = float(np.exp(center + v))
+        loss_opt = float(coef[0] + coef[1] * v + coef[2] * v * v)
+        lo, hi = sizes.min(), sizes.max()
+        best_N = pts.N[g][np.argmin(pts.loss[g])]
+        if N_opt < lo or N_opt > hi:
+            position = "outside"
+            warnings.warn(f"{where}: the fitted minimum N={N_opt:.3g} lies outside the sizes run "
+                          f"[{lo:.3g}, {hi:.3g}]; an extrapolated minimum biases a and b", FitWarning, stacklevel=4)
+        elif best_N in (lo, hi):
+            position = "edge"
+            warnings.warn(f"{where}: the lowest loss is at the {'smallest' if best_N == lo else 'largest'} size "
+                          f"N={best_N:.3g}, so the minimum has no {'left' if best_N == lo else 'right'} side; "
+                          "add sizes beyond it", FitWarning, stacklevel=4)
+        else:
+            position = "inside"
+        entry.update(N_opt=N_opt, D_opt=Cg / (6.0 * N_opt), loss_opt=loss_opt, position=position,
+                     used=not (self.drop_edge_budgets and position != "inside"))
+        return entry
+
+    def _bootstrap(self, pts: Points, groups, budget_C, u) -> None:
+        from analysis.bootstrap import resample_counts
+
+        rng = np.random.default_rng(self.random_state)
+        B = int(self.bootstrap)
+        usable = [(g, Cg) for g, Cg, b in zip(groups, budget_C, self.budgets_) if b["used"]]
+        logN_opt = np.full((B, len(usable)), np.nan)
+        for j, (g, Cg) in enumerate(usable):
+            counts = resample_counts(len(g), B, rng)
+            coef = _parabola(u[g], pts.loss[g], counts)          # (B, 3)
+            center = np.mean(u[g])
+            with np.errstate(all="ignore"):
+                v = -coef[:, 1] / (2.0 * coef[:, 2])
+            sizes_drawn = np.array([len(np.unique(pts.N[g][row > 0])) for row in counts])
+            ok = (coef[:, 2] > 0) & (sizes_drawn >= self.min_sizes) & np.isfinite(v)
+            logN_opt[ok, j] = center + v[ok]
+        logC = np.log([Cg for _, Cg in usable])
+        draws = np.full((B, 4), np.nan)
+        for i in range(B):
+            ok = np.isfinite(logN_opt[i])
+            if ok.sum() >= 2:
+                lc, ln = logC[ok], logN_opt[i, ok]
+                p, k = np.polyfit(lc, ln, 1)
+                q, m = np.polyfit(lc, lc - np.log(6.0) - ln, 1)
+                draws[i] = (k, p, m, q)
+        self._set_bootstrap(draws)
+
+    def to_dict(self) -> dict[str, Any]:
+        self._check_fitted()
+        d = self._frontier_dict()
+        d["budgets"] = [dict(b) for b in self.budgets_]
+        d.update(self._data_info())
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "IsoFLOPFit":
+        boot = d.get("bootstrap") or {}
+        est = cls(bootstrap=len(boot.get("a", [])), interval_level=float(d.get("interval_level", 0.95)))
+        est._read_frontier(d)
+        est.budgets_ = [dict(b) for b in d.get("budgets", [])]
+        return est
+
+
+class EnvelopeFit(_FrontierFit):
+    """Chinchilla approach 1 (Hoffmann et al. 2022 §3.1): the lower envelope of training curves.
+
+    Each run's curve (loss against FLOPs C = 6 N D as training proceeds) is interpolated linearly in
+    log C at `n_flops` log-spaced FLOP values; at each value the run with the lowest loss gives
+    N_opt(C) (its N), D_opt(C) = C / (6 N_opt) and the envelope loss. Then N_opt = k_N C^a and
+    D_opt = k_D C^b by least squares in log-log space over the FLOP values.
+
+    A FLOP value counts only when at least `min_sizes` distinct model sizes have reached it. With
+    `exclude_edges` (default), FLOP values won by the smallest or largest size among those covering
+    it are left out (there the true optimum may lie beyond the sizes run); if that leaves fewer than
+    two distinct winners, all values are used and a FitWarning says so. Bootstrap resamples runs.
+
+    Input: `Curves`, a DataFrame + columns (roles run, n, d or c, loss), or arrays run, N, D, loss.
+    Fitted: a_, b_, N_opt_law_, D_opt_law_, envelope_ (dict of arrays C, N_opt, D_opt, loss, run,
+    used), n_runs_; bootstrap_params_, intervals_ when bootstrapped.
+    """
+
+    approach = 1
+
+    def __init__(self, *, n_flops: int = 1500, min_sizes: int = 2, exclude_edges: bool = True,
+                 bootstrap: int = 0, interval_level: float = 0.95, random_state: int | None = None,
+                 progress: bool = False) -> None:
+        self.n_flops = n_flops
+        self.min_sizes = min_sizes
+        self.exclude_edges = exclude_edges
+        self.bootstrap = bootstrap
+        self.interval_level = interval_level
+        self.random_state = random_state
+        self.progress = progress
+
+    def fit(self, curves: Any, N: ArrayLike | None = None, D: ArrayLike | None = None,
+            loss: ArrayLike | None = None, *, columns: Mapping[str, str | None] | None = None,
+            source: str | None = None, n_convention: str | None = None) -> "EnvelopeFit":
+        """Fit to `Curves`, a DataFrame + `columns` {run, n, d|c, loss}, or arrays (run ids, N, D, loss)."""
+        import pandas as pd
+
+        if isinstance(curves, Curves):
+            cv = curves
+        elif isinstance(curves, pd.DataFrame):
+            cv = curves_from_frame(curves, columns or {"run": "run_id", "n": "params", "d": "tokens", "loss": "val_loss"},
+                                   source=source or "DataFrame", n_convention=n_convention)
+        else:
+            if N is None or D is None or loss is None:
+                raise InputError(f"{source or 'arrays'}: approach 1 needs run ids, N, D and loss")
+            cv = curves_from_arrays(curves, N, D, loss, source=source or "arrays", n_convention=n_convention or "total")
+        runs, run_N, grid, L = self._interpolate(cv)
+        self.n_runs_ = len(runs)
+        env = self._envelope(run_N, grid, L, np.ones(len(runs), dtype=bool), warn=True, source=cv.source)
+        if env is None:
+            raise InputError(f"{cv.source}: approach 1 needs FLOP values reached by >= {self.min_sizes} model sizes "
+                             f"with >= 2 different winners; the {len(runs)} curves do not overlap enough")
+        keep, winner = env
+        C = grid[keep]
+        N_opt = run_N[winner[keep]]
+        self._fit_laws(C, N_opt, C / (6.0 * N_opt))
+        self.envelope_ = {"C": grid, "N_opt": run_N[winner], "D_opt": grid / (6.0 * run_N[winner]),
+                          "loss": L[winner, np.arange(len(grid))], "run": runs[winner], "used": keep}
+        self.n_points_ = len(cv)
+        self.data_range_ = {k: [float(v.min()), float(v.max())]
+                            for k, v in (("N", cv.N), ("D", cv.D), ("C", cv.C), ("loss", cv.loss))}
+        self.source_ = f"{cv.source} ({len(runs)} curves, {len(cv)} evaluations)"
+        self.columns_ = dict(cv.columns)
+        self.n_convention_ = cv.n_convention
+        self.flops_convention_ = cv.flops_convention
+        for attr in ("bootstrap_params_", "intervals_", "interval_level_"):
+            self.__dict__.pop(attr, None)
+        if self.bootstrap:
+            rng = np.random.default_rng(self.random_state)
+            draws = np.full((int(self.bootstrap), 4), np.nan)
+            for i in range(int(self.bootstrap)):
+                mask = np.zeros(len(runs), dtype=bool)
+                mask[rng.integers(0, len(runs), len(runs))] = True   # duplicates do not change an envelope
+                env_i = self._envelope(run_N, grid, L, mask, warn=False, source=cv.source)
+                if env_i is None:
+                    continue
+                k_i, w_i = env_i
+                Ci, Ni = grid[k_i], run_N[w_i[k_i]]
+                lkN, a = _loglog_line(Ci, Ni, log_k=True)
+                lkD, b = _loglog_line(Ci, Ci / (6.0 * Ni), log_k=True)
+                draws[i] = (lkN, a, lkD, b)
+            self._set_bootstrap(draws)
+        return self
+
+    def _interpolate(self, cv: Curves):
+        runs = np.unique(cv.run)
+        logC = np.log(cv.C)
+        curves = []
+        run_N = np.empty(len(runs))
+        for j, r in enumerate(runs):
+            m = cv.run == r
+            Ns = np.unique(cv.N[m])
+            if len(Ns) > 1:
+                raise InputError(f"{cv.source}: run {r!r} has more than one N ({', '.join(f'{v:.4g}' for v in Ns[:3])})")
+            run_N[j] = Ns[0]
+            order = np.argsort(logC[m], kind="stable")
+            curves.append((logC[m][order], cv.loss[m][order]))
+        lo = min(c[0][0] for c in curves)
+        hi = max(c[0][-1] for c in curves)
+        if not hi > lo:
+            raise InputError(f"{cv.source}: the curves span no range of FLOPs")
+        grid_log = np.linspace(lo, hi, int(self.n_flops))
+        L = np.full((len(runs), len(grid_log)), np.inf)
+        for j, (lc, ls) in enumerate(curves):
+            if len(lc) < 2:
+                continue
+            inside = (grid_log >= lc[0]) & (grid_log <= lc[-1])
+            L[j, inside] = np.interp(grid_log[inside], lc, ls)
+        return runs, run_N, np.exp(grid_log), L
+
+    def _envelope(self, run_N, grid, L, mask, *, warn: bool, source: str):
+        Lm = np.where(mask[:, None], L, np.inf)
+        covered = np.isfinite(Lm)                                   # (runs, FLOP values)
+        winner = np.argmin(Lm, axis=0)
+        sizes, size_of_run = np.unique(run_N, return_inverse=True)
+        member = np.zeros((len(sizes), len(run_N)))
+        member[size_of_run, np.arange(len(run_N))] = 1.0
+        n_sizes = ((member @ covered) > 0).sum(axis=0)              # distinct sizes reaching each value
+        ok = n_sizes >= self.min_sizes
+        if not ok.any():
+            return None
+        Nmin = np.where(covered, run_N[:, None], np.inf).min(axis=0)
+        Nmax = np.where(covered, run_N[:, None], -np.inf).max(axis=0)
+        Nw = run_N[winner]
+        interior = ok & (Nw > Nmin) & (Nw < Nmax)
+        keep = interior if self.exclude_edges else ok
+        if len(np.unique(Nw[keep])) < 2:
+            if len(np.unique(Nw[ok])) < 2:
+                return None
+            if warn and self.exclude_edges:
+                warnings.warn(f"{source}: fewer than 2 model sizes win the envelope away from the edges of the sizes "
+                              "run; using edge FLOP values too (N_opt may be biased toward the sizes run)",
+                              FitWarning, stacklevel=4)
+            keep = ok
+        return keep, winner
+
+    def to_dict(self) -> dict[str, Any]:
+        self._check_fitted()
+        d = self._frontier_dict()
+        used = self.envelope_["used"]
+        # the frontier at the FLOP values used, thinned to at most ~60 rows for the JSON
+        idx = np.flatnonzero(used)
+        idx = idx[np.unique(np.linspace(0, len(idx) - 1, min(60, len(idx))).astype(int))]
+        d["envelope"] = [{"C": float(self.envelope_["C"][i]), "N_opt": float(self.envelope_["N_opt"][i]),
+                          "D_opt": float(self.envelope_["D_opt"][i]), "loss": float(self.envelope_["loss"][i]),
+                          "run": str(self.envelope_["run"][i])} for i in idx]
+        d["n_runs"] = self.n_runs_
+        d.update(self._data_info())
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "EnvelopeFit":
+        boot = d.get("bootstrap") or {}
+        est = cls(bootstrap=len(boot.get("a", [])), interval_level=float(d.get("interval_level", 0.95)))
+        est._read_frontier(d)
+        rows = d.get("envelope", [])
+        est.envelope_ = {k: np.array([r[k] for r in rows]) for k in ("C", "N_opt", "D_opt", "loss", "run")}
+        est.envelope_["used"] = np.ones(len(rows), dtype=bool)
+        est.n_runs_ = int(d.get("n_runs", 0))
+        return est
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+def _loglog_line(x: np.ndarray, y: np.ndarray, log_k: bool = False) -> tuple[float, float]:
+    """y = k x^p by least squares on log y against log x; returns (k, p) (or (log k, p))."""
+    p, c = np.polyfit(np.log(x), np.log(y), 1)
+    return (float(c) if log_k else float(np.exp(c))), float(p)
+
+
+def _parabola(u: np.ndarray, loss: np.ndarray, weights: np.ndarray | None):
+    """Coefficients (c0, c1, c2) of loss = c0 + c1 v + c2 v^2, v = u - mean(u); for weights (B, n), (B, 3).
+
+    Returns None (one fit) when the design is singular."""
+    v = u - np.mean(u)
+    X = np.stack([np.ones_like(v), v, v * v], axis=1)
+    if weights is None:
+        coef, _, rank, _ = np.linalg.lstsq(X, loss, rcond=None)
+        return coef if rank == 3 else None
+    XtWX = np.einsum("bn,ni,nj->bij", weights, X, X)
+    XtWy = np.einsum("bn,ni,n->bi", weights, X, loss)
+    out = np.full((weights.shape[0], 3), np.nan)
+    det = np.linalg.det(XtWX)
+    ok = np.abs(det) > 1e-12 * np.maximum(1.0, np.abs(XtWX).max(axis=(1, 2))) ** 3
+    if ok.any():
+        out[ok] = np.linalg.solve(XtWX[ok], XtWy[ok][:, :, None])[:, :, 0]
+    return out

@@ -1,0 +1,449 @@
+"""Read the tables the fitters work on: CSV, Parquet, a sweep folder or a run folder, with column maps.
+
+A *points* table has one row per measured (N, D, loss): `params, tokens, flops_6nd, loss` in our
+sweeps (DESIGN.md `points`), or any names in a published CSV (`Model Size`, `Training FLOP`, ...),
+given as a column map with the roles
+
+    n      model size N (parameters; which count, total or non-embedding, is recorded)
+    d      training tokens D
+    c      training FLOPs C (used for D = C / (6 N) when no D is given, and to group IsoFLOP budgets)
+    loss   final loss (nats/token)
+    budget the IsoFLOP budget a row belongs to (approach 2, optional)
+
+A *curves* table (approach 1) has one row per evaluation of a run: `run_id, tokens, val_loss` plus
+each run's N (from `trials` in a sweep folder, or a column of the same table).
+
+Every problem with the input is an `InputError` whose message is one line naming the file, the
+column and the value, e.g. ``runs.csv: column 'loss', row 12: 'abc' is not a number``. Row numbers
+count data rows from 1 (the CSV line is one more, for the header).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.errors import InputError
+
+ROLES = ("n", "d", "c", "loss", "budget")
+
+FOLDER_COLUMNS = {"n": "params", "d": "tokens", "c": "flops_6nd", "loss": "loss"}
+"""Default columns of a sweep's `points.parquet` or a run's `points.csv` (DESIGN.md `points`)."""
+
+CURVE_COLUMNS = {"run": "run_id", "d": "tokens", "loss": "val_loss"}
+"""Default columns of a `curves` table (DESIGN.md `curves`)."""
+
+N_CONVENTION_COLUMNS = {"total": "params", "nonembedding": "params_nonembedding"}
+"""Which `points`/`trials` column holds N under each convention."""
+
+AUTO_COLUMNS = {
+    "n": ("params", "N"),
+    "d": ("tokens", "D"),
+    "c": ("flops_6nd", "C"),
+    "loss": ("loss", "final_loss"),
+}
+"""Column names tried, in order, for a role the caller did not map (a plain CSV or Parquet file)."""
+
+
+class FitWarning(UserWarning):
+    """Something about the data or a fit the user should know; the CLI prints it as one line."""
+
+
+@dataclass(frozen=True)
+class Points:
+    """Validated fit-ready points: N, D, C = 6ND unless given, loss; plus where they came from.
+
+    `columns` maps each role to the column it came from (or to how it was derived), `n_convention`
+    says which parameter count N is ("total", "nonembedding" or the column's name), and
+    `flops_convention` how C was obtained ("6ND" or the name of a FLOPs column).
+    """
+
+    N: np.ndarray
+    D: np.ndarray
+    C: np.ndarray
+    loss: np.ndarray
+    budget: np.ndarray | None = None
+    source: str = "arrays"
+    columns: dict[str, str] = field(default_factory=dict)
+    n_convention: str = "total"
+    flops_convention: str = "6ND"
+    notes: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return int(self.N.shape[0])
+
+    def subset(self, mask: np.ndarray) -> "Points":
+        """The rows where `mask` (boolean or index array) selects."""
+        return replace(self, N=self.N[mask], D=self.D[mask], C=self.C[mask], loss=self.loss[mask],
+                       budget=None if self.budget is None else self.budget[mask])
+
+    def drop_highest(self, k: int) -> "Points":
+        """Leave out the k rows with the highest loss (Besiroglu et al. 2024 drop 5 of Chinchilla's 245)."""
+        if k <= 0:
+            return self
+        if k >= len(self):
+            raise InputError(f"{self.source}: cannot drop the {k} highest losses of {len(self)} points")
+        keep = np.sort(np.argsort(self.loss, kind="stable")[: len(self) - k])
+        out = self.subset(keep)
+        return replace(out, notes=out.notes + (f"{k} highest-loss points dropped",))
+
+    def data_range(self) -> dict[str, list[float]]:
+        """{"N": [min, max], "D": ..., "C": ..., "loss": ...} of the points fitted."""
+        return {k: [float(np.min(v)), float(np.max(v))] for k, v in
+                (("N", self.N), ("D", self.D), ("C", self.C), ("loss", self.loss))}
+
+    def describe(self) -> str:
+        """One line for reports: the source, the number of points and any notes."""
+        extra = "; ".join(self.notes)
+        return f"{self.source} ({len(self)} points{'; ' + extra if extra else ''})"
+
+
+@dataclass(frozen=True)
+class Curves:
+    """Validated training curves: one row per evaluation, with the curve (run) it belongs to and its N."""
+
+    run: np.ndarray
+    N: np.ndarray
+    D: np.ndarray
+    C: np.ndarray
+    loss: np.ndarray
+    source: str = "arrays"
+    columns: dict[str, str] = field(default_factory=dict)
+    n_convention: str = "total"
+    flops_convention: str = "6ND"
+
+    def __len__(self) -> int:
+        return int(self.N.shape[0])
+
+
+# ----------------------------------------------------------------------------------------------
+# reading files and folders
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A CSV (.csv, .tsv, .txt) or Parquet (.parquet, .pq) file as a DataFrame; InputError if unreadable."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix in (".csv", ".txt"):
+            return pd.read_csv(path)
+        if suffix == ".tsv":
+            return pd.read_csv(path, sep="\t")
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise InputError(f"{path}: cannot read it as a table ({_first_line(exc)})") from None
+    raise InputError(f"{path}: unknown table format {suffix!r} (use .csv or .parquet, or a sweep/run folder)")
+
+
+def _folder_table(folder: Path, name: str) -> tuple[pd.DataFrame, str, str]:
+    """`<folder>/<name>.parquet` (a sweep) or `<folder>/<name>.csv` (a run): (table, path, kind)."""
+    for fname, kind in ((f"{name}.parquet", "sweep"), (f"{name}.csv", "run")):
+        p = folder / fname
+        if p.exists():
+            return read_table(p), str(p), kind
+    raise InputError(f"{folder}: folder has neither {name}.parquet (a sweep) nor {name}.csv (a run)")
+
+
+def _keep_completed(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Rows with status == completed; a FitWarning counts the others (diverged, failed, running)."""
+    if "status" not in df.columns:
+        return df
+    status = df["status"].astype(str)
+    left = status[status != "completed"]
+    if len(left):
+        counts = ", ".join(f"{n} {s}" for s, n in left.value_counts().sort_index().items())
+        warnings.warn(f"{source}: left out {len(left)} of {len(df)} rows whose status is not completed ({counts})",
+                      FitWarning, stacklevel=3)
+    return df[status == "completed"]
+
+
+def load_points(source: str | Path, *, n_col: str | None = None, d_col: str | None = None,
+                c_col: str | None = None, loss_col: str | None = None, budget_col: str | None = None,
+                n_convention: str | None = None, drop_highest: int = 0) -> Points:
+    """Points from a CSV/Parquet file, a sweep folder (`points.parquet`) or a run folder (`points.csv`).
+
+    Folders default to the `points` columns (params or params_nonembedding by `n_convention`, tokens,
+    flops_6nd, loss); any table with a `status` column keeps only `completed` rows (with a
+    FitWarning naming the rest). For a plain file, unmapped roles are looked up in `AUTO_COLUMNS`.
+    `drop_highest` leaves out that many highest-loss points.
+    """
+    path = Path(source)
+    if path.is_dir():
+        df, name, _ = _folder_table(path, "points")
+        defaults = dict(FOLDER_COLUMNS)
+        if n_convention is not None:
+            defaults["n"] = _convention_column(n_convention, name)
+    else:
+        df, name = read_table(path), str(path)
+        defaults = {}
+        if n_convention is not None and n_col is None and _convention_column(n_convention, name) in df.columns:
+            defaults["n"] = _convention_column(n_convention, name)
+    df = _keep_completed(df, name)
+    columns = {"n": n_col, "d": d_col, "c": c_col, "loss": loss_col, "budget": budget_col}
+    for role, col in defaults.items():
+        if columns[role] is None and not (role in ("d", "c") and (d_col or c_col)):
+            columns[role] = col
+    pts = points_from_frame(df, columns, source=name, n_convention=n_convention, auto=not path.is_dir())
+    return pts.drop_highest(drop_highest)
+
+
+def load_curves(source: str | Path, *, run_col: str | None = None, n_col: str | None = None,
+                d_col: str | None = None, c_col: str | None = None, loss_col: str | None = None,
+                n_convention: str | None = None) -> Curves:
+    """Training curves from a sweep folder (`curves.parquet` + `trials.parquet`), a run folder
+    (`curves.csv` + `trial.json`) or one CSV/Parquet file with a run column, tokens, loss and N.
+
+    In a folder N comes from the trials (params, or params_nonembedding by `n_convention`), only
+    completed runs are kept, and a `branch` column (WSD cool-down branches) makes each branch its
+    own curve. The loss defaults to `val_loss`.
+    """
+    path = Path(source)
+    conv_col = _convention_column(n_convention, str(path)) if n_convention else None
+    if path.is_dir():
+        df, name, kind = _folder_table(path, "curves")
+        df = df.copy()
+        if kind == "sweep":
+            trials_path = path / "trials.parquet"
+            if not trials_path.exists():
+                raise InputError(f"{path}: sweep folder has curves.parquet but no trials.parquet (needed for N)")
+            trials = _keep_completed(read_table(trials_path), str(trials_path))
+        else:
+            trial_path = path / "trial.json"
+            if not trial_path.exists():
+                raise InputError(f"{path}: run folder has curves.csv but no trial.json (needed for N)")
+            trials = _keep_completed(pd.DataFrame([json.loads(trial_path.read_text())]), str(trial_path))
+        ncol = n_col or conv_col or "params"
+        for col in ("run_id", ncol):
+            if col not in trials.columns:
+                raise InputError(f"{path}: trials have no column {col!r}")
+        df = df[df["run_id"].isin(set(trials["run_id"]))]
+        df = df.merge(trials[["run_id", ncol]].rename(columns={ncol: "__N"}), on="run_id", how="left")
+        if "branch" in df.columns:
+            branch = df["branch"].astype("string").fillna("")
+            df["__curve"] = df["run_id"].astype(str) + np.where(branch != "", "/" + branch, "")
+            run = "__curve"
+        else:
+            run = "run_id"
+        columns = {"run": run, "n": "__N", "d": d_col or "tokens", "c": c_col,
+                   "loss": loss_col or CURVE_COLUMNS["loss"]}
+        curves = curves_from_frame(df, columns, source=name, n_convention=n_convention or _name_convention(ncol))
+        return replace(curves, columns={**curves.columns, "run": "run_id", "n": ncol})
+    df, name = read_table(path), str(path)
+    df = _keep_completed(df, name)
+    columns = {"run": run_col or CURVE_COLUMNS["run"], "n": n_col or conv_col, "d": d_col, "c": c_col,
+               "loss": loss_col}
+    if columns["n"] is None:
+        columns["n"] = _auto(df, "n", name)
+    if columns["d"] is None and columns["c"] is None:
+        columns["d"] = _auto(df, "d", name)
+    if columns["loss"] is None:
+        columns["loss"] = CURVE_COLUMNS["loss"] if CURVE_COLUMNS["loss"] in df.columns else _auto(df, "loss", name)
+    return curves_from_frame(df, columns, source=name, n_convention=n_convention)
+
+
+# ----------------------------------------------------------------------------------------------
+# frames and arrays -> validated points
+
+def points_from_frame(df: pd.DataFrame, columns: Mapping[str, str | None] | None = None, *,
+                      source: str = "DataFrame", n_convention: str | None = None, auto: bool = True) -> Points:
+    """Points from a DataFrame and a column map {role: column} (roles n, d, c, loss, budget).
+
+    Needs n, loss, and d or c: D = C / (6 N) when only C is mapped, C = 6 N D when only D is.
+    With `auto`, unmapped roles are looked up in `AUTO_COLUMNS`.
+    """
+    columns = {k: v for k, v in dict(columns or {}).items() if v is not None}
+    unknown = set(columns) - set(ROLES)
+    if unknown:
+        raise InputError(f"{source}: unknown column role(s) {sorted(unknown)} (roles: {', '.join(ROLES)})")
+    if auto:
+        for role in ("n", "loss"):
+            if role not in columns:
+                columns[role] = _auto(df, role, source)
+        if "d" not in columns and "c" not in columns:
+            for role in ("d", "c"):
+                found = _auto(df, role, source, required=False)
+                if found is not None:
+                    columns[role] = found
+    for col in columns.values():
+        if col not in df.columns:
+            raise InputError(f"{source}: column {col!r} not found (columns: {_list(df)})")
+    for role in ("n", "loss"):
+        if role not in columns:
+            raise InputError(f"{source}: no column given for {role!r} (columns: {_list(df)})")
+    if "d" not in columns and "c" not in columns:
+        raise InputError(f"{source}: need a tokens column (d) or a FLOPs column (c) (columns: {_list(df)})")
+    N = _numeric(df, columns["n"], source)
+    loss = _numeric(df, columns["loss"], source)
+    used = dict(columns)
+    if "d" in columns:
+        D = _numeric(df, columns["d"], source)
+        if "c" in columns:
+            C = _numeric(df, columns["c"], source)
+            flops = "6ND" if columns["c"] in ("flops_6nd", "C_6ND") else columns["c"]
+        else:
+            C, flops = 6.0 * N * D, "6ND"
+            used["c"] = "6 N D"
+    else:
+        C = _numeric(df, columns["c"], source)
+        D, flops = C / (6.0 * N), "6ND"
+        used["d"] = f"C / (6 N) from {columns['c']!r}"
+    budget = _numeric(df, columns["budget"], source) if "budget" in columns else None
+    if len(N) == 0:
+        raise InputError(f"{source}: no rows to fit")
+    return Points(N=N, D=D, C=C, loss=loss, budget=budget, source=source, columns=used,
+                  n_convention=n_convention or _name_convention(columns["n"]), flops_convention=flops)
+
+
+def points_from_arrays(N: Any, D: Any = None, loss: Any = None, *, C: Any = None, budget: Any = None,
+                       source: str = "arrays", n_convention: str = "total") -> Points:
+    """Points from arrays; D = C / (6 N) when D is None, C = 6 N D when C is None."""
+    if loss is None:
+        raise InputError(f"{source}: no loss given")
+    if D is None and C is None:
+        raise InputError(f"{source}: give D (tokens) or C (FLOPs)")
+    frame: dict[str, Any] = {"N": _flat(N, "N", source), "loss": _flat(loss, "loss", source)}
+    cols: dict[str, str] = {"n": "N", "loss": "loss"}
+    if D is not None:
+        frame["D"], cols["d"] = _flat(D, "D", source), "D"
+    if C is not None:
+        frame["C"], cols["c"] = _flat(C, "C", source), "C"
+    if budget is not None:
+        frame["budget"], cols["budget"] = _flat(budget, "budget", source), "budget"
+    lengths = {k: len(v) for k, v in frame.items()}
+    if len(set(lengths.values())) > 1:
+        raise InputError(f"{source}: arrays differ in length ({', '.join(f'{k} {n}' for k, n in lengths.items())})")
+    pts = points_from_frame(pd.DataFrame(frame), cols, source=source, n_convention=n_convention, auto=False)
+    return replace(pts, flops_convention="6ND")
+
+
+def as_points(N: Any, D: Any = None, loss: Any = None, *, C: Any = None, budget: Any = None,
+              columns: Mapping[str, str | None] | None = None, source: str | None = None,
+              n_convention: str | None = None) -> Points:
+    """What every `fit` accepts: Points, a DataFrame (+ column map), or arrays N, D, loss (or C)."""
+    if isinstance(N, Points):
+        return N
+    if isinstance(N, pd.DataFrame):
+        return points_from_frame(N, columns, source=source or "DataFrame", n_convention=n_convention)
+    return points_from_arrays(N, D, loss, C=C, budget=budget, source=source or "arrays",
+                              n_convention=n_convention or "total")
+
+
+def curves_from_frame(df: pd.DataFrame, columns: Mapping[str, str | None], *, source: str = "DataFrame",
+                      n_convention: str | None = None) -> Curves:
+    """Curves from a DataFrame and a column map with roles run, n, loss, and d or c."""
+    columns = {k: v for k, v in dict(columns).items() if v is not None}
+    for role in ("run", "n", "loss"):
+        if role not in columns:
+            raise InputError(f"{source}: no column given for {role!r} (columns: {_list(df)})")
+    if "d" not in columns and "c" not in columns:
+        raise InputError(f"{source}: need a tokens column (d) or a FLOPs column (c) (columns: {_list(df)})")
+    if columns["run"] not in df.columns:
+        raise InputError(f"{source}: column {columns['run']!r} not found (columns: {_list(df)})")
+    N = _numeric(df, columns["n"], source)
+    loss = _numeric(df, columns["loss"], source)
+    used = dict(columns)
+    if "d" in columns:
+        D = _numeric(df, columns["d"], source)
+        C = _numeric(df, columns["c"], source) if "c" in columns else 6.0 * N * D
+        flops = columns["c"] if "c" in columns else "6ND"
+    else:
+        C = _numeric(df, columns["c"], source)
+        D, flops = C / (6.0 * N), columns["c"]
+    if len(N) == 0:
+        raise InputError(f"{source}: no rows to fit")
+    return Curves(run=df[columns["run"]].astype(str).to_numpy(), N=N, D=D, C=C, loss=loss, source=source,
+                  columns=used, n_convention=n_convention or _name_convention(columns["n"]),
+                  flops_convention=flops)
+
+
+def curves_from_arrays(run: Any, N: Any, D: Any, loss: Any, *, source: str = "arrays",
+                       n_convention: str = "total") -> Curves:
+    """Curves from arrays: run ids, N, tokens D and loss, one entry per evaluation."""
+    frame = pd.DataFrame({"run": np.asarray(run).ravel(), "N": _flat(N, "N", source),
+                          "D": _flat(D, "D", source), "loss": _flat(loss, "loss", source)})
+    return curves_from_frame(frame, {"run": "run", "n": "N", "d": "D", "loss": "loss"}, source=source,
+                             n_convention=n_convention)
+
+
+# ----------------------------------------------------------------------------------------------
+# validation helpers
+
+def _numeric(df: pd.DataFrame, col: str, source: str) -> np.ndarray:
+    """Column `col` as positive finite floats, or InputError naming the first bad row and value."""
+    if col not in df.columns:
+        raise InputError(f"{source}: column {col!r} not found (columns: {_list(df)})")
+    raw = df[col]
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(values) | (values <= 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        v = raw.iloc[i]
+        if values[i] > 0 or values[i] <= 0:              # a number, but not a positive finite one
+            what = f": {_show(v)} is not finite" if not np.isfinite(values[i]) else f": {_show(v)} must be > 0"
+        elif v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip()):
+            what = " is empty (NaN)"
+        else:
+            try:
+                float(v)
+                what = f": {_show(v)} is NaN"
+            except (TypeError, ValueError):
+                what = f": {_show(v)} is not a number"
+        more = f" ({int(bad.sum()) - 1} more bad rows)" if bad.sum() > 1 else ""
+        raise InputError(f"{source}: column {col!r}, row {i + 1}{what}{more}")
+    return values
+
+
+def _flat(x: Any, name: str, source: str) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.ndim > 1:
+        arr = arr.ravel()
+    if arr.ndim == 0:
+        raise InputError(f"{source}: {name} must be an array, got a single value {_show(arr.item())}")
+    return arr
+
+
+def _auto(df: pd.DataFrame, role: str, source: str, required: bool = True) -> str | None:
+    for name in AUTO_COLUMNS[role]:
+        if name in df.columns:
+            return name
+    if not required:
+        return None
+    flag = {"n": "--n-col", "d": "--d-col", "c": "--c-col", "loss": "--loss-col"}[role]
+    raise InputError(f"{source}: no column for {role!r} (tried {', '.join(map(repr, AUTO_COLUMNS[role]))}; "
+                     f"name one with {flag}; columns: {_list(df)})")
+
+
+def _convention_column(n_convention: str, source: str) -> str:
+    if n_convention not in N_CONVENTION_COLUMNS:
+        raise InputError(f"{source}: unknown N convention {n_convention!r} (use total or nonembedding)")
+    return N_CONVENTION_COLUMNS[n_convention]
+
+
+def _name_convention(col: str) -> str:
+    """'params' -> 'total', 'params_nonembedding' -> 'nonembedding', anything else -> the column name."""
+    inverse = {v: k for k, v in N_CONVENTION_COLUMNS.items()}
+    return inverse.get(col, col)
+
+
+def _list(df: pd.DataFrame, limit: int = 12) -> str:
+    cols = [str(c) for c in df.columns]
+    shown = ", ".join(cols[:limit])
+    return shown + (f", ... ({len(cols)} in all)" if len(cols) > limit else "")
+
+
+def _show(v: Any) -> str:
+    text = repr(v.item() if isinstance(v, np.generic) else v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

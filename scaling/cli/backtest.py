@@ -1,0 +1,115 @@
+"""`scaling backtest SOURCE --holdout EXPR`: fit on some runs, predict the others, score the predictions.
+
+    scaling backtest runs.csv --holdout "N >= 2e9" --approach 3 --json
+    scaling backtest sweeps-out/iso1 --holdout "largest N"
+    scaling backtest ladder.csv --n-col N --d-col D --loss-col c4_loss --holdout "N >= 2B" \\
+        --targets targets.csv --weights compute
+    scaling backtest runs.csv --lobo                    # leave-one-budget-out forecasts
+
+--holdout takes a condition over the columns (N, D, C, loss and the table's own), e.g. "N >= 2e9",
+"C > 1e21 and loss < 3", "D / N > 100"; or "largest N", "largest C", "largest 2 N"; or "rows 3,5,8-10" (data rows, from 1).
+--targets adds runs from another table (same column names) to predict, e.g. published large models.
+The interval is a 95% prediction interval by default (bootstrap fits + the fit's residual scatter).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "backtest",
+        help="hold out runs, fit the rest, predict the held-out losses and score them",
+        description=__doc__.split("\n\n")[0],
+        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("source", metavar="SOURCE", help="CSV/Parquet file, sweep folder or run folder")
+    cols = p.add_argument_group("columns (default: params, tokens, flops_6nd, loss)")
+    cols.add_argument("--n-col", metavar="COL", help="model size N (parameters)")
+    cols.add_argument("--d-col", metavar="COL", help="training tokens D")
+    cols.add_argument("--c-col", metavar="COL", help="training FLOPs C (D = C / 6N when there is no --d-col)")
+    cols.add_argument("--loss-col", metavar="COL", help="loss, nats/token")
+    p.add_argument("--n-convention", choices=["total", "nonembedding"], default=None,
+                   help="which parameter count N is (folders: picks the column)")
+    p.add_argument("--holdout", metavar="EXPR", help='rows to hold out, e.g. "N >= 2e9", "largest N", "rows 3,5"')
+    p.add_argument("--targets", metavar="TABLE", help="extra runs to predict (same columns), e.g. published models")
+    p.add_argument("--approach", default="3", choices=["3", "kaplan"], help="law to fit: 3 (default) or kaplan")
+    p.add_argument("--weights", default="none", choices=["none", "compute", "size"],
+                   help="sample weights of the fit: none, compute (1 + log C/C_min), size (equal per model size)")
+    p.add_argument("--interval", default="prediction", choices=["prediction", "confidence", "none"],
+                   help="prediction (bootstrap + residual scatter, default), confidence (bootstrap only), none")
+    p.add_argument("--level", type=float, default=0.95, metavar="P", help="interval level (default 0.95)")
+    p.add_argument("--bootstrap", type=int, default=200, metavar="B", help="bootstrap resamples (default 200)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the bootstrap (default 0)")
+    p.add_argument("--lobo", action="store_true", help="leave-one-budget-out forecasts instead of a holdout")
+    p.add_argument("--forecast-flops", type=float, default=None, metavar="C",
+                   help="--lobo: the budget to forecast at (default 100x the largest in the data)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--out", metavar="PATH", help="write the JSON result here (for `scaling report --backtest`)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import warnings
+
+    from analysis.backtest import backtest, leave_one_budget_out
+    from analysis.errors import InputError
+    from analysis.io import FitWarning
+    from scaling.cli._common import print_json, write_json
+
+    columns = {"n": args.n_col, "d": args.d_col, "c": args.c_col, "loss": args.loss_col}
+    if args.bootstrap < 0:
+        raise InputError(f"--bootstrap: {args.bootstrap} must be >= 0")
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", FitWarning)
+        warnings.showwarning = show
+        if args.lobo:
+            if args.holdout:
+                raise InputError("give --holdout or --lobo, not both")
+            folds = leave_one_budget_out(args.source, target_C=args.forecast_flops, approach=args.approach,
+                                         columns=columns, n_convention=args.n_convention)
+            out = {"kind": "leave_one_budget_out", "target_C": float(folds["target_C"].iloc[0]),
+                   "folds": folds.replace({float("nan"): None}).to_dict(orient="records"),
+                   "N_opt_spread": [float(folds["N_opt_rel"].min()), float(folds["N_opt_rel"].max())],
+                   "units": {"N_opt": "parameters", "D_opt": "tokens", "loss_opt": "nats/token", "target_C": "FLOPs"}}
+            text = _format_lobo(folds)
+        else:
+            if not args.holdout:
+                raise InputError('give --holdout EXPR (e.g. "N >= 2e9" or "largest N") or --lobo')
+            result = backtest(args.source, args.holdout, approach=args.approach, columns=columns, targets=args.targets,
+                              n_convention=args.n_convention, interval=args.interval, level=args.level,
+                              bootstrap=args.bootstrap, weights=None if args.weights == "none" else args.weights,
+                              random_state=args.seed)
+            out = result.to_dict()
+            text = result.summary()
+    if args.out:
+        write_json(out, args.out)
+    if args.json:
+        print_json(out)
+    else:
+        print(text)
+        if args.out:
+            print(f"wrote {args.out}")
+    return 0
+
+
+def _format_lobo(folds) -> str:
+    from analysis.plan import fmt_count
+
+    target = float(folds["target_C"].iloc[0])
+    lines = [f"leave-one-budget-out: compute-optimal forecast at {target:.3g} FLOPs, refitted without each budget",
+             f"{'left out (FLOPs)':>17}{'runs':>6}{'N_opt (params)':>16}{'D_opt (tokens)':>16}{'loss_opt':>10}{'N vs all':>10}"]
+    for r in folds.itertuples():
+        left = "none (all)" if r.left_out_C != r.left_out_C else f"{r.left_out_C:.3g}"
+        lines.append(f"{left:>17}{r.n_left_out:>6}{fmt_count(r.N_opt):>16}{fmt_count(r.D_opt):>16}"
+                     f"{r.loss_opt:>10.4f}{100 * r.N_opt_rel:>+9.1f}%")
+    lines.append(f"spread of N_opt across folds: {100 * folds['N_opt_rel'].min():+.1f}% .. {100 * folds['N_opt_rel'].max():+.1f}%"
+                 " (loss in nats/token)")
+    return "\n".join(lines)

@@ -1,0 +1,188 @@
+"""`scaling fit SOURCE`: fit Chinchilla (approaches 1, 2, 3) or Kaplan laws to a table of runs.
+
+    scaling fit runs.csv --n-col "Model Size" --c-col "Training FLOP" --loss-col loss \\
+        --approach 3 --drop-highest 5 --bootstrap 1000 --seed 0 --json --out fit.json
+    scaling fit sweeps-out/iso1 --approach 2                 # a sweep folder: its points.parquet
+    scaling fit isoflops.csv --approach 2 --budget-col budget --n-col params --d-col tokens
+    scaling fit sweeps-out/iso1 --approach 1                 # training curves: curves + trials tables
+    scaling fit runs.csv --approach kaplan --n-convention nonembedding
+
+SOURCE is a CSV or Parquet file, a sweep folder (points.parquet; for approach 1 curves.parquet and
+trials.parquet) or a run folder (points.csv; curves.csv and trial.json). In folders the columns
+default to params (params_nonembedding with --n-convention nonembedding), tokens, flops_6nd, loss,
+and only rows with status completed are used. D = C / (6 N) when only a FLOPs column is given.
+`--out` writes the fit JSON that `scaling plan` reads; `--json` prints the same object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "fit",
+        help="fit Kaplan / Chinchilla (approach 1, 2, 3) scaling laws to a table of runs",
+        description=__doc__.split("\n\n")[0],
+        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("source", metavar="SOURCE", help="CSV/Parquet file, sweep folder or run folder")
+    cols = p.add_argument_group("columns (default: params, tokens, flops_6nd, loss)")
+    cols.add_argument("--n-col", metavar="COL", help="model size N (parameters)")
+    cols.add_argument("--d-col", metavar="COL", help="training tokens D")
+    cols.add_argument("--c-col", metavar="COL", help="training FLOPs C (D = C / 6N when there is no --d-col)")
+    cols.add_argument("--loss-col", metavar="COL", help="loss, nats/token (approach 1: default val_loss)")
+    cols.add_argument("--budget-col", metavar="COL", help="approach 2: the IsoFLOP budget of each row")
+    cols.add_argument("--run-col", metavar="COL", help="approach 1: the run each curve row belongs to (default run_id)")
+    p.add_argument("--approach", default="3", choices=["1", "2", "3", "kaplan"],
+                   help="1 envelope of curves, 2 IsoFLOP parabolas, 3 parametric L(N, D) (default), kaplan")
+    p.add_argument("--kaplan-form", choices=["nd", "n", "d", "c"], default=None,
+                   help="Kaplan law: L(N, D) eq. 1.5, L(N), L(D) or L(C) (default: nd when N and D both vary)")
+    p.add_argument("--drop-highest", type=int, default=0, metavar="K", help="leave out the K highest-loss points")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="B", help="bootstrap resamples for intervals (e.g. 1000)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the bootstrap (default 0)")
+    p.add_argument("--level", type=float, default=0.95, metavar="P", help="interval level (default 0.95)")
+    p.add_argument("--n-convention", choices=["total", "nonembedding"], default=None,
+                   help="which parameter count N is (folders: picks the column; recorded in the fit)")
+    p.add_argument("--budget-rtol", type=float, default=0.1, metavar="R",
+                   help="approach 2 without --budget-col: points whose 6ND agree within this ratio share a budget")
+    p.add_argument("--json", action="store_true", help="print the fit as one JSON object")
+    p.add_argument("--out", metavar="PATH", help="write the fit JSON here (for `scaling plan`)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import warnings
+
+    from analysis.errors import InputError
+    from analysis.io import FitWarning
+    from scaling.cli._common import print_json, write_json
+
+    if args.bootstrap < 0:
+        raise InputError(f"--bootstrap: {args.bootstrap} must be >= 0")
+    if args.drop_highest < 0:
+        raise InputError(f"--drop-highest: {args.drop_highest} must be >= 0")
+    if not 0 < args.level < 1:
+        raise InputError(f"--level: {args.level} must lie between 0 and 1")
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", FitWarning)
+        warnings.showwarning = show
+        est = _fit(args)
+    d = est.to_dict()
+    if args.out:
+        write_json(d, args.out)
+    if args.json:
+        print_json(d)
+    else:
+        print(format_fit(d))
+        if args.out:
+            print(f"wrote {args.out}")
+    return 0
+
+
+def _fit(args: argparse.Namespace):
+    from analysis.errors import InputError
+    from analysis.fit import ChinchillaFit, EnvelopeFit, IsoFLOPFit, KaplanFit
+    from analysis.io import load_curves, load_points
+
+    progress = not args.no_progress and sys.stderr.isatty()   # a bar on a terminal, none in logs
+    common = dict(bootstrap=args.bootstrap, interval_level=args.level, random_state=args.seed, progress=progress)
+    if args.approach == "1":
+        if args.drop_highest:
+            raise InputError("--drop-highest applies to points (approaches 2, 3, kaplan), not to curves")
+        curves = load_curves(args.source, run_col=args.run_col, n_col=args.n_col, d_col=args.d_col,
+                             c_col=args.c_col, loss_col=args.loss_col, n_convention=args.n_convention)
+        return EnvelopeFit(**common).fit(curves)
+    pts = load_points(args.source, n_col=args.n_col, d_col=args.d_col, c_col=args.c_col, loss_col=args.loss_col,
+                      budget_col=args.budget_col, n_convention=args.n_convention, drop_highest=args.drop_highest)
+    if args.approach == "2":
+        return IsoFLOPFit(budget_rtol=args.budget_rtol, **common).fit(pts)
+    if args.budget_col:
+        raise InputError("--budget-col applies to approach 2 only")
+    if args.approach == "kaplan":
+        return KaplanFit(form=args.kaplan_form, **common).fit(pts)
+    return ChinchillaFit(**common).fit(pts)
+
+
+# ------------------------------------------------------------------------------------------------ text output
+
+def _g(v, digits: int = 5) -> str:
+    return "-" if v is None else f"{v:.{digits}g}"
+
+
+def _row(name: str, value, interval, unit: str) -> str:
+    iv = f"[{_g(interval[0])}, {_g(interval[1])}]" if interval else ""
+    return f"  {name:<9}{_g(value):>12}  {iv:<26}{unit}"
+
+
+def format_fit(d: dict) -> str:
+    """A fit JSON dict as a readable table with units."""
+    approach = d["approach"]
+    iv = d.get("intervals") or {}
+    level = d.get("interval_level")
+    head_iv = f"{level:.0%} interval" if iv else ""
+    lines: list[str] = []
+    if approach == 3:
+        lines.append("Chinchilla approach 3: L(N, D) = E + A / N^alpha + B / D^beta")
+    elif approach == 2:
+        lines.append("Chinchilla approach 2: IsoFLOP parabolas, N_opt = k_N C^a, D_opt = k_D C^b")
+    elif approach == 1:
+        lines.append("Chinchilla approach 1: lower envelope of training curves, N_opt = k_N C^a, D_opt = k_D C^b")
+    else:
+        lines.append(f"Kaplan et al. 2020, L({d['form'].upper()})")
+    lines.append(f"source: {d.get('source', '')}")
+    conv = d.get("n_convention")
+    n_text = f"{conv} parameters" if conv in ("total", "nonembedding") else f"parameters from column {conv!r}"
+    lines.append(f"N: {n_text}; C: {d.get('flops_convention')} FLOPs; loss in nats/token")
+    lines.append(f"  {'':<9}{'value':>12}  {head_iv:<26}unit")
+    if approach == 3:
+        units = {"E": "nats/token", "A": "nats/token x params^alpha", "B": "nats/token x tokens^beta",
+                 "alpha": "-", "beta": "-", "a": "- (N_opt ~ C^a)", "b": "- (D_opt ~ C^b)",
+                 "G": "params / (FLOPs/6)^a"}
+        for k, unit in units.items():
+            lines.append(_row(k, d[k], iv.get(k), unit))
+        lines.append(f"objective: {d['objective']:.9g} (sum of Huber, delta = {d['delta']:g}, on log loss); "
+                     f"{d.get('n_starts_at_optimum', 0)} of {d.get('n_starts', 0)} starts reached it")
+        if d.get("data_range"):
+            from analysis.laws import ChinchillaLaw
+
+            law = ChinchillaLaw(*(d[k] for k in ("E", "A", "B", "alpha", "beta")))
+            C = d["data_range"]["C"][1]
+            N, D = law.compute_optimal(C)
+            lines.append(f"compute-optimal at the largest budget C = {C:.3g} FLOPs: N = {float(N):.3g} params, "
+                         f"D = {float(D):.3g} tokens ({float(D / N):.1f} tokens/param), "
+                         f"L = {float(law(N, D)):.4f} nats/token")
+    elif approach in (1, 2):
+        for k, unit in (("a", "- (N_opt ~ C^a)"), ("b", "- (D_opt ~ C^b)")):
+            lines.append(_row(k, d[k], iv.get(k), unit))
+        lines.append(_row("k_N", d["N_opt_law"]["k"], iv.get("k_N"), "params / FLOPs^a"))
+        lines.append(_row("k_D", d["D_opt_law"]["k"], iv.get("k_D"), "tokens / FLOPs^b"))
+        if approach == 2:
+            lines.append("")
+            lines.append(f"  {'C (FLOPs)':>11}{'N_opt (params)':>16}{'D_opt (tokens)':>16}{'loss_opt':>10}"
+                         f"{'sizes':>7}  minimum")
+            for b in d["budgets"]:
+                pos = b["position"] or "skipped"
+                if b["position"] and not b["used"]:
+                    pos += " (not used)"
+                lines.append(f"  {b['C']:>11.3g}{_g(b['N_opt'], 4):>16}{_g(b['D_opt'], 4):>16}"
+                             f"{_g(b['loss_opt'], 4):>10}{b['n_sizes']:>7}  {pos}")
+        else:
+            lines.append(f"{d.get('n_runs', 0)} curves; {len(d.get('envelope', []))} envelope points in the JSON")
+    else:
+        units = {"alpha_N": "-", "N_c": "params", "alpha_D": "-", "D_c": "tokens", "alpha_C": "-", "C_c": "FLOPs"}
+        for k, unit in units.items():
+            if k in d:
+                lines.append(_row(k, d[k], iv.get(k), unit))
+        lines.append(f"sum of squared log residuals: {d['rss']:.6g}")
+    if iv:
+        n_boot = len(next(iter(d.get("bootstrap", {}).values()), []))
+        lines.append(f"intervals: percentile bootstrap, {n_boot} resamples")
+    return "\n".join(lines)

@@ -1,0 +1,125 @@
+"""`scaling plan FIT.json`: compute-optimal model size, tokens, loss and shape from a fitted law.
+
+    scaling plan fit.json --budget 1e21 --json             compute-optimal N, D, shape, loss, intervals
+    scaling plan fit.json --params 7B                      best D for a fixed model size
+    scaling plan fit.json --tokens 2T                      best N for a fixed data size
+    scaling plan fit.json --target-loss 2.1                cheapest (N, D) reaching a loss
+    scaling plan fit.json --budget 1e22 --inference-tokens 2T   inference-aware (Sardana et al. 2024)
+    scaling plan fit.json --budget 1e22 --flops-per-s 989e12 --mfu 0.4 --devices 8   + wall clock
+
+The numbers come from `analysis.plan`; this layer adds the model shape (`scaling.shapes`) and a
+runnable `RunConfig` for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from scaling.cli._common import count_arg, print_json, write_json
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "plan",
+        help="plan N, D, loss and model shape for a budget from a fitted law",
+        description=__doc__.split("\n\n")[0],
+        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("fit", help="fit JSON written by `scaling fit --out` (approach 3, kaplan, or 1/2)")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--budget", type=count_arg, metavar="FLOPS", help="training compute, e.g. 1e21")
+    what.add_argument("--params", type=count_arg, metavar="N", help="fixed model size, e.g. 7B")
+    what.add_argument("--tokens", type=count_arg, metavar="D", help="fixed training tokens, e.g. 2T")
+    what.add_argument("--target-loss", type=float, metavar="NATS", help="loss to reach, nats/token")
+    p.add_argument("--inference-tokens", type=count_arg, metavar="D_INF",
+                   help="tokens to be served over the model's life: minimise training + inference FLOPs "
+                        "at the loss of --budget or --target-loss")
+    p.add_argument("--flops-per-s", type=count_arg, metavar="FLOPS", help="peak FLOP/s of one device, e.g. 989e12 (H100 bf16)")
+    p.add_argument("--mfu", type=float, help="model FLOPs utilisation, 0-1, e.g. 0.4")
+    p.add_argument("--devices", type=float, default=1.0, help="number of devices (default 1)")
+    p.add_argument("--vocab-size", type=int, default=None, help="vocabulary of the planned model (default: ModelConfig's)")
+    p.add_argument("--context", type=int, default=None, help="context length of the planned model (default: ModelConfig's)")
+    p.add_argument("--no-shape", action="store_true", help="skip the model shape")
+    p.add_argument("--write-config", metavar="PATH", help="write a RunConfig JSON for the planned run")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from analysis.errors import InputError
+    from analysis.plan import Planner, fmt_count
+
+    planner = Planner.from_fit(args.fit)
+    hw = dict(flops_per_s=args.flops_per_s, mfu=args.mfu, devices=args.devices)
+    if args.inference_tokens is not None:
+        if args.budget is None and args.target_loss is None:
+            raise InputError("--inference-tokens needs --budget or --target-loss (the loss to hold fixed)")
+        plan = planner.inference(args.inference_tokens, budget=args.budget, target_loss=args.target_loss, **hw)
+    elif args.budget is not None:
+        plan = planner.budget(args.budget, **hw)
+    elif args.params is not None:
+        plan = planner.params(args.params, **hw)
+    elif args.tokens is not None:
+        plan = planner.tokens(args.tokens, **hw)
+    elif args.target_loss is not None:
+        plan = planner.target_loss(args.target_loss, **hw)
+    else:
+        raise InputError("give one of --budget, --params, --tokens or --target-loss")
+
+    out = plan.to_dict()
+    out["fit"] = str(args.fit)
+    shape = None if args.no_shape else model_shape(plan, vocab_size=args.vocab_size, context=args.context)
+    if shape is not None:
+        out.update(shape)
+    if args.write_config:
+        if not shape or "run_config" not in shape:
+            raise InputError("--write-config needs a model shape (drop --no-shape; scaling.shapes must be present)")
+        write_json(shape["run_config"], args.write_config)
+    if args.json:
+        print_json(out)
+        return 0
+    print(plan.summary())
+    if shape and "shape" in shape:
+        s = shape["shape"]
+        print(f"{'model shape':<22}n_layer {s['n_layer']}, d_model {s['d_model']}, n_head {s['n_head']}, "
+              f"d_ff {s['d_ff']}, context {s['context']}, vocab {s['vocab_size']}"
+              + (f" -> {fmt_count(shape['shape_params'])} parameters ({shape['shape_convention']})"
+                 if shape.get("shape_params") else ""))
+    elif shape and "shape_error" in shape:
+        print(f"{'model shape':<22}unavailable: {shape['shape_error']}")
+    if args.write_config:
+        print(f"{'run config':<22}{args.write_config}")
+    return 0
+
+
+def model_shape(plan, *, vocab_size: int | None, context: int | None) -> dict:
+    """The GPT shape nearest the planned N (`scaling.shapes.shape_for_params`) and a RunConfig for it."""
+    try:
+        from scaling.shapes import shape_for_params
+    except ImportError as exc:
+        return {"shape_error": f"scaling.shapes is not available ({exc})"}
+    from scaling.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+
+    fields = ModelConfig.model_fields
+    vocab = vocab_size if vocab_size is not None else fields["vocab_size"].default
+    ctx = context if context is not None else fields["context"].default
+    convention = plan.n_convention if plan.n_convention in ("total", "nonembedding") else "total"
+    cfg = shape_for_params(plan.N, vocab_size=vocab, context=ctx, convention=convention)
+    out: dict = {"shape": cfg.model_dump(), "shape_convention": convention}
+    out["shape"]["d_ff"] = cfg.ffw_size
+    try:
+        from scaling.counting import param_counts
+
+        counts = param_counts(cfg)
+        out["shape_params"] = counts["params" if convention == "total" else "params_nonembedding"]
+        out["shape_param_counts"] = counts
+    except ImportError:
+        pass
+    run_cfg = RunConfig(
+        model=cfg,
+        data=DataConfig(vocab_size=vocab),
+        train=TrainConfig(tokens=max(1, int(round(plan.D)))),
+    )
+    out["run_config"] = run_cfg.model_dump(mode="json")
+    return out

@@ -1,0 +1,71 @@
+"""`scaling report SOURCE --out report.html`: one self-contained HTML page on a scaling study.
+
+    scaling report sweeps-out/iso1 --out report.html           # a sweep folder: points, curves, trials
+    scaling report runs.csv --n-col "Model Size" --c-col "Training FLOP" --drop-highest 5 --out r.html
+    scaling report sweeps-out/iso1 --fit fit.json --holdout "largest N" --lobo --out report.html
+    scaling report fit.json --out report.html                  # parameters and plans of a fit alone
+
+The page holds loss-vs-tokens curves per run, loss vs FLOPs with the approach-1 envelope, IsoFLOP
+parabolas (approach 2), the approach-3 law's contours with its compute-optimal frontier beside
+Chinchilla's and Kaplan's, the parameter table with intervals, compute-optimal plans, residuals, and
+the backtest when --holdout is given. plotly's JavaScript is inlined: the file opens offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "report",
+        help="write a self-contained HTML report (figures, fits, plans, backtest)",
+        description=__doc__.split("\n\n")[0],
+        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("source", metavar="SOURCE", help="sweep folder, run folder, CSV/Parquet table, or a fit JSON")
+    p.add_argument("--out", metavar="PATH", default="report.html", help="HTML file to write (default report.html)")
+    cols = p.add_argument_group("columns (default: params, tokens, flops_6nd, loss)")
+    cols.add_argument("--n-col", metavar="COL", help="model size N (parameters)")
+    cols.add_argument("--d-col", metavar="COL", help="training tokens D")
+    cols.add_argument("--c-col", metavar="COL", help="training FLOPs C (D = C / 6N when there is no --d-col)")
+    cols.add_argument("--loss-col", metavar="COL", help="loss, nats/token")
+    cols.add_argument("--budget-col", metavar="COL", help="the IsoFLOP budget of each row (approach 2)")
+    p.add_argument("--n-convention", choices=["total", "nonembedding"], default=None,
+                   help="which parameter count N is (folders: picks the column)")
+    p.add_argument("--fit", metavar="FIT.json", help="use this approach-3 fit instead of fitting")
+    p.add_argument("--drop-highest", type=int, default=0, metavar="K", help="leave out the K highest-loss points")
+    p.add_argument("--bootstrap", type=int, default=200, metavar="B", help="bootstrap resamples for intervals (default 200)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the bootstrap (default 0)")
+    p.add_argument("--budget-rtol", type=float, default=0.1, metavar="R",
+                   help="approach 2: points whose 6ND agree within this ratio share a budget (default 0.1)")
+    p.add_argument("--holdout", metavar="EXPR", help='add a backtest holding out these rows, e.g. "largest N"')
+    p.add_argument("--targets", metavar="TABLE", help="extra runs for the backtest to predict")
+    p.add_argument("--backtest", metavar="BT.json", help="show a backtest written by `scaling backtest --out`")
+    p.add_argument("--lobo", action="store_true", help="add leave-one-budget-out forecasts (one refit per budget)")
+    p.add_argument("--title", help="page title")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import warnings
+
+    from analysis.errors import InputError
+    from analysis.report import build_report
+
+    if args.drop_highest < 0:
+        raise InputError(f"--drop-highest: {args.drop_highest} must be >= 0")
+    if args.bootstrap < 0:
+        raise InputError(f"--bootstrap: {args.bootstrap} must be >= 0")
+    columns = {"n": args.n_col, "d": args.d_col, "c": args.c_col, "loss": args.loss_col, "budget": args.budget_col}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fit warnings are shown on the page
+        path = build_report(args.source, args.out, fit=args.fit, columns=columns, n_convention=args.n_convention,
+                            drop_highest=args.drop_highest, bootstrap=args.bootstrap, random_state=args.seed,
+                            budget_rtol=args.budget_rtol, holdout=args.holdout, targets=args.targets,
+                            lobo=args.lobo, title=args.title, backtest_json=args.backtest)
+    size = path.stat().st_size / 1e6
+    print(f"wrote {path} ({size:.1f} MB; opens offline in any browser)", file=sys.stdout)
+    return 0
