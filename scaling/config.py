@@ -68,7 +68,17 @@ class DataConfig(BaseModel):
     text_field: str = Field(default="text", description="JSONL key / Parquet column holding the text")
     max_bytes: int | None = Field(default=None, gt=0, description="use only the first documents up to this size")
     cache_dir: str | None = Field(default=None, description="default $SCALING_CACHE or ~/.cache/scaling")
-    split_seed: int = 0
+    split_seed: int = Field(default=0, description="seed of the train/validation split by document")
+    doc_max_bytes: int | None = Field(
+        default=None,
+        ge=64,
+        description="cut documents longer than this (UTF-8 bytes) at line boundaries; None = one per file/line/row",
+    )
+    tokenizer_max_bytes: int | None = Field(
+        default=2**25,
+        gt=0,
+        description="train the BPE on a seeded sample of at most this many bytes of train text; None = all of it",
+    )
 
 
 class TrainConfig(BaseModel):
