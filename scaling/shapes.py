@@ -1,0 +1,143 @@
+"""Pick a GPT shape for a target parameter count, so sweeps ask for sizes, not shapes."""
+
+from __future__ import annotations
+
+import bisect
+import math
+from functools import lru_cache
+from typing import Any, Literal
+
+from scaling import counting
+from scaling.config import ModelConfig, parse_config
+from scaling.errors import ConfigError
+
+ASPECT_RATIO = 64  # d_model / n_layer
+HEAD_SIZE = 64
+MAX_LAYERS = 512
+MAX_RELATIVE_ERROR = 0.2  # refuse a target no shape comes within 20% of
+
+SHAPE_RULE = """\
+Shape rule: d_model ~ 64 * n_layer, head size 64, MLP width 4 * d_model.
+
+Why. Kaplan et al. 2020 (§3.1, Fig. 5) find that at fixed non-embedding N the loss changes by only a few
+percent while d_model / n_layer ranges over 20-200, so the aspect ratio is a free choice as long as it
+stays in that band; we fix it at 64, which is GPT-2 small (768 / 12), close to Chinchilla's own models
+(640/10 ... 3584/40 = 51-90, Hoffmann et al. 2022 Table A9), and nanochat's `model_dim = 64 * depth`.
+Holding the ratio fixed makes a size sweep vary one thing (scale) rather than scale and shape together.
+
+How. The sizes form one chain ordered by N: n_layer = L owns every width d (on the grid below) whose
+parameter count lies between the geometric means of N(L-1, 64(L-1)), N(L, 64L) and N(L+1, 64(L+1)),
+so d / n_layer stays near 64 (within about 64 +- 32 for L >= 2; a single layer takes every width up
+to ~96, which is where tiny, embedding-dominated CPU models live). The shape whose N is nearest the
+target (in log) is returned, so the achieved N is monotone in the target and the layer count never
+decreases as the target grows. Width grid: multiples of 4 below 256, of 8 below 4096, of 32 below
+16384, of 64 above. Heads: the even head size dividing d_model closest to 64 and within [32, 128]
+(widths with none are skipped), or closest to d_model / 4 below width 256 (small models keep about
+four heads). Works from ~10^4 parameters (vocab 512) to 10^12. The achieved N is within ~3% of the
+target from ~10^7 parameters up (the width grid and the layer boundaries set the step) and within
+~5-10% for embedding-dominated models, where one width step moves N by 4 x vocab_size; it is counted
+exactly by `scaling.counting.param_counts`, so report that number, not the target."""
+
+
+def _widths(limit: int = 65536) -> list[int]:
+    """The d_model grid: fine where one step changes N a lot; widths with no head size in [32, 128] skipped."""
+    grid = list(range(4, 256, 4)) + list(range(256, 4096, 8)) + list(range(4096, 16384, 32))
+    grid += list(range(16384, limit + 1, 64))
+    return [d for d in grid if d < 4 * HEAD_SIZE or 32 <= d // heads_for_width(d) <= 128]
+
+
+@lru_cache(maxsize=None)
+def heads_for_width(d_model: int) -> int:
+    """Heads for a width: the even head size dividing d_model closest to 64 (to d_model / 4 below 256).
+
+    From width 256 up, head sizes in [32, 128] are preferred (the shape grid skips widths that have
+    none, e.g. 1744 = 16 x 109); an odd width gets a single head.
+    """
+    divisors = {k for i in range(1, math.isqrt(d_model) + 1) if d_model % i == 0 for k in (i, d_model // i)}
+    heads = [n for n in divisors if (d_model // n) % 2 == 0] or [1]
+    target = HEAD_SIZE if d_model >= 4 * HEAD_SIZE else max(d_model / 4, 1)
+
+    def badness(n: int) -> tuple:
+        size = d_model / n
+        return (d_model >= 4 * HEAD_SIZE and not 32 <= size <= 128, abs(math.log(size / target)), -n)
+
+    return min(heads, key=badness)
+
+
+@lru_cache(maxsize=64)
+def _chain(vocab_size: int, context: int, convention: str, frozen_kwargs: tuple) -> tuple[tuple[int, int, int], ...]:
+    """All (N, n_layer, d_model) of the size chain, sorted by N (see SHAPE_RULE)."""
+    kwargs = dict(frozen_kwargs)
+
+    def count(n_layer: int, d_model: int) -> int:
+        cfg = ModelConfig.model_construct(  # skip validation: only the shape is counted here
+            n_layer=n_layer, d_model=d_model, n_head=heads_for_width(d_model), context=context,
+            vocab_size=vocab_size, d_ff=None, **{k: kwargs.get(k, ModelConfig.model_fields[k].default)
+                                                 for k in ("tie_embeddings", "positions", "bias")},
+        )
+        key = "params" if convention == "total" else "params_nonembedding"
+        return counting.param_counts(cfg)[key]
+
+    on_ratio = [count(L, ASPECT_RATIO * L) for L in range(1, MAX_LAYERS + 2)]
+    # n_layer = L owns the counts in [bounds[L-1], bounds[L]): geometric midpoints between neighbours on the ratio
+    bounds = [0.0] + [math.sqrt(on_ratio[i] * on_ratio[i + 1]) for i in range(MAX_LAYERS)]
+    widths = _widths()
+    chain = []
+    for L in range(1, MAX_LAYERS + 1):
+        lower, upper = bounds[L - 1], bounds[L]
+        lo, hi = 0, len(widths)  # first width with count >= lower (count grows with width)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if count(L, widths[mid]) < lower:
+                lo = mid + 1
+            else:
+                hi = mid
+        for d in widths[lo:]:
+            n = count(L, d)
+            if n >= upper:
+                break
+            chain.append((n, L, d))
+    chain.sort()
+    return tuple(chain)
+
+
+def shape_for_params(
+    target: float,
+    *,
+    vocab_size: int,
+    context: int,
+    convention: Literal["total", "nonembedding"] = "total",
+    **model_kwargs: Any,
+) -> ModelConfig:
+    """The `ModelConfig` whose parameter count is nearest `target` on the size chain of `SHAPE_RULE`.
+
+    `convention="total"` matches all parameters, `"nonembedding"` the non-embedding ones (Kaplan).
+    `model_kwargs` are further `ModelConfig` fields (`tie_embeddings`, `positions`, `bias`); the shape
+    fields are chosen here. Raises `ConfigError` when no shape comes within 20% of the target.
+    """
+    if convention not in ("total", "nonembedding"):
+        raise ConfigError(f"convention: {convention!r} is not 'total' or 'nonembedding'")
+    if not (isinstance(target, (int, float)) and math.isfinite(target) and target > 0):
+        raise ConfigError(f"params: {target!r} is not a positive parameter count")
+    fixed = {"n_layer", "d_model", "n_head", "d_ff", "context", "vocab_size"} & set(model_kwargs)
+    if fixed:
+        raise ConfigError(f"shape_for_params: {sorted(fixed)[0]} is chosen by the shape rule, not passed in")
+    unknown = set(model_kwargs) - {"tie_embeddings", "positions", "bias"}
+    if unknown:
+        raise ConfigError(f"shape_for_params: unknown model field {sorted(unknown)[0]!r}")
+    chain = _chain(vocab_size, context, convention, tuple(sorted(model_kwargs.items())))
+    counts = [n for n, _, _ in chain]
+    i = bisect.bisect_left(counts, target)
+    best = min((j for j in (i - 1, i) if 0 <= j < len(chain)), key=lambda j: abs(math.log(counts[j] / target)))
+    n, n_layer, d_model = chain[best]
+    if abs(n / target - 1) > MAX_RELATIVE_ERROR:
+        if target < counts[0]:
+            why = f"is below the smallest model the shape rule makes ({counts[0]:,} params)"
+        elif target > counts[-1]:
+            why = f"is above the largest model the shape rule makes ({counts[-1]:,} params)"
+        else:
+            why = f"has no shape within 20% (nearest: {n:,} params, {n_layer} layers, d_model {d_model})"
+        raise ConfigError(f"params: {target:.4g} ({convention}) {why} at vocab {vocab_size}, context {context}")
+    shape = dict(n_layer=n_layer, d_model=d_model, n_head=heads_for_width(d_model), context=context)
+    return parse_config(ModelConfig, {**shape, "vocab_size": vocab_size, **model_kwargs}, "shape_for_params")
+

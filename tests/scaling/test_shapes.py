@@ -1,0 +1,72 @@
+"""The shape picker: monotone, close to the target, on the documented aspect ratio, tiny to 70B."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scaling.counting import param_counts
+from scaling.errors import ConfigError
+from scaling.shapes import SHAPE_RULE, heads_for_width, shape_for_params
+
+SETTINGS = [(512, 128), (4096, 256), (50257, 1024)]
+
+
+@pytest.mark.parametrize("vocab_size,context", SETTINGS)
+def test_achieved_params_and_depth_are_monotone_in_the_target(vocab_size, context):
+    targets = np.logspace(np.log10(3e4 if vocab_size < 50000 else 1.5e6), np.log10(7e10), 160)
+    shapes = [shape_for_params(t, vocab_size=vocab_size, context=context) for t in targets]
+    achieved = [param_counts(s)["params"] for s in shapes]
+    assert all(a <= b for a, b in zip(achieved, achieved[1:]))
+    assert all(a.n_layer <= b.n_layer for a, b in zip(shapes, shapes[1:]))
+    errors = np.abs(np.array(achieved) / targets - 1)
+    assert errors.max() < 0.2
+    assert errors[targets >= 1e7].max() < 0.04  # "exact-ish": within 4% once embeddings stop dominating
+
+
+@pytest.mark.parametrize("vocab_size,context", SETTINGS)
+def test_shapes_follow_the_aspect_ratio_and_head_rules(vocab_size, context):
+    for target in np.logspace(6.5, 10.5, 25):
+        s = shape_for_params(target, vocab_size=vocab_size, context=context)
+        if s.n_layer >= 2:
+            assert 32 <= s.d_model / s.n_layer <= 128, s
+        assert s.d_model % s.n_head == 0 and s.head_size % 2 == 0
+        if s.d_model >= 256:
+            assert 32 <= s.head_size <= 128, s
+        assert s.ffw_size == 4 * s.d_model
+
+
+def test_known_shapes():
+    gpt2 = shape_for_params(124e6, vocab_size=50257, context=1024)
+    assert (gpt2.n_layer, gpt2.d_model, gpt2.n_head) == (12, 768, 12)  # GPT-2 small, aspect ratio 64
+    big = shape_for_params(70e9, vocab_size=32000, context=2048)
+    assert param_counts(big)["params"] == pytest.approx(70e9, rel=0.03)
+    assert big.d_model / big.n_layer == pytest.approx(64, rel=0.1)
+    tiny = shape_for_params(40e3, vocab_size=512, context=128)  # tens of thousands of parameters
+    assert tiny.n_layer == 1 and param_counts(tiny)["params"] == pytest.approx(40e3, rel=0.2)
+
+
+def test_nonembedding_convention_and_model_fields():
+    s = shape_for_params(5e6, vocab_size=4096, context=256, convention="nonembedding", positions="rotary",
+                         tie_embeddings=False)
+    assert s.positions == "rotary" and not s.tie_embeddings
+    assert param_counts(s)["params_nonembedding"] == pytest.approx(5e6, rel=0.05)
+    total = shape_for_params(5e6, vocab_size=4096, context=256)
+    assert total.d_model < s.d_model  # the same target in total params is a smaller model
+
+
+def test_errors_are_one_line_config_errors():
+    with pytest.raises(ConfigError, match="below the smallest"):
+        shape_for_params(1e3, vocab_size=50257, context=1024)
+    with pytest.raises(ConfigError, match="n_layer"):
+        shape_for_params(1e6, vocab_size=512, context=128, n_layer=3)
+    with pytest.raises(ConfigError, match="convention"):
+        shape_for_params(1e6, vocab_size=512, context=128, convention="kaplan")
+    with pytest.raises(ConfigError, match="positive"):
+        shape_for_params(-5, vocab_size=512, context=128)
+
+
+def test_heads_for_width_and_rule_text():
+    assert heads_for_width(768) == 12 and heads_for_width(64) == 4 and heads_for_width(4096) == 64
+    assert heads_for_width(7) == 1
+    assert "64" in SHAPE_RULE and "Kaplan" in SHAPE_RULE
