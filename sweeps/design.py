@@ -1,0 +1,350 @@
+"""Designs: a validated `SweepSpec` -> the list of trials to run, each one `scaling` run with its FLOPs.
+
+Three designs (N = parameters in the spec's `size_convention`, D = training tokens, C = 6 N D):
+
+- `grid`: every size x every data size (`tokens`, or `tokens_per_param` ratios r with D = r N).
+- `isoflop`: for each budget C, sizes spread in log N around the expected optimum
+  N* = sqrt(C / (6 r)) (r = `isoflop.tokens_per_param`, Chinchilla's ~20), and D = C / (6 N), so each
+  budget traces one IsoFLOP profile whose minimum approach 2 of Hoffmann et al. (2022) fits with a
+  parabola in log N. With `sizes: auto` the sizes are N* x spread^t, t evenly spaced in [-1, 1]; the
+  design refuses profiles that would not bracket N* on both sides or have fewer than 3 distinct shapes.
+- `ladder`: every size x multiples of a tokens-per-parameter base (OLMo's ladder: 1, 2, 5, 10 x 20).
+
+Target sizes become shapes through `scaling.shapes.shape_for_params`; N, N_embedding, N_nonembedding and
+the detailed FLOPs per token (Chinchilla appendix F) come from `scaling.counting`. D is rounded to whole
+optimiser steps, so `tokens` is exactly what the trial trains and `flops_6nd` = 6 N_total D exactly.
+Guards against the pitfalls of tiny IsoFLOP studies: every trial gets at least `min_steps` optimiser
+steps (a 100-step run says more about warmup than about N and D), and with `max_epochs` set no trial may
+repeat the corpus more than that (checked by `check_epochs` once the corpus is tokenised).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from scaling.config import ModelConfig, RunConfig, TrainConfig
+from scaling.errors import ConfigError
+from scaling.counting import flops_per_token_detailed, param_counts
+from scaling.shapes import shape_for_params
+from sweeps.spec import ShapeSpec, SpecError, SweepSpec, format_error, show
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One planned run: its id, full `RunConfig`, size, data, FLOPs and resources."""
+
+    run_id: str
+    config: RunConfig
+    design: str
+    params: int
+    params_embedding: int
+    params_nonembedding: int
+    tokens: int
+    steps: int
+    flops_6nd: float
+    flops_detailed: float
+    budget: float | None = None  # the IsoFLOP budget C this trial belongs to
+    target_params: float | None = None  # what the spec asked for (None for an explicit shape)
+    tokens_per_param: float = 0.0  # D / N in the spec's convention
+    lr_multiplier: float = 1.0
+    cpus: float = 1.0
+    gpus: float = 0.0
+    convention: str = "total"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        """N in the spec's convention (what D = C / 6N and tokens_per_param use)."""
+        return self.params_nonembedding if self.convention == "nonembedding" else self.params
+
+    @property
+    def shape(self) -> str:
+        m = self.config.model
+        ff = "" if m.d_ff is None else f" ff{m.d_ff}"
+        return f"L{m.n_layer} d{m.d_model} h{m.n_head}{ff}"
+
+    def row(self) -> dict[str, Any]:
+        """A flat dict for the plan table and the sweep manifest."""
+        m, t = self.config.model, self.config.train
+        return {
+            "run_id": self.run_id,
+            "design": self.design,
+            "budget": self.budget,
+            "n_layer": m.n_layer,
+            "d_model": m.d_model,
+            "n_head": m.n_head,
+            "d_ff": m.ffw_size,
+            "params": self.params,
+            "params_embedding": self.params_embedding,
+            "params_nonembedding": self.params_nonembedding,
+            "tokens": self.tokens,
+            "tokens_per_param": self.tokens_per_param,
+            "steps": self.steps,
+            "batch_tokens": t.batch_tokens,
+            "lr": t.lr,
+            "lr_multiplier": self.lr_multiplier,
+            "seed": t.seed,
+            "flops_6nd": self.flops_6nd,
+            "flops_detailed": self.flops_detailed,
+            "cpus": self.cpus,
+            "gpus": self.gpus,
+        }
+
+
+def expand(spec: SweepSpec, source: str = "spec") -> list[Trial]:
+    """All trials of a spec, in design order (budget or data, then size, then LR multiplier, then seed).
+
+    Raises `SpecError` (one line, naming the field) for designs that cannot be run well: too few
+    steps, an unbracketed IsoFLOP optimum, two sizes that map to one shape.
+    """
+    points = _points(spec, source)  # (model, D target, budget, target_params, field path of the D choice)
+    trials: list[Trial] = []
+    seen: set[str] = set()
+    for model, d_target, budget, target, where in points:
+        for mult in spec.lr.multipliers:
+            for seed in spec.seeds:
+                trial = _make_trial(spec, source, model, d_target, budget, target, where, mult, seed)
+                if trial.run_id in seen:  # two budgets/ratios giving one run: keep the first
+                    continue
+                seen.add(trial.run_id)
+                trials.append(trial)
+    return trials
+
+
+def _points(spec: SweepSpec, source: str) -> list[tuple[ModelConfig, float, float | None, float | None, str]]:
+    out = []
+    if spec.design == "isoflop":
+        for i, C in enumerate(spec.budgets):
+            models = _isoflop_models(spec, source, i, C)
+            for model, target in models:
+                n = _n(spec, model)
+                out.append((model, C / (6.0 * n), C, target, f"budgets[{i}]"))
+        return out
+    models = _explicit_models(spec, source)
+    if spec.design == "grid":
+        for model, target in models:
+            n = _n(spec, model)
+            if spec.tokens:
+                for j, D in enumerate(spec.tokens):
+                    out.append((model, float(D), None, target, f"tokens[{j}]"))
+            else:
+                for j, r in enumerate(spec.tokens_per_param):
+                    out.append((model, r * n, None, target, f"tokens_per_param[{j}]"))
+    else:  # ladder
+        base = spec.ladder.tokens_per_param
+        for model, target in models:
+            n = _n(spec, model)
+            for j, mult in enumerate(spec.ladder.multiples):
+                out.append((model, mult * base * n, None, target, f"ladder.multiples[{j}]"))
+    return out
+
+
+def _n(spec: SweepSpec, model: ModelConfig) -> int:
+    counts = param_counts(model)
+    return counts["params_nonembedding"] if spec.size_convention == "nonembedding" else counts["params"]
+
+
+def _model_kwargs(spec: SweepSpec) -> dict[str, Any]:
+    return {"context": spec.context, "vocab_size": spec.vocab_size, **spec.model}
+
+
+def _shape(spec: SweepSpec, source: str, where: str, size: Any) -> ModelConfig:
+    """A ModelConfig from a target size (via the shape picker) or an explicit shape."""
+    try:
+        if isinstance(size, ShapeSpec):
+            return ModelConfig(**size.model_dump(), **_model_kwargs(spec))
+        extra = {k: v for k, v in spec.model.items()}
+        return shape_for_params(
+            float(size), vocab_size=spec.vocab_size, context=spec.context, convention=spec.size_convention, **extra
+        )
+    except ValidationError as exc:
+        raise SpecError(format_error(exc, source, prefix=where)) from None
+    except (ConfigError, ValueError) as exc:  # the shape picker refusing a size
+        msg = str(exc).splitlines()[0].removeprefix("params: ")
+        raise SpecError(f"{source}: {where}: {msg}") from None
+
+
+def _explicit_models(spec: SweepSpec, source: str) -> list[tuple[ModelConfig, float | None]]:
+    models: list[tuple[ModelConfig, float | None]] = []
+    shapes: dict[tuple, int] = {}
+    for i, size in enumerate(spec.sizes):
+        model = _shape(spec, source, f"sizes[{i}]", size)
+        key = (model.n_layer, model.d_model, model.n_head, model.ffw_size)
+        if key in shapes:
+            raise SpecError(
+                f"{source}: sizes[{i}]: {_size_text(size)} gives the same shape as sizes[{shapes[key]}] "
+                f"(L{model.n_layer} d{model.d_model} h{model.n_head}); drop one or space the sizes further apart"
+            )
+        shapes[key] = i
+        models.append((model, None if isinstance(size, ShapeSpec) else float(size)))
+    return models
+
+
+def _size_text(size: Any) -> str:
+    if isinstance(size, ShapeSpec):
+        return f"shape L{size.n_layer} d{size.d_model} h{size.n_head}"
+    return human(float(size))
+
+
+def expected_optimum(spec: SweepSpec, C: float) -> float:
+    """N* = sqrt(C / (6 r)): the size whose compute-optimal D = r N spends exactly C = 6 N D."""
+    return math.sqrt(C / (6.0 * spec.isoflop.tokens_per_param))
+
+
+def _isoflop_models(spec: SweepSpec, source: str, i: int, C: float) -> list[tuple[ModelConfig, float | None]]:
+    where = f"budgets[{i}]"
+    n_star = expected_optimum(spec, C)
+    if spec.sizes != "auto":
+        models = _explicit_models(spec, source)
+    else:
+        k, spread = spec.isoflop.sizes_per_budget, spec.isoflop.spread
+        targets = [n_star * spread ** (-1 + 2 * j / (k - 1)) for j in range(k)]
+        models, keys, refused = [], set(), []
+        for target in targets:
+            try:
+                model = _shape(spec, source, where, target)
+            except SpecError as exc:  # beyond the picker's range: the bracket check below explains
+                refused.append(exc)
+                continue
+            key = (model.n_layer, model.d_model, model.n_head, model.ffw_size)
+            if key not in keys:
+                keys.add(key)
+                models.append((model, target))
+        if not models:
+            raise refused[0]
+    ns = sorted(_n(spec, m) for m, _ in models)
+    if not ns[0] < n_star < ns[-1]:
+        side = "left (smaller)" if ns[0] >= n_star else "right (larger)"
+        raise SpecError(
+            f"{source}: {where}: {show(C)} FLOPs: sizes {human(ns[0])}..{human(ns[-1])} do not bracket the expected "
+            f"optimum N*={human(n_star)} (no {side} side of the IsoFLOP profile); "
+            f"{'raise the budget or lower' if ns[0] >= n_star else 'lower the budget or raise'} isoflop.tokens_per_param, "
+            f"or give sizes that straddle N*"
+        )
+    if len(models) < 3:
+        raise SpecError(
+            f"{source}: {where}: {show(C)} FLOPs: only {len(models)} distinct shapes between "
+            f"{human(ns[0])} and {human(ns[-1])} params; raise isoflop.spread or the budget"
+        )
+    return models
+
+
+def _make_trial(spec: SweepSpec, source: str, model: ModelConfig, d_target: float, budget: float | None,
+                target: float | None, where: str, mult: float, seed: int) -> Trial:
+    counts = param_counts(model)
+    n = counts["params_nonembedding"] if spec.size_convention == "nonembedding" else counts["params"]
+    batch = spec.batch.tokens_for(d_target, spec.context)
+    steps = max(1, int(round(d_target / batch)))
+    tokens = steps * batch
+    shape = f"L{model.n_layer} d{model.d_model}"
+    if steps < spec.min_steps:
+        raise SpecError(
+            f"{source}: {where}: the {human(n)}-param model ({shape}) gets {human(tokens)} tokens = {steps} steps of "
+            f"{batch} tokens, below min_steps {spec.min_steps}; lower batch.tokens, raise D or C, or drop the size"
+        )
+    lr = spec.lr.lr_for(n)
+    if lr is not None:
+        lr *= mult
+    res = spec.resources
+    sched = spec.schedule
+    train_kwargs: dict[str, Any] = dict(
+        tokens=tokens,
+        batch_tokens=batch,
+        lr=lr,
+        schedule=sched.kind,
+        min_lr_ratio=sched.min_lr_ratio,
+        decay_fraction=sched.decay_fraction,
+        cooldowns=tuple(sched.cooldowns),
+        warmup_tokens=sched.warmup_tokens,
+        seed=seed,
+        device=res.resolved_device,
+        threads=res.threads,
+        nproc=res.nproc,
+        eval_interval=spec.eval_interval,
+        checkpoint_interval=spec.checkpoint_interval,
+        **spec.train,
+    )
+    run_id = _run_id(spec, model, tokens, budget, mult, seed)
+    try:
+        train = TrainConfig(**train_kwargs)
+        config = RunConfig(model=model, data=spec.data_config(), train=train, run_id=run_id, sweep=spec.sweep_name())
+    except ValidationError as exc:
+        raise SpecError(format_error(exc, source, prefix=f"{where} ({run_id})")) from None
+    return Trial(
+        run_id=run_id,
+        config=config,
+        design=spec.design,
+        params=counts["params"],
+        params_embedding=counts["params_embedding"],
+        params_nonembedding=counts["params_nonembedding"],
+        tokens=tokens,
+        steps=steps,
+        flops_6nd=6.0 * counts["params"] * tokens,
+        flops_detailed=float(flops_per_token_detailed(model)) * tokens,
+        budget=budget,
+        target_params=target,
+        tokens_per_param=tokens / n,
+        lr_multiplier=mult,
+        cpus=res.cpus,
+        gpus=res.gpus,
+        convention=spec.size_convention,
+    )
+
+
+def _run_id(spec: SweepSpec, model: ModelConfig, tokens: int, budget: float | None, mult: float, seed: int) -> str:
+    """Readable, unique, filesystem-safe: `C1e12-L2d64h2-s0`, `L4d128h4-D20M-s0`, `L2d64h2-D2M-lrx2-s1`."""
+    shape = f"L{model.n_layer}d{model.d_model}h{model.n_head}"
+    if model.d_ff is not None:
+        shape += f"f{model.d_ff}"
+    parts = [f"C{short(budget)}"] if budget is not None else []
+    parts.append(shape)
+    if budget is None:
+        parts.append(f"D{human(tokens)}")
+    if len(spec.lr.multipliers) > 1:
+        parts.append(f"lrx{short(mult)}")
+    parts.append(f"s{seed}")
+    return "-".join(parts)
+
+
+def human(x: float) -> str:
+    """1234567 -> '1.2M', 33000 -> '33k', 3e11 -> '300G' (counts of params or tokens)."""
+    x = float(x)
+    for div, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            v = x / div
+            return f"{v:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
+def short(x: float) -> str:
+    """3e11 -> '3e11', 1e12 -> '1e12', 2.5 -> '2.5', 1e4 -> '1e4' (compact, filesystem-safe)."""
+    if x == int(x) and abs(x) < 1000:
+        return str(int(x))
+    text = f"{x:.3g}".replace("e+", "e").replace("e0", "e").replace("e-0", "e-")
+    return text.replace(".", "p") if "e" not in text else text.replace(".", "p")
+
+
+def check_epochs(spec: SweepSpec, trials: list[Trial], n_train_tokens: int, source: str = "spec") -> None:
+    """Refuse trials that would repeat the corpus more than `max_epochs` times (no-op when unset)."""
+    if spec.max_epochs is None:
+        return
+    for t in trials:
+        epochs = t.tokens / n_train_tokens
+        if epochs > spec.max_epochs:
+            raise SpecError(
+                f"{source}: max_epochs: {show(spec.max_epochs)}: trial {t.run_id} needs {human(t.tokens)} tokens = "
+                f"{epochs:.1f} epochs of the {human(n_train_tokens)}-token corpus; use a bigger corpus or smaller D/C"
+            )
+
+
+def totals(trials: list[Trial]) -> dict[str, float]:
+    return {
+        "trials": len(trials),
+        "flops_6nd": sum(t.flops_6nd for t in trials),
+        "flops_detailed": sum(t.flops_detailed for t in trials),
+        "tokens": sum(t.tokens for t in trials),
+    }

@@ -1,0 +1,354 @@
+"""Run a sweep on Ray Tune: locally by default, on an existing cluster with `address`.
+
+    launch(spec, out)           plan the trials, tokenise the corpus once, write the manifest, run them
+    resume(out)                 finish an interrupted sweep (Ctrl-C, a killed driver): completed trials
+                                are not rerun, unfinished ones continue from their last checkpoint
+    status(out)                 counts, FLOPs done, tokens/s, ETA, one line per trial (no Ray needed)
+
+One trial is one `scaling.train.train` run in a Tune function trainable (`sweeps.trainable`), with
+`FailureConfig(max_failures=spec.retries)`; every evaluation is forwarded with
+`tune.report(metrics, checkpoint=Checkpoint.from_directory(...))`, and a restarted trial resumes from
+`tune.get_checkpoint()` or its run folder's own checkpoint, whichever is newer. `resume` uses
+`Tuner.restore`; if Tune's state is unreadable (a truncated tuner.pkl, ray#58179) it falls back to the
+sweep's own manifest and starts a new Tune experiment with the unfinished trials only.
+
+Resources: each trial asks for `resources.cpus` CPUs (torch uses that many threads) and `resources.gpus`
+GPUs: a fraction shares a GPU (its memory capped to that fraction), a whole number N > 1 runs the trial
+data-parallel (DDP, N local processes) on one node.
+
+Security: a local Ray started here keeps Ray's token authentication as configured (on by default in
+Ray 2.60 unless `RAY_AUTH_MODE=disabled`) and its dashboard, when enabled, binds to 127.0.0.1 unless
+`dashboard_host` says otherwise. Ray's job and dashboard APIs run arbitrary code for whoever can reach
+them (CVE-2023-48022 was exploited in the wild), so connecting to a remote cluster without token auth
+prints a warning.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from sweeps import store
+from sweeps.design import check_epochs, expand
+from sweeps.spec import SpecError, SweepSpec
+
+STORAGE_DIR = "ray"
+
+
+def launch(
+    spec: SweepSpec,
+    out: str | Path,
+    *,
+    source: str = "spec",
+    address: str | None = None,
+    storage: str | None = None,
+    progress: bool = True,
+    num_cpus: int | None = None,
+    num_gpus: int | None = None,
+    dashboard: bool = False,
+    dashboard_host: str = "127.0.0.1",
+    reuse_actors: bool = True,
+    callbacks: Sequence[Any] = (),
+) -> dict:
+    """Plan, prepare and run a sweep; returns `status(out)` at the end.
+
+    Nothing is started (no Ray, no folder) when the spec cannot run: a design error, or a trial asking
+    for more CPUs/GPUs than this machine has (local runs) — a `SpecError` names the field.
+    """
+    out = Path(out).expanduser().absolute()
+    if (out / store.MANIFEST).exists():
+        raise store.SweepFolderError(f"{out}: already holds a sweep; continue it with `scaling sweep resume {out}`")
+    trials = expand(spec, source)
+    if address is None and not _ray_initialized():
+        _check_local_resources(spec, source, num_cpus, num_gpus)
+    data = _prepare_data(spec, progress)
+    check_epochs(spec, trials, data.n_train_tokens, source)
+
+    owned = _ray_connect(address, num_cpus, num_gpus, dashboard, dashboard_host)
+    try:
+        _check_cluster_resources(spec, source, remote=address is not None)
+    except BaseException:
+        if owned:
+            import ray
+
+            ray.shutdown()
+        raise
+
+    if storage and "://" not in storage:
+        storage = str(Path(storage).expanduser().absolute())  # Tune rejects relative storage paths
+    storage_path = storage or str(out / STORAGE_DIR)
+    experiment = _join(storage_path, spec.sweep_name())
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "name": spec.sweep_name(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "source": source,
+        "spec": spec.model_dump(mode="json"),
+        "storage_path": storage_path,
+        "experiments": [experiment],
+        "data_root": str(data.root),
+        "data_fingerprint": data.fingerprint,
+        "n_train_tokens": data.n_train_tokens,
+        "versions": _versions(),
+        "trials": [{**t.row(), "config": t.config.model_dump(mode="json")} for t in trials],
+    }
+    try:
+        store.write_json_atomic(out / store.MANIFEST, manifest)
+        (out / "spec.yaml").write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+        store.write_json_atomic(out / store.STATE, {t.run_id: {"status": "pending", "attempts": 0} for t in trials})
+        _run(out, manifest, experiment, spec, restore=False, progress=progress, reuse_actors=reuse_actors,
+             callbacks=callbacks)
+    finally:
+        _finish(out, owned)
+    return store.status(out)
+
+
+def resume(
+    out: str | Path,
+    *,
+    address: str | None = None,
+    progress: bool = True,
+    num_cpus: int | None = None,
+    num_gpus: int | None = None,
+    dashboard: bool = False,
+    dashboard_host: str = "127.0.0.1",
+    reuse_actors: bool = True,
+    callbacks: Sequence[Any] = (),
+) -> dict:
+    """Finish a sweep from its folder. Completed trials are never rerun; failed ones get new attempts."""
+    out = Path(out).expanduser().absolute()
+    manifest = store.read_manifest(out)
+    if store.driver_alive(out):
+        info = store.read_json(out / store.DRIVER) or {}
+        raise store.SweepFolderError(f"{out}: its driver is still running (pid {info.get('pid')}); stop it first")
+    spec = SweepSpec.model_validate(manifest["spec"])
+    unfinished = [t for t in manifest["trials"] if not store.is_finished(store.trial_record(out, t["run_id"]))]
+    if not unfinished:
+        store.collect(out)
+        return store.status(out)
+    if address is None and not _ray_initialized():
+        _check_local_resources(spec, manifest.get("source", "spec"), num_cpus, num_gpus)
+    data = _prepare_data(spec, progress)
+    manifest["data_root"] = str(data.root)
+    owned = _ray_connect(address, num_cpus, num_gpus, dashboard, dashboard_host)
+    try:
+        experiment = manifest["experiments"][-1]
+        _run(out, manifest, experiment, spec, restore=True, progress=progress, reuse_actors=reuse_actors,
+             callbacks=callbacks)
+    finally:
+        _finish(out, owned)
+    return store.status(out)
+
+
+def status(out: str | Path) -> dict:
+    """See `sweeps.store.status` (no Ray needed: it reads the sweep folder)."""
+    return store.status(out)
+
+
+# --- running ---------------------------------------------------------------------------------------
+
+def _run(out: Path, manifest: dict, experiment: str, spec: SweepSpec, *, restore: bool, progress: bool,
+         reuse_actors: bool, callbacks: Sequence[Any]) -> None:
+    from ray import tune
+
+    from sweeps.trainable import SweepCallback, make_trainable
+
+    # Tune warns when checkpoints force frequent experiment snapshots; with one small checkpoint per
+    # evaluation that is expected and cheap (a JSON file), so keep the console for the progress view.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Tune's console tables (its "new output engine" prints a header even at verbose=0) would fight with
+    # the sweep's own progress view.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    store.write_driver(out)
+    sweep_callback = SweepCallback(str(out), progress=progress)
+    all_callbacks = [sweep_callback, *callbacks]
+    trainable = make_trainable()
+    tuner = None
+    if restore:
+        try:
+            if not tune.Tuner.can_restore(experiment):
+                raise FileNotFoundError(f"no Tune state at {experiment}")
+            tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True, resume_errored=True)
+        except Exception as exc:  # truncated tuner.pkl (ray#58179), deleted storage, version change...
+            print(f"note: Tune state at {experiment} is unusable ({type(exc).__name__}: {str(exc)[:200]}); "
+                  "resuming the unfinished trials from the sweep manifest", file=sys.stderr)
+            tuner = None
+        else:
+            _replace_callbacks(tuner, all_callbacks)
+    if tuner is None:
+        todo = [t for t in manifest["trials"] if not store.is_finished(store.trial_record(out, t["run_id"]))]
+        if restore:
+            name = f"{manifest['name']}-resume{len(manifest['experiments'])}"
+            experiment = _join(manifest["storage_path"], name)
+            manifest["experiments"].append(experiment)
+            store.write_json_atomic(out / store.MANIFEST, manifest)
+        else:
+            name = manifest["name"]
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"trial": tune.grid_search(_tune_configs(out, manifest, todo))},
+            tune_config=tune.TuneConfig(
+                max_concurrent_trials=spec.max_concurrent_trials,
+                reuse_actors=reuse_actors,
+                trial_name_creator=_trial_name,
+                trial_dirname_creator=_trial_name,
+            ),
+            run_config=tune.RunConfig(
+                name=name,
+                storage_path=manifest["storage_path"],
+                failure_config=tune.FailureConfig(max_failures=spec.retries),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                callbacks=all_callbacks,
+                verbose=0,
+            ),
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        tuner.fit()
+
+
+def _trial_name(trial) -> str:
+    from sweeps.trainable import trial_name
+
+    return trial_name(trial)
+
+
+def _tune_configs(out: Path, manifest: dict, trials: list[dict]) -> list[dict]:
+    """One Tune config per trial, longest first (fewer idle slots at the end of the sweep)."""
+    ordered = sorted(trials, key=lambda t: -float(t["flops_detailed"]))
+    sync_s = float(manifest["spec"].get("checkpoint_sync_s", 60.0))
+    return [
+        {
+            "run_id": t["run_id"],
+            "run_dir": str(store.run_dir(out, t["run_id"])),
+            "config": t["config"],
+            "cpus": t["cpus"],
+            "gpus": t["gpus"],
+            "data_root": manifest.get("data_root"),
+            "checkpoint_sync_s": sync_s,
+        }
+        for t in ordered
+    ]
+
+
+def _replace_callbacks(tuner, callbacks: list) -> None:
+    """Tuner.restore brings back the callbacks pickled at launch; use this session's instead (Tune has
+    no public API for it: the restored RunConfig is reached through the tuner's internals, and if those
+    change the pickled callbacks, which rebuild their state from disk, are kept)."""
+    try:
+        tuner._local_tuner.get_run_config().callbacks = list(callbacks)
+    except AttributeError:
+        print("note: keeping the callbacks saved with the Tune experiment", file=sys.stderr)
+
+
+def _finish(out: Path, owned: bool) -> None:
+    store.clear_driver(out)
+    try:
+        store.collect(out)
+    finally:
+        if owned:
+            import ray
+
+            ray.shutdown()
+
+
+# --- Ray and resources -----------------------------------------------------------------------------
+
+def _ray_initialized() -> bool:
+    if "ray" not in sys.modules:
+        return False
+    import ray
+
+    return ray.is_initialized()
+
+
+def _ray_connect(address: str | None, num_cpus: int | None, num_gpus: int | None, dashboard: bool,
+                 dashboard_host: str) -> bool:
+    """Start a local Ray or join `address`; True when this call started it (and must shut it down)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address:
+        if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled" and not _is_loopback(address):
+            print(f"warning: connecting to {address} with RAY_AUTH_MODE=disabled; a Ray cluster without token "
+                  "authentication runs code for anyone who can reach it (CVE-2023-48022)", file=sys.stderr)
+        ray.init(address=address, log_to_driver=True)
+    else:
+        ray.init("local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=dashboard,
+                 dashboard_host=dashboard_host)
+    return True
+
+
+def _is_loopback(address: str) -> bool:
+    host = address.split("://")[-1].rsplit(":", 1)[0]
+    return host in ("auto", "localhost", "127.0.0.1", "::1") or host.startswith("127.")
+
+
+def _check_local_resources(spec: SweepSpec, source: str, num_cpus: int | None, num_gpus: int | None) -> None:
+    """Before starting anything: one trial must fit on this machine."""
+    cpus = num_cpus if num_cpus is not None else (os.cpu_count() or 1)
+    res = spec.resources
+    if res.cpus > cpus:
+        raise SpecError(f"{source}: resources.cpus: {res.cpus:g} CPUs per trial but this machine has {cpus} "
+                        f"(use --address to run on a cluster)")
+    if res.gpus > 0:
+        if num_gpus is None:
+            import torch
+
+            num_gpus = torch.cuda.device_count()
+        if res.gpus > num_gpus:
+            raise SpecError(f"{source}: resources.gpus: {res.gpus:g} GPUs per trial but this machine has {num_gpus} "
+                            f"(use --address to run on a cluster)")
+
+
+def _check_cluster_resources(spec: SweepSpec, source: str, *, remote: bool) -> None:
+    """After connecting: some alive node must fit one trial (warn only on a remote, maybe autoscaling, cluster)."""
+    import ray
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    res = spec.resources
+    fits = [n for n in nodes if n["Resources"].get("CPU", 0) >= res.cpus and n["Resources"].get("GPU", 0) >= res.gpus]
+    if fits:
+        return
+    biggest_gpu = max((n["Resources"].get("GPU", 0) for n in nodes), default=0)
+    biggest_cpu = max((n["Resources"].get("CPU", 0) for n in nodes), default=0)
+    msg = (f"resources: a trial needs {res.cpus:g} CPUs and {res.gpus:g} GPUs on one node; the largest nodes now "
+           f"have {biggest_cpu:g} CPUs, {biggest_gpu:g} GPUs")
+    if remote:
+        print(f"warning: {msg}; trials wait until the autoscaler adds such a node", file=sys.stderr)
+    else:
+        raise SpecError(f"{source}: {msg}")
+
+
+def _prepare_data(spec: SweepSpec, progress: bool):
+    """Tokenise the corpus once, in the driver, before any trial starts (cached across sweeps)."""
+    from scaling.data import prepare_data
+
+    return prepare_data(spec.data_config(), progress=progress)
+
+
+def _join(storage: str, name: str) -> str:
+    return f"{storage.rstrip('/')}/{name}" if "://" in storage else str(Path(storage) / name)
+
+
+def _versions() -> dict:
+    from importlib import metadata
+
+    out = {"python": sys.version.split()[0]}
+    for pkg in ("ray", "torch", "scaling-orchestrator"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+__all__ = ["launch", "resume", "status"]
