@@ -77,9 +77,9 @@ def main() -> None:
     ap.add_argument("--keep", help="keep the sweep folders here instead of a temporary folder")
     args = ap.parse_args()
     if args.smoke_test:
-        sizes, tokens = "[8k, 16k]", "[100k, 200k]"
+        sizes, tokens = "[16k, 24k]", "[100k, 200k]"
     else:
-        sizes, tokens = "[8k, 16k, 24k, 32k]", "[400k, 800k, 1.2M]"
+        sizes, tokens = "[16k, 24k, 32k, 40k]", "[400k, 800k, 1.2M]"
 
     from sweeps.design import expand
     from sweeps.spec import parse_yaml, validate_spec

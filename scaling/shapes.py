@@ -13,11 +13,12 @@ from scaling.errors import ConfigError
 
 ASPECT_RATIO = 64  # d_model / n_layer
 HEAD_SIZE = 64
+MIN_LAYERS = 2  # Kaplan et al. 2020 Fig. 6: models with fewer than 2 layers fall off the trend
 MAX_LAYERS = 512
 MAX_RELATIVE_ERROR = 0.2  # refuse a target no shape comes within 20% of
 
 SHAPE_RULE = """\
-Shape rule: d_model ~ 64 * n_layer, head size 64, MLP width 4 * d_model.
+Shape rule: d_model ~ 64 * n_layer, at least 2 layers, head size 64, MLP width 4 * d_model.
 
 Why. Kaplan et al. 2020 (§3.1, Fig. 5) find that at fixed non-embedding N the loss changes by only a few
 percent while d_model / n_layer ranges over 20-200, so the aspect ratio is a free choice as long as it
@@ -25,34 +26,41 @@ stays in that band; we fix it at 64, which is GPT-2 small (768 / 12), close to C
 (640/10 ... 3584/40 = 51-90, Hoffmann et al. 2022 Table A9), and nanochat's `model_dim = 64 * depth`.
 Holding the ratio fixed makes a size sweep vary one thing (scale) rather than scale and shape together.
 
+Never fewer than 2 layers: Kaplan et al. (Fig. 6) find that, counted without embeddings, models of every
+depth fall on one trend, one-layer models being the exception; a one-layer transformer also cannot form
+induction heads (Olsson et al. 2022), so mixing it into a sweep puts a kink in the law.
+
 How. The sizes form one chain ordered by N: n_layer = L owns every width d (on the grid below) whose
-parameter count lies between the geometric means of N(L-1, 64(L-1)), N(L, 64L) and N(L+1, 64(L+1)),
-so d / n_layer stays near 64 (within about 64 +- 32 for L >= 2; a single layer takes every width up
-to ~96, which is where tiny, embedding-dominated CPU models live). The shape whose N is nearest the
-target (in log) is returned, so the achieved N is monotone in the target and the layer count never
-decreases as the target grows. Width grid: multiples of 4 below 256, of 8 below 4096, of 32 below
-16384, of 64 above. Heads: the even head size dividing d_model closest to 64 and within [32, 128]
-(widths with none are skipped), or closest to d_model / 4 below width 256 (small models keep about
-four heads). Works from ~10^4 parameters (vocab 512) to 10^12. The achieved N is within ~3% of the
-target from ~10^7 parameters up (the width grid and the layer boundaries set the step) and within
+parameter count lies between the geometric means of N(L-1, 64(L-1)), N(L, 64L) and N(L+1, 64(L+1)), so d
+/ n_layer stays near 64 (within about 64 +- 32 for L >= 3; two layers take every width up to ~160, which
+is where tiny, embedding-dominated CPU models live, d / n_layer down to 8). The shape whose N is nearest
+the target (in log) is returned, so the achieved N is monotone in the target and the layer count never
+decreases as the target grows. Width grid: multiples of 4 below 256, of 8 below 4096, of 32 below 16384,
+of 64 above. Heads: below width 256 four heads where the width divides by 8, else two (head sizes stay
+even); from 256 up the even head size dividing d_model closest to 64 and within [32, 128] (widths with
+none are skipped). Works from ~2 x 10^4 parameters (vocab 512) to 10^12. The achieved N is within ~3% of
+the target from ~10^7 parameters up (the width grid and the layer boundaries set the step) and within
 ~5-10% for embedding-dominated models, where one width step moves N by 4 x vocab_size; it is counted
 exactly by `scaling.counting.param_counts`, so report that number, not the target."""
 
 
 def _widths(limit: int = 65536) -> list[int]:
     """The d_model grid: fine where one step changes N a lot; widths with no head size in [32, 128] skipped."""
-    grid = list(range(4, 256, 4)) + list(range(256, 4096, 8)) + list(range(4096, 16384, 32))
+    grid = list(range(8, 256, 4)) + list(range(256, 4096, 8)) + list(range(4096, 16384, 32))
     grid += list(range(16384, limit + 1, 64))
     return [d for d in grid if d < 4 * HEAD_SIZE or 32 <= d // heads_for_width(d) <= 128]
 
 
 @lru_cache(maxsize=None)
 def heads_for_width(d_model: int) -> int:
-    """Heads for a width: the even head size dividing d_model closest to 64 (to d_model / 4 below 256).
+    """Heads for a width: the even head size dividing d_model closest to 64 (see SHAPE_RULE).
 
-    From width 256 up, head sizes in [32, 128] are preferred (the shape grid skips widths that have
-    none, e.g. 1744 = 16 x 109); an odd width gets a single head.
+    Below width 256: four heads where the width divides by 8, else two (head sizes stay even). From
+    width 256 up, head sizes in [32, 128] are preferred (the shape grid skips
+    widths that have none, e.g. 1744 = 16 x 109); an odd width gets a single head.
     """
+    if 8 <= d_model < 4 * HEAD_SIZE and d_model % 4 == 0:
+        return 4 if d_model % 8 == 0 else 2
     divisors = {k for i in range(1, math.isqrt(d_model) + 1) if d_model % i == 0 for k in (i, d_model // i)}
     heads = [n for n in divisors if (d_model // n) % 2 == 0] or [1]
     target = HEAD_SIZE if d_model >= 4 * HEAD_SIZE else max(d_model / 4, 1)
@@ -78,13 +86,15 @@ def _chain(vocab_size: int, context: int, convention: str, frozen_kwargs: tuple)
         key = "params" if convention == "total" else "params_nonembedding"
         return counting.param_counts(cfg)[key]
 
-    on_ratio = [count(L, ASPECT_RATIO * L) for L in range(1, MAX_LAYERS + 2)]
-    # n_layer = L owns the counts in [bounds[L-1], bounds[L]): geometric midpoints between neighbours on the ratio
-    bounds = [0.0] + [math.sqrt(on_ratio[i] * on_ratio[i + 1]) for i in range(MAX_LAYERS)]
+    on_ratio = {L: count(L, ASPECT_RATIO * L) for L in range(MIN_LAYERS, MAX_LAYERS + 2)}
+    # n_layer = L owns the counts in [lower(L), upper(L)): geometric midpoints between neighbours on the ratio
+    def upper_bound(L: int) -> float:
+        return math.sqrt(on_ratio[L] * on_ratio[L + 1])
+
     widths = _widths()
     chain = []
-    for L in range(1, MAX_LAYERS + 1):
-        lower, upper = bounds[L - 1], bounds[L]
+    for L in range(MIN_LAYERS, MAX_LAYERS + 1):
+        lower, upper = (0.0 if L == MIN_LAYERS else upper_bound(L - 1)), upper_bound(L)
         lo, hi = 0, len(widths)  # first width with count >= lower (count grows with width)
         while lo < hi:
             mid = (lo + hi) // 2

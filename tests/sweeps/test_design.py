@@ -43,34 +43,34 @@ def test_isoflop_brackets_the_expected_optimum_and_spends_each_budget():
 
 
 def test_grid_is_sizes_times_data_times_lr_multipliers_times_seeds():
-    spec = spec_of("design: grid\nsizes: [10k, {n_layer: 2, d_model: 32, n_head: 2}]\ntokens: [100k, 200k]\n"
+    spec = spec_of("design: grid\nsizes: [16k, {n_layer: 3, d_model: 32, n_head: 2}]\ntokens: [100k, 200k]\n"
                    "lr: {rule: fixed, value: 1e-3, multipliers: [0.5, 2]}\nseeds: [0, 1]\n")
     trials = expand(spec)
     assert len(trials) == 2 * 2 * 2 * 2
     assert {t.tokens for t in trials} == {99840, 200192}  # whole steps of 512 tokens (195, 391)
     assert {t.config.train.lr for t in trials} == {5e-4, 2e-3}
     assert {t.config.train.seed for t in trials} == {0, 1}
-    explicit = [t for t in trials if t.config.model.n_layer == 2]
+    explicit = [t for t in trials if t.config.model.n_layer == 3]
     assert explicit and all(t.config.model.d_model == 32 and t.target_params is None for t in explicit)
 
 
 def test_grid_tokens_per_param_and_ladder_multiples():
-    grid = expand(spec_of("design: grid\nsizes: [10k, 40k]\ntokens_per_param: [10, 40]\n"))
+    grid = expand(spec_of("design: grid\nsizes: [16k, 40k]\ntokens_per_param: [10, 40]\n"))
     for t in grid:
         assert t.tokens / t.params == pytest.approx(t.tokens_per_param) and round(t.tokens_per_param, -1) in (10, 40)
-    ladder = expand(spec_of("design: ladder\nsizes: [10k, 40k]\nladder: {multiples: [1, 2, 5], tokens_per_param: 20}\n"))
+    ladder = expand(spec_of("design: ladder\nsizes: [16k, 40k]\nladder: {multiples: [1, 2, 5], tokens_per_param: 20}\n"))
     assert len(ladder) == 6
     assert sorted({round(t.tokens_per_param / 20) for t in ladder}) == [1, 2, 5]
 
 
 def test_lr_and_batch_rules_of_size():
-    trials = expand(spec_of("design: grid\nsizes: [10k, 80k]\ntokens: [400k]\n"
+    trials = expand(spec_of("design: grid\nsizes: [16k, 80k]\ntokens: [400k]\n"
                             "lr: {rule: power, value: 1e-3, reference_params: 1e4, exponent: -0.5}\n"
                             "batch: {rule: power, tokens: 512, reference_tokens: 1e5, exponent: 0.5}\n"))
     for t in trials:
         assert t.config.train.lr == pytest.approx(1e-3 * (t.params / 1e4) ** -0.5)
         assert t.config.train.batch_tokens == 1024  # 512 * (4e5 / 1e5)^0.5, a whole number of 64-token rows
-    default = expand(spec_of("design: grid\nsizes: [10k]\ntokens: [100k]\n"))
+    default = expand(spec_of("design: grid\nsizes: [16k]\ntokens: [100k]\n"))
     assert default[0].config.train.lr is None  # train() applies scaling.recipe.default_lr
 
 
@@ -82,19 +82,19 @@ def test_gpu_resources_become_ddp_processes():
     assert t.gpus == 8 and t.config.train.nproc == 8 and t.config.train.device == "cuda"
     assert t.config.train.threads == 32
     assert totals(trials)["flops_6nd"] == pytest.approx(7 * sum(spec.budgets), rel=0.01)
-    half = expand(spec_of("design: grid\nsizes: [10k]\ntokens: [100k]\nresources: {gpus: 0.5}\n"))[0]
+    half = expand(spec_of("design: grid\nsizes: [16k]\ntokens: [100k]\nresources: {gpus: 0.5}\n"))[0]
     assert half.config.train.nproc == 1 and half.config.train.device == "cuda" and half.gpus == 0.5
 
 
 def test_explicit_isoflop_sizes_must_have_enough_steps_everywhere():
     with pytest.raises(SpecError, match=r"budgets\[0\]: the .*-param model .* below min_steps 400"):
-        expand(spec_of("design: isoflop\nbudgets: [1e10, 1e11]\nsizes: [5k, 10k, 40k]\nmin_steps: 400\n"))
+        expand(spec_of("design: isoflop\nbudgets: [4e10, 1e11]\nsizes: [16k, 28k, 40k]\nmin_steps: 400\n"))
 
 
 def test_wall_time_estimate_schedules_longest_first():
     assert schedule_makespan([10, 10, 10, 10], 2) == 20
     assert schedule_makespan([9, 5, 4, 3, 3], 2) == 12
-    spec = spec_of("design: grid\nsizes: [10k, 20k]\ntokens: [100k]\nresources: {cpus: 1}\n")
+    spec = spec_of("design: grid\nsizes: [16k, 28k]\ntokens: [100k]\nresources: {cpus: 1}\n")
     trials = expand(spec)
     est = estimate(trials, slots=2, probe=True, probe_steps=1)
     assert est.source == "probe" and all(v > 0 and math.isfinite(v) for v in est.tokens_per_s.values())

@@ -50,8 +50,8 @@ def _attempts(out: Path, run_id: str) -> list[dict]:
 
 def test_isoflop_example_runs_every_trial_and_fits(ray_local, tmp_path, capsys):
     spec_path = EXAMPLES / "isoflop-cpu.yaml"
-    overrides = [SMALL_DATA, "budgets=[5e9,1.5e10]", "isoflop.sizes_per_budget=4", "isoflop.spread=2",
-                 "isoflop.tokens_per_param=20", "context=64", "min_steps=30", "batch.tokens=2048",
+    overrides = [SMALL_DATA, "budgets=[3e10,9e10]", "isoflop.sizes_per_budget=4", "isoflop.spread=2",
+                 "isoflop.tokens_per_param=5", "context=64", "min_steps=30", "batch.tokens=2048",
                  "train.eval_tokens=4096", "eval_interval=10"]
     out = tmp_path / "iso"
     args = ["sweep", "launch", str(spec_path), "--out", str(out), "--no-progress"]
@@ -105,7 +105,7 @@ vocab_size: 512
 context: 64
 data: {max_bytes: 3000000}
 design: grid
-sizes: [12k]
+sizes: [20k]
 tokens: [150k]
 min_steps: 50
 batch: {tokens: 1024}
@@ -134,7 +134,7 @@ vocab_size: 512
 context: 64
 data: {max_bytes: 3000000}
 design: grid
-sizes: [8k, 12k, 16k]
+sizes: [16k, 20k, 28k]
 tokens: [300k]
 min_steps: 50
 batch: {tokens: 1024}
@@ -225,7 +225,7 @@ def test_interrupted_sweep_resumes_from_the_manifest_when_tune_state_is_lost(ray
         def on_trial_complete(self, iteration, trials, trial, **info):
             os.kill(os.getpid(), signal.SIGUSR1)  # Tune's stop signal (SIGINT would also reach pytest)
 
-    text = THREE_TRIALS.replace("sizes: [8k, 12k, 16k]", "sizes: [8k, 12k]").replace("tokens: [300k]", "tokens: [150k]")
+    text = THREE_TRIALS.replace("sizes: [16k, 20k, 28k]", "sizes: [16k, 20k]").replace("tokens: [300k]", "tokens: [150k]")
     spec = load_spec(_spec_file(tmp_path, text.replace("max_concurrent_trials: 2", "max_concurrent_trials: 1")))
     out = tmp_path / "interrupted"
     first = launch(spec, out, progress=False, callbacks=[InterruptAfterFirstTrial()])

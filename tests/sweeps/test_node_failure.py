@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import time
 
 import pandas as pd
 import pytest
@@ -24,7 +25,7 @@ vocab_size: 512
 context: 64
 data: {max_bytes: 3000000}
 design: grid
-sizes: [8k, 12k, 16k]
+sizes: [16k, 20k, 28k]
 tokens: [300k]
 min_steps: 50
 batch: {tokens: 1024}
@@ -59,18 +60,32 @@ def cluster():
     c.shutdown()
 
 
+def _wait_until_dead(pid: int | None, timeout_s: float = 20.0) -> None:
+    import psutil
+
+    deadline = time.monotonic() + timeout_s
+    while pid and psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the trial process {pid} outlived its node by {timeout_s} s")
+        time.sleep(0.05)
+
+
 class KillNodeOnce(tune.Callback):
-    """Remove, without grace, the node running the first trial that reports step >= KILL_AT_STEP."""
+    """Remove, without grace, the node running the first trial checkpointed at step >= KILL_AT_STEP."""
 
     def __init__(self):
         self.killed: dict | None = None
 
-    def on_trial_result(self, iteration, trials, trial, result, **info):
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        # Kill once Tune has registered the checkpoint that came with this result: killing from
+        # on_trial_result races the registration, and the trial then restarts one checkpoint earlier.
+        result = trial.last_result
         if self.killed is not None or result.get("done") or result.get("step", 0) < KILL_AT_STEP:
             return
         node = next(n for n in _CLUSTER.list_all_nodes() if n.node_id == result["node_id"])
         assert node is not _CLUSTER.head_node
         _CLUSTER.remove_node(node, allow_graceful=False)
+        _wait_until_dead(result.get("pid"))  # else the dying trial may still write a newer checkpoint
         self.killed = {"run_id": result["run_id"], "step": result["step"], "node_id": result["node_id"]}
         run_dir = store.run_dir(trial.config["trial"]["run_dir"].rsplit("/runs/", 1)[0], result["run_id"])
         for name in ("checkpoint", "checkpoint.old", "checkpoint.tmp"):  # lost with the node

@@ -21,7 +21,7 @@ vocab_size: 512
 context: 64
 data: {max_bytes: 3000000}
 design: grid
-sizes: [8k, 12k, 16k, 20k]
+sizes: [16k, 20k, 28k, 36k]
 tokens: [40k]
 min_steps: 20
 batch: {tokens: 1024}
