@@ -192,8 +192,25 @@ def load_points(source: str | Path, *, n_col: str | None = None, d_col: str | No
     for role, col in defaults.items():
         if columns[role] is None and not (role in ("d", "c") and (d_col or c_col)):
             columns[role] = col
+    if path.is_dir():
+        df = _best_lr(df, columns, name)
     pts = points_from_frame(df, columns, source=name, n_convention=n_convention, auto=not path.is_dir())
     return pts.drop_highest(drop_highest)
+
+
+def _best_lr(df: pd.DataFrame, columns: Mapping[str, str | None], source: str) -> pd.DataFrame:
+    """A sweep with LR multipliers trains each (N, D, seed) at several peak LRs: keep the lowest loss of
+    each, the tuned-LR point a scaling law is about (one LR for all sizes biases the fit, Porian et al.
+    2024), with a FitWarning counting what was left out."""
+    if "lr_multiplier" not in df.columns or df["lr_multiplier"].nunique() < 2:
+        return df
+    loss = columns.get("loss") or FOLDER_COLUMNS["loss"]
+    key = [c for c in (columns.get("n") or FOLDER_COLUMNS["n"], columns.get("d") or FOLDER_COLUMNS["d"], "seed", "kind")
+           if c in df.columns]
+    best = df.loc[df.groupby(key, dropna=False)[loss].idxmin()]
+    warnings.warn(f"{source}: kept the best of {df['lr_multiplier'].nunique()} LR multipliers for each (N, D, seed): "
+                  f"{len(best)} of {len(df)} rows", FitWarning, stacklevel=3)
+    return best.sort_index()
 
 
 def load_curves(source: str | Path, *, run_col: str | None = None, n_col: str | None = None,

@@ -361,7 +361,7 @@ def _split_and_train_tokenizer(cfg: DataConfig, files: Sequence[Path], *, progre
     if n_docs < 2:
         raise DataError(
             f"corpus: {_describe(cfg)} is a single document; the validation split holds out whole documents: "
-            f"set data.doc_max_bytes (e.g. 65536) to cut it into documents at line boundaries"
+            f"set data.doc_max_bytes (`scaling train --doc-max-bytes`, e.g. 65536) to cut it into documents at line boundaries"
         )
     # Too few documents for val_fraction to pick one: hold one out anyway (the tokenizer has seen it;
     # with so few documents that is the lesser evil). And never hold out all of them.

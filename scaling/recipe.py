@@ -12,10 +12,12 @@ Chinchilla's laws disagree). So the defaults scale with the model:
   exponent of Porian et al.'s fitted optimum 0.0047 (N / 108e6)^(-1/3); we write it in the width, not
   in total N, because at CPU scale the embedding is most of N and Porian's law (fitted at 5M-900M
   parameters, batches of 40k-300k tokens) asks for 0.03-0.07 there: far past the LR at which our tiny
-  models stall at the unigram loss. LR_WIDTH = 0.25 is calibrated by the scan in LR_SCAN. At GPU
-  scale the rule gives 3.3e-4 at GPT-2 small (d 768), 1.2e-4 at d 2048: on the safe side of
-  GPT-3's published LRs (Brown et al. 2020, Table 2.1), which used far larger batches; set `lr` (or a
-  sweep's LR rule) for large-batch GPU runs.
+  models stall at the unigram loss. LR_WIDTH = 0.5 and LR_MAX = 0.0125 are calibrated by the scans in
+  LR_SCAN (a first calibration at 0.25 / d_model, capped at 0.02, proved 2x too low for 2-layer models
+  and too high for the narrowest: scan C). At GPU scale the rule gives 6.5e-4 at GPT-2 small (d 768),
+  4.9e-4 at d 1024, 2.4e-4 at d 2048, 1.2e-4 at d 4096: GPT-3's published LRs (Brown et al. 2020,
+  Table 2.1: 6e-4, 3e-4, 2e-4, 1.2e-4) within a factor 1.6; set `lr` (or a sweep's LR rule) to
+  tune it for your batch.
 - **Warmup** (`default_warmup_tokens`): N tokens (Porian et al.: the warmup as long as the model's
   parameter count in tokens, against Kaplan's fixed 3,000 steps that ate most of a small model's
   run), at most WARMUP_MAX_FRACTION = 25% of the run, at least one optimiser step. The cap is not
@@ -30,8 +32,8 @@ from __future__ import annotations
 from scaling import counting
 from scaling.config import ModelConfig
 
-LR_WIDTH = 0.25  # peak LR = LR_WIDTH / d_model
-LR_MAX = 0.02  # never above this, whatever the shape
+LR_WIDTH = 0.5  # peak LR = LR_WIDTH / d_model
+LR_MAX = 0.0125  # never above this, whatever the shape
 WARMUP_MAX_FRACTION = 0.25
 
 LR_SCAN = """\
@@ -57,12 +59,26 @@ B. 2 x 64 (133k tied, 166k untied), the 3 MB test slice, 500k tokens unless mark
   batch 2,048, 2M tokens (warmup N): tied 0.003 3.126, 0.0055 3.179, 0.008 2.944;
                                      untied 0.003 3.035, 0.0055 2.923, 0.008 2.942, 0.012 2.918
 
+C. The demo's IsoFLOP sweep (sweeps/examples/demo-cpu.yaml: untied, rotary, batch 1,024, warmup N,
+   cosine), budget 1e12 FLOPs, the first rule (0.25/d, cap 0.02) and 2x it:
+  shape (N total)     tokens   lr x1           lr x2
+  2 x 20 (30k)        5.5M     0.0125  3.268   0.025   3.349
+  2 x 28 (48k)        3.5M     0.0089  3.166   0.0179  3.057
+  2 x 40 (80k)        2.1M     0.0063  3.153   0.0125  3.135
+  2 x 56 (133k)       1.25M    0.0045  3.254   0.0089  3.159
+  budget 1e11: 2 x 8 (10k) 1.7M 0.02 4.076, 0.04 4.059; 2 x 12 (16k) 1.05M 0.02 3.813, 0.04 3.810.
+  Held-out run of an earlier demo, 2 x 68 rotary (181k), 9.2M tokens: 0.0037 2.532; 2x the LR ~0.5% lower.
+
 Reading: below ~10 tokens per parameter the LR optimum sits just under a cliff past which the model
 stalls at the unigram loss for much of the run; a longer warmup and untied embeddings both push the
 cliff up, and longer runs recover from it. 0.25/d_model lands at or next to the optimum for the
 1-layer models, under the cliff for 2 x 64, and low (+2-7% loss) for 2 x 116 trained longer. Untied
 embeddings learned 0.15-0.35 nats/token faster at equal LR and had a smooth LR response; tied ones
-stalled at random (2M tokens: 0.0055 worse than both 0.003 and 0.008).
+stalled at random (2M tokens: 0.0055 worse than both 0.003 and 0.008). Scan C: with untied embeddings
+and warmup N the optimum of 2-layer models sits near 0.0125 up to width ~40 and then falls like
+1/width (0.5/d_model), the first rule's 0.25/d cost up to 3.5% loss, unevenly across sizes (which
+bends an IsoFLOP frontier), and 0.025 at width 20 was past the optimum: hence 0.5/d, capped at 0.0125
+(also the best of the 1 x 28 row of scan A).
 """
 
 

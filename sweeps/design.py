@@ -30,6 +30,7 @@ from scaling.config import ModelConfig, RunConfig, TrainConfig
 from scaling.errors import ConfigError
 from scaling.counting import flops_per_token_detailed, param_counts
 from scaling.shapes import shape_for_params
+from scaling.recipe import default_lr
 from sweeps.spec import ShapeSpec, SpecError, SweepSpec, format_error, show
 
 
@@ -247,6 +248,8 @@ def _make_trial(spec: SweepSpec, source: str, model: ModelConfig, d_target: floa
             f"{batch} tokens, below min_steps {spec.min_steps}; lower batch.tokens, raise D or C, or drop the size"
         )
     lr = spec.lr.lr_for(n)
+    if lr is None and mult != 1.0:  # rule default: the multiplier scales scaling.recipe's width rule
+        lr = default_lr(model)
     if lr is not None:
         lr *= mult
     res = spec.resources

@@ -174,8 +174,8 @@ class ScheduleSpec(BaseModel):
 class LRRule(BaseModel):
     """Peak learning rate of each trial as a rule of its parameter count N.
 
-    - `default`: `scaling`'s own size rule (TrainConfig.lr = None, so `scaling.recipe.default_lr`:
-      0.0047 (N / 108e6)^(-1/3) with N all parameters, capped at 0.03; Porian et al. 2024).
+    - `default`: `scaling`'s own width rule (TrainConfig.lr = None, so `scaling.recipe.default_lr`:
+      0.5 / d_model, capped at 0.0125; calibrated on the CPU corpus, see `scaling.recipe.LR_SCAN`).
     - `fixed`: `value` for every size.
     - `power`: lr(N) = value * (N / reference_params) ** exponent, e.g. exponent -0.25 lowers the rate
       for bigger models (tuned rates fall with size; Porian et al. 2024, DeepSeek LLM 2024).

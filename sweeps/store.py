@@ -186,6 +186,8 @@ def collect(out: str | Path, *, write: bool = True) -> Tables:
             points["status"] = row["status"]
             if plan.get("budget") is not None:
                 points["budget"] = plan["budget"]
+            points["lr_multiplier"] = plan.get("lr_multiplier", 1.0)
+            points["seed"] = plan.get("config", {}).get("train", {}).get("seed", 0)
             point_frames.append(points)
 
     trials = _frame(trial_rows, TRIAL_COLUMNS)

@@ -24,13 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"scaling.cli.{name}")
-        except ModuleNotFoundError as exc:  # a subcommand not built yet must not break the others
-            if exc.name != f"scaling.cli.{name}":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f"scaling.cli.{name}").register(sub)
     return parser
 
 

@@ -49,6 +49,9 @@ def register(subparsers) -> None:
                       help="text files, folders, globs, .jsonl or .parquet (default: the Python standard library)")
     data.add_argument("--text-field", default="text", help="JSONL key / Parquet column with the text")
     data.add_argument("--max-bytes", type=int_count_arg, help="use only the first documents up to this size")
+    data.add_argument("--doc-max-bytes", type=int_count_arg,
+                      help="cut documents longer than this at line boundaries (a single-file corpus needs it "
+                           "for a validation split)")
     data.add_argument("--val-fraction", type=float, default=0.02, help="share of documents held out (default 0.02)")
     data.add_argument("--cache-dir", help="where prepared corpora go (default $SCALING_CACHE or ~/.cache/scaling)")
 
@@ -129,6 +132,7 @@ def build_config(args: argparse.Namespace):
         tokens = int(round(args.tokens_per_param * param_counts(model)[key]))
     data = parse_config(DataConfig, dict(corpus=tuple(args.corpus), vocab_size=args.vocab_size,
                                          text_field=args.text_field, max_bytes=args.max_bytes,
+                                         doc_max_bytes=args.doc_max_bytes,
                                          val_fraction=args.val_fraction,
                                          cache_dir=args.cache_dir), src)
     train_fields = dict(

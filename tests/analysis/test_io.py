@@ -67,6 +67,23 @@ def test_sweep_folder_keeps_completed_rows_and_warns_about_the_rest(tmp_path):
     assert pts.source.endswith("points.parquet")
 
 
+def test_sweep_folder_with_lr_multipliers_keeps_the_best_lr_of_each_run(tmp_path):
+    base = _points_frame(4)
+    frames = []
+    for mult, shift in ((0.5, 0.2), (1.0, 0.0), (2.0, 0.1)):   # x1 is best everywhere but the last size
+        f = base.assign(lr_multiplier=mult, seed=0, loss=base["loss"] + shift)
+        if mult == 2.0:
+            f.loc[3, "loss"] = base.loc[3, "loss"] - 0.05
+        frames.append(f)
+    pd.concat(frames, ignore_index=True).to_parquet(tmp_path / "points.parquet")
+    with pytest.warns(FitWarning, match=r"best of 3 LR multipliers .*4 of 12 rows"):
+        pts = load_points(tmp_path)
+    assert len(pts) == 4
+    expected = base["loss"].to_numpy().copy()
+    expected[3] -= 0.05
+    np.testing.assert_allclose(np.sort(pts.loss), np.sort(expected))
+
+
 def test_sweep_folder_nonembedding_convention_picks_its_column(tmp_path):
     df = _points_frame(5)
     df.to_parquet(tmp_path / "points.parquet")

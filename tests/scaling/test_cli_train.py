@@ -79,3 +79,18 @@ def test_empty_corpus_is_a_one_line_error(tmp_path, capsys):
                  "--out", str(tmp_path / "x"), "--quiet", "--cache-dir", str(tmp_path / "cache")])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+
+
+def test_a_single_file_corpus_needs_doc_max_bytes_and_trains_with_it(tmp_path, capsys):
+    """One long text file is one document: no validation split until --doc-max-bytes cuts it."""
+    book = tmp_path / "book.txt"
+    book.write_text("".join(f"line {i}: the quick brown fox jumps over the lazy dog {i % 97}\n" for i in range(3000)))
+    argv = ["train", "--n-layer", "1", "--d-model", "16", "--context", "32", "--tokens", "2k", "--batch-tokens",
+            "256", "--eval-tokens", "512", "--vocab-size", "300", "--threads", "1", "--corpus", str(book),
+            "--cache-dir", str(tmp_path / "cache"), "--quiet"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "single document" in err and "book.txt" in err, err
+    assert main([*argv, "--doc-max-bytes", "4096", "--out", str(tmp_path / "b"), "--json"]) == 0
+    trial = json.loads(capsys.readouterr().out)
+    assert trial["status"] == "completed" and trial["tokens_seen"] == 2048

@@ -8,6 +8,8 @@ import math
 import resource
 
 import pytest
+
+from scaling import recipe
 import torch
 
 from scaling.config import RunConfig
@@ -134,4 +136,4 @@ def test_plan_turns_tokens_into_steps_and_branches(stdlib_data_config):
     two = make_plan(cfg, world_size=2)
     assert two.batch_tokens == 8192 and two.micro_batch_size * two.accum_steps * 2 * 64 == 8192
     default = make_plan(tiny_config(stdlib_data_config, lr=None, tokens=10**6))
-    assert default.lr == pytest.approx(0.25 / 32) and 0 < default.warmup_tokens <= 0.25 * 10**6
+    assert default.lr == pytest.approx(min(recipe.LR_MAX, recipe.LR_WIDTH / 32)) and 0 < default.warmup_tokens <= 0.25 * 10**6

@@ -54,6 +54,18 @@ def test_grid_is_sizes_times_data_times_lr_multipliers_times_seeds():
     assert explicit and all(t.config.model.d_model == 32 and t.target_params is None for t in explicit)
 
 
+def test_lr_multipliers_scale_the_default_width_rule():
+    from scaling.recipe import default_lr
+
+    trials = expand(spec_of("design: grid\nsizes: [{n_layer: 2, d_model: 64, n_head: 4}]\ntokens: [100k]\n"
+                            "lr: {rule: default, multipliers: [0.5, 1, 2]}\n"))
+    base = default_lr(trials[0].config.model)
+    by_mult = {t.lr_multiplier: t.config.train.lr for t in trials}
+    assert by_mult[0.5] == pytest.approx(base / 2) and by_mult[2] == pytest.approx(2 * base)
+    assert by_mult[1] is None  # x1 leaves the run on its own default, recorded as such in trial.json
+    assert len({t.run_id for t in trials}) == 3
+
+
 def test_grid_tokens_per_param_and_ladder_multiples():
     grid = expand(spec_of("design: grid\nsizes: [16k, 40k]\ntokens_per_param: [10, 40]\n"))
     for t in grid:

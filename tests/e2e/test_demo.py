@@ -1,0 +1,140 @@
+"""`scaling demo --quick` from the command line, as a user runs it: interrupted with Ctrl-C part-way
+through the sweep, run again with the same --out (which must resume, not start over), then checked
+end to end: the JSON result, the sweep folder the other subcommands read, the report.
+
+The reduced demo (`scaling.demo.QUICK_OVERRIDES`): a 10 MB slice of the stdlib corpus, IsoFLOP budgets
+2e10-2e11 FLOPs x 4 sizes (10 distinct runs: the narrowest shapes coincide), a held-out run
+at 2e12. About 4 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+psutil = pytest.importorskip("psutil")
+
+pytestmark = pytest.mark.slow
+
+RAY_DAEMONS = ("raylet", "gcs_server")
+
+
+def _ray_daemons() -> set[int]:
+    pids = set()
+    for p in psutil.process_iter(["name", "cmdline"]):
+        text = " ".join([p.info["name"] or "", *(p.info["cmdline"] or [])[:1]])
+        if any(d in text for d in RAY_DAEMONS):
+            pids.add(p.pid)
+    return pids
+
+
+def _completed_trials(sweep: Path) -> dict[str, dict]:
+    out = {}
+    for f in sorted((sweep / "runs").glob("*/trial.json")):
+        try:
+            t = json.loads(f.read_text())
+        except (OSError, ValueError):  # being rewritten
+            continue
+        if t.get("status") == "completed":
+            out[t["run_id"]] = t
+    return out
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """Run the quick demo, interrupt it after two finished trials, run it again to the end."""
+    root = tmp_path_factory.mktemp("demo")
+    out = root / "out"
+    env = {**os.environ, "SCALING_CACHE": str(root / "cache"), "RAY_AUTH_MODE": "disabled",
+           "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "scaling.cli", "demo", "--quick", "--out", str(out), "--json", "--no-progress"]
+    daemons_before = _ray_daemons()
+
+    # 1. start, wait for two finished trials, then Ctrl-C (SIGINT to the process group, as a terminal does)
+    with open(root / "first.err", "w") as err:
+        first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env, start_new_session=True)
+        deadline = time.monotonic() + 400
+        while len(_completed_trials(out / "sweep")) < 2:
+            if first.poll() is not None or time.monotonic() > deadline:
+                first.kill()
+                pytest.fail(f"demo exited ({first.returncode}) or stalled before two trials finished:\n"
+                            + (root / "first.err").read_text()[-3000:])
+            time.sleep(1)
+        os.killpg(first.pid, signal.SIGINT)
+        try:
+            first.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait()
+            pytest.fail("the demo did not stop within 120 s of Ctrl-C:\n" + (root / "first.err").read_text()[-3000:])
+    done_before = _completed_trials(out / "sweep")
+
+    # 2. the same command again
+    second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    (root / "second.err").write_text(second.stderr)
+    assert second.returncode == 0, second.stderr[-4000:]
+    time.sleep(2)
+    leftover = _ray_daemons() - daemons_before
+    return {"out": out, "first_rc": first.returncode, "first_err": (root / "first.err").read_text(),
+            "done_before": done_before, "result": json.loads(second.stdout), "second_err": second.stderr,
+            "leftover_ray": leftover}
+
+
+def test_ctrl_c_stops_the_demo_and_a_rerun_resumes_the_sweep(demo):
+    assert demo["first_rc"] != 0, "the interrupted demo must not carry on to the fits"
+    assert "resuming the sweep" in demo["second_err"]
+    # trials finished before Ctrl-C were not trained again: their records are untouched
+    after = _completed_trials(demo["out"] / "sweep")
+    assert len(demo["done_before"]) >= 2
+    for run_id, before in demo["done_before"].items():
+        assert after[run_id]["wall_s"] == before["wall_s"] and after[run_id]["final_loss"] == before["final_loss"]
+    assert not demo["leftover_ray"], f"Ray daemons left running: {demo['leftover_ray']}"
+
+
+def test_the_result_has_the_promised_keys_and_a_checked_forecast(demo):
+    r = demo["result"]
+    for key in ("budget", "N_opt", "D_opt", "predicted_loss", "interval", "actual_loss", "error_pct", "a", "b",
+                "wall_s", "report"):
+        assert key in r, key
+    assert r["budget"] == pytest.approx(2e12)  # 10x the largest quick budget
+    assert r["N_opt"] * r["D_opt"] * 6 == pytest.approx(r["budget"], rel=1e-6)
+    lo, hi = r["interval"]
+    assert lo < r["predicted_loss"] < hi
+    assert 0 < r["actual_loss"] < 5.3  # below the unigram entropy of the corpus: the model learned
+    assert r["error_pct"] == pytest.approx(100 * (r["predicted_loss"] - r["actual_loss"]) / r["actual_loss"])
+    # a forecast 10x beyond the sweep, from 12 tiny runs: within 10% is a working pipeline, not luck
+    assert abs(r["error_pct"]) < 10, r
+    assert 0.2 < r["a"] < 0.8 and r["a"] + r["b"] == pytest.approx(1, abs=1e-6)
+    assert r["law"] in ("chinchilla", "kaplan")
+    assert set(r["selection"]["errors"]) == {"chinchilla", "kaplan"}
+    held = r["heldout"]
+    assert held["N"] * held["D"] * 6 == pytest.approx(r["budget"], rel=0.01)
+
+
+def test_the_output_is_a_sweep_folder_the_other_commands_read(demo):
+    out = demo["out"]
+    status = subprocess.run([sys.executable, "-m", "scaling.cli", "sweep", "status", str(out / "sweep"), "--json"],
+                            capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0, status.stderr
+    st = json.loads(status.stdout)
+    counts = st["counts"]
+    assert counts["completed"] == len(st["trials"]) >= 9 and counts["pending"] == 0
+    fit = subprocess.run([sys.executable, "-m", "scaling.cli", "fit", str(out / "sweep"), "--approach", "2",
+                          "--budget-col", "budget", "--json", "--no-progress"], capture_output=True, text=True,
+                         timeout=120)
+    assert fit.returncode == 0, fit.stderr
+    assert json.loads(fit.stdout)["a"] == pytest.approx(demo["result"]["approach2_a"], rel=1e-6)
+    report = Path(demo["result"]["report"])
+    assert report.parent == out and report.stat().st_size > 100_000
+    html = report.read_text()
+    assert "<html" in html and "plotly" in html.lower()
+    for name in ("fit-approach3.json", "fit-approach2.json", "fit-kaplan.json", "forecast.json", "law-selection.json",
+                 "demo.json"):
+        assert (out / name).exists(), name
