@@ -71,6 +71,14 @@ def write_json(obj: Any, path: str | Path) -> None:
     path.write_text(json.dumps(to_jsonable(obj), indent=2) + "\n")
 
 
+def add_command(subparsers, name: str, doc: str, help: str) -> argparse.ArgumentParser:
+    """A subcommand parser whose description is the first paragraph of the module docstring `doc` and
+    whose epilog (examples, notes) is the rest, printed as written."""
+    first, _, rest = doc.partition("\n\n")
+    return subparsers.add_parser(name, help=help, description=first, epilog=rest,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def run_handler(func: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
     """Run a subcommand; user errors become `error: <one line>` on stderr and exit code 2."""
     try:

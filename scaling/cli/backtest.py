@@ -17,15 +17,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from scaling.cli._common import add_command
+
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "backtest",
-        help="hold out runs, fit the rest, predict the held-out losses and score them",
-        description=__doc__.split("\n\n")[0],
-        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = add_command(subparsers, "backtest", __doc__,
+                    "hold out runs, fit the rest, predict the held-out losses and score them")
     p.add_argument("source", metavar="SOURCE", help="CSV/Parquet file, sweep folder or run folder")
     cols = p.add_argument_group("columns (default: params, tokens, flops_6nd, loss)")
     cols.add_argument("--n-col", metavar="COL", help="model size N (parameters)")

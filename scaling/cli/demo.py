@@ -16,17 +16,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from scaling.cli._common import print_json
+from scaling.cli._common import add_command, print_json
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "demo",
-        help="the whole path on the default corpus: sweep, fit, plan, and check the forecast",
-        description=__doc__.split("\n\n")[0],
-        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = add_command(subparsers, "demo", __doc__,
+                    "the whole path on the default corpus: sweep, fit, plan, and check the forecast")
     p.add_argument("--out", default="demo-out", help="output folder (default demo-out); rerun to resume")
     p.add_argument("--quick", action="store_true", help="a reduced demo for a first look or a test (~3 minutes)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

@@ -15,17 +15,12 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.cli._common import count_arg, print_json, write_json
+from scaling.cli._common import add_command, count_arg, print_json, write_json
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "plan",
-        help="plan N, D, loss and model shape for a budget from a fitted law",
-        description=__doc__.split("\n\n")[0],
-        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = add_command(subparsers, "plan", __doc__,
+                    "plan N, D, loss and model shape for a budget from a fitted law")
     p.add_argument("fit", help="fit JSON written by `scaling fit --out` (approach 3, kaplan, or 1/2)")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--budget", type=count_arg, metavar="FLOPS", help="training compute, e.g. 1e21")

@@ -16,15 +16,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from scaling.cli._common import add_command
+
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "report",
-        help="write a self-contained HTML report (figures, fits, plans, backtest)",
-        description=__doc__.split("\n\n")[0],
-        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = add_command(subparsers, "report", __doc__,
+                    "write a self-contained HTML report (figures, fits, plans, backtest)")
     p.add_argument("source", metavar="SOURCE", help="sweep folder, run folder, CSV/Parquet table, or a fit JSON")
     p.add_argument("--out", metavar="PATH", default="report.html", help="HTML file to write (default report.html)")
     cols = p.add_argument_group("columns (default: params, tokens, flops_6nd, loss)")

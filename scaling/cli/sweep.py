@@ -16,17 +16,12 @@ import argparse
 import math
 import sys
 
-from scaling.cli._common import print_json
+from scaling.cli._common import add_command, print_json
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "sweep",
-        help="plan, launch, resume and watch sweeps of pretraining runs on Ray Tune",
-        description=__doc__.split("\n\n")[0],
-        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = add_command(subparsers, "sweep", __doc__,
+                    "plan, launch, resume and watch sweeps of pretraining runs on Ray Tune")
     sub = p.add_subparsers(dest="sweep_command", metavar="ACTION", required=True)
 
     def spec_args(q: argparse.ArgumentParser) -> None:

@@ -19,17 +19,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from scaling.cli._common import count_arg, int_count_arg, print_json
+from scaling.cli._common import add_command, count_arg, int_count_arg, print_json
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser(
-        "train",
-        help="train one GPT on a corpus: loss curve, N and FLOPs, checkpoints",
-        description=__doc__.split("\n\n")[0],
-        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = add_command(subparsers, "train", __doc__,
+                    "train one GPT on a corpus: loss curve, N and FLOPs, checkpoints")
     model = p.add_argument_group("model (a shape, or --params)")
     model.add_argument("--n-layer", type=int, help="transformer blocks")
     model.add_argument("--d-model", type=int, help="residual width")
