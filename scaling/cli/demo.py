@@ -1,9 +1,9 @@
 """`scaling demo`: sweep, fit, plan, and check the forecast against a real held-out run.
 
-    scaling demo                       the full demo into demo-out/ (about 10-15 minutes on 2 CPU cores)
+    scaling demo                       the full demo into demo-out/ (about 15 minutes on 2 CPU cores)
     scaling demo --json                the same, ending in one JSON object
     scaling demo --out my-demo         keep everything elsewhere; rerun with the same --out to resume
-    scaling demo --quick               a reduced demo (3 MB of the corpus, smaller budgets): ~3 minutes
+    scaling demo --quick               a reduced demo (10 MB of the corpus, 10x smaller budgets): ~4 minutes
     scaling demo --set budgets=[1e11,3e11,1e12]     change the sweep (any field of demo-cpu.yaml)
 
 The output folder is a real sweep folder (`<out>/sweep`) that `scaling sweep status`, `scaling fit`
@@ -23,7 +23,7 @@ def register(subparsers) -> None:
     p = add_command(subparsers, "demo", __doc__,
                     "the whole path on the default corpus: sweep, fit, plan, and check the forecast")
     p.add_argument("--out", default="demo-out", help="output folder (default demo-out); rerun to resume")
-    p.add_argument("--quick", action="store_true", help="a reduced demo for a first look or a test (~3 minutes)")
+    p.add_argument("--quick", action="store_true", help="a reduced demo for a first look or a test (~4 minutes)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field of the demo's sweep spec (repeatable), e.g. isoflop.sizes_per_budget=4")
     p.add_argument("--heldout-factor", type=float, default=10.0,
