@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from analysis.io import Points
+from analysis.jsonable import to_jsonable
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -80,7 +81,7 @@ class FitEstimator:
 
     def to_json(self, path: str | Path | None = None) -> str:
         """The fit JSON as text; also written to `path` when one is given."""
-        text = json.dumps(_jsonable(self.to_dict()), indent=2) + "\n"
+        text = json.dumps(to_jsonable(self.to_dict()), indent=2) + "\n"
         if path is not None:
             Path(path).write_text(text)
         return text
@@ -99,17 +100,3 @@ def _same(a: Any, b: Any) -> bool:
         return bool(a == b)
     except (TypeError, ValueError):
         return a is b
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [_jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj

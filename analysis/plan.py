@@ -654,7 +654,6 @@ class Planner:
         if not (math.isfinite(N) and math.isfinite(D)):
             raise InputError(f"{kind}: no finite plan for {value:g} under this law")
         C = self.k * N * D
-        values = {"N": N, "D": D, "C": C, "loss": loss, "tokens_per_param": D / N}
         warn: list[str] = []
         intervals: dict[str, list[float]] = {}
         nb = self.surface.n_bootstrap

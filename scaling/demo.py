@@ -26,21 +26,20 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import yaml
 
 from analysis.backtest import backtest
 from analysis.fit import ChinchillaFit, IsoFLOPFit, KaplanFit
 from analysis.io import FitWarning, load_points
 from analysis.plan import Planner
 from analysis.report import build_report
-from scaling.cli._common import to_jsonable
+from analysis.jsonable import to_jsonable
 from scaling.counting import param_counts
 from scaling.shapes import shape_for_params
 from scaling.train import train
 from sweeps import store
 from sweeps.design import expand
 from sweeps.launch import launch, resume
-from sweeps.spec import load_spec, parse_yaml, validate_spec
+from sweeps.spec import load_spec, validate_spec
 
 DEMO_SPEC = Path(__file__).resolve().parents[1] / "sweeps" / "examples" / "demo-cpu.yaml"
 
@@ -174,8 +173,7 @@ def run_demo(settings: DemoSettings, echo: Callable[[str], None] = print) -> Dem
     upper = pred * math.exp(math.hypot(math.log(fit_hi / pred), extra))
     (out / "forecast.json").write_text(json.dumps(to_jsonable(bt.to_dict()), indent=2) + "\n")
     other = "kaplan" if law == "3" else "3"
-    other_pred = float(backtest(sweep_dir, holdout=None, targets=run_dir, approach=other, interval="none")
-                       .rows.iloc[0]["predicted"])
+    other_pred = float(np.asarray((kaplan if other == "kaplan" else fit3).predict([row["N"]], [row["D"]]))[0])
 
     # 5. the report
     echo("[4/5] writing the report")
@@ -278,4 +276,4 @@ def _heldout_spec(spec, model, tokens: float, cpus: int):
              tokens=[int(tokens)], tokens_per_param=[], seeds=[spec.seeds[0]],
              resources={**d["resources"], "cpus": cpus}, max_concurrent_trials=1)
     d["lr"] = {**d["lr"], "multipliers": [1.0]}
-    return validate_spec(parse_yaml(yaml.safe_dump(d), "held-out run"), "held-out run")
+    return validate_spec(d, "held-out run")

@@ -28,7 +28,6 @@ from __future__ import annotations
 import datetime
 import os
 import sys
-import time
 import warnings
 from pathlib import Path
 from typing import Any, Sequence

@@ -10,9 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
 from analysis.errors import InputError
+from analysis.jsonable import to_jsonable
 from scaling.errors import ScalingError
 
 _SUFFIX = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
@@ -42,23 +41,6 @@ def int_count_arg(text: str) -> int:
     return int(round(count_arg(text)))
 
 
-def to_jsonable(obj: Any) -> Any:
-    """Convert numpy scalars/arrays, Paths, tuples and non-finite floats so `json.dumps` accepts them."""
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [to_jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, np.generic):
-        return to_jsonable(obj.item())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 def print_json(obj: Any) -> None:
     """Print one JSON object on stdout (the machine-readable output of `--json`)."""
     sys.stdout.write(json.dumps(to_jsonable(obj), indent=2) + "\n")
@@ -77,6 +59,18 @@ def add_command(subparsers, name: str, doc: str, help: str) -> argparse.Argument
     first, _, rest = doc.partition("\n\n")
     return subparsers.add_parser(name, help=help, description=first, epilog=rest,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+
+def add_column_args(p: argparse.ArgumentParser, loss_help: str = "loss, nats/token"):
+    """The --n-col/--d-col/--c-col/--loss-col group that `fit`, `backtest` and `report` share; returns the
+    group, for a subcommand's own column flags."""
+    cols = p.add_argument_group("columns (default: params, tokens, flops_6nd, loss)")
+    cols.add_argument("--n-col", metavar="COL", help="model size N (parameters)")
+    cols.add_argument("--d-col", metavar="COL", help="training tokens D")
+    cols.add_argument("--c-col", metavar="COL", help="training FLOPs C (D = C / 6N when there is no --d-col)")
+    cols.add_argument("--loss-col", metavar="COL", help=loss_help)
+    return cols
 
 
 def run_handler(func: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:

@@ -17,18 +17,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from scaling.cli._common import add_command
+from scaling.cli._common import add_column_args, add_command
 
 
 def register(subparsers) -> None:
     p = add_command(subparsers, "backtest", __doc__,
                     "hold out runs, fit the rest, predict the held-out losses and score them")
     p.add_argument("source", metavar="SOURCE", help="CSV/Parquet file, sweep folder or run folder")
-    cols = p.add_argument_group("columns (default: params, tokens, flops_6nd, loss)")
-    cols.add_argument("--n-col", metavar="COL", help="model size N (parameters)")
-    cols.add_argument("--d-col", metavar="COL", help="training tokens D")
-    cols.add_argument("--c-col", metavar="COL", help="training FLOPs C (D = C / 6N when there is no --d-col)")
-    cols.add_argument("--loss-col", metavar="COL", help="loss, nats/token")
+    add_column_args(p)
     p.add_argument("--n-convention", choices=["total", "nonembedding"], default=None,
                    help="which parameter count N is (folders: picks the column)")
     p.add_argument("--holdout", metavar="EXPR", help='rows to hold out, e.g. "N >= 2e9", "largest N", "rows 3,5"')

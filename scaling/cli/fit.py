@@ -19,18 +19,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from scaling.cli._common import add_command
+from scaling.cli._common import add_column_args, add_command
 
 
 def register(subparsers) -> None:
     p = add_command(subparsers, "fit", __doc__,
                     "fit Kaplan / Chinchilla (approach 1, 2, 3) scaling laws to a table of runs")
     p.add_argument("source", metavar="SOURCE", help="CSV/Parquet file, sweep folder or run folder")
-    cols = p.add_argument_group("columns (default: params, tokens, flops_6nd, loss)")
-    cols.add_argument("--n-col", metavar="COL", help="model size N (parameters)")
-    cols.add_argument("--d-col", metavar="COL", help="training tokens D")
-    cols.add_argument("--c-col", metavar="COL", help="training FLOPs C (D = C / 6N when there is no --d-col)")
-    cols.add_argument("--loss-col", metavar="COL", help="loss, nats/token (approach 1: default val_loss)")
+    cols = add_column_args(p, loss_help="loss, nats/token (approach 1: default val_loss)")
     cols.add_argument("--budget-col", metavar="COL", help="approach 2: the IsoFLOP budget of each row")
     cols.add_argument("--run-col", metavar="COL", help="approach 1: the run each curve row belongs to (default run_id)")
     p.add_argument("--approach", default="3", choices=["1", "2", "3", "kaplan"],

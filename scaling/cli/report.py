@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from scaling.cli._common import add_command
+from scaling.cli._common import add_column_args, add_command
 
 
 def register(subparsers) -> None:
@@ -24,11 +24,7 @@ def register(subparsers) -> None:
                     "write a self-contained HTML report (figures, fits, plans, backtest)")
     p.add_argument("source", metavar="SOURCE", help="sweep folder, run folder, CSV/Parquet table, or a fit JSON")
     p.add_argument("--out", metavar="PATH", default="report.html", help="HTML file to write (default report.html)")
-    cols = p.add_argument_group("columns (default: params, tokens, flops_6nd, loss)")
-    cols.add_argument("--n-col", metavar="COL", help="model size N (parameters)")
-    cols.add_argument("--d-col", metavar="COL", help="training tokens D")
-    cols.add_argument("--c-col", metavar="COL", help="training FLOPs C (D = C / 6N when there is no --d-col)")
-    cols.add_argument("--loss-col", metavar="COL", help="loss, nats/token")
+    cols = add_column_args(p)
     cols.add_argument("--budget-col", metavar="COL", help="the IsoFLOP budget of each row (approach 2)")
     p.add_argument("--n-convention", choices=["total", "nonembedding"], default=None,
                    help="which parameter count N is (folders: picks the column)")
