@@ -26,9 +26,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import InputError
+from contracts.counts import expand_counts
 
-_SUFFIX = {"k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
-_COUNT = re.compile(r"(?<![\w.])((?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)([kKmMbBgGtT])(?!\w)")
 _LARGEST = re.compile(r"^\s*largest\s+(?:(\d+)\s+)?(\w+)\s*$", re.IGNORECASE)
 _ROWS = re.compile(r"^\s*rows?\s+([\d,\s\-]+)$", re.IGNORECASE)
 
@@ -102,7 +101,7 @@ def _column(table: pd.DataFrame, name: str) -> pd.Series:
 
 
 def _expression_mask(table: pd.DataFrame, text: str) -> np.ndarray:
-    src = _COUNT.sub(lambda m: repr(float(m.group(1)) * _SUFFIX[m.group(2).lower()]), text)
+    src = expand_counts(text)
     # & | ~ bind tighter than comparisons in Python: read them as the words, which do not
     src = re.sub(r"&&?", " and ", src)
     src = re.sub(r"\|\|?", " or ", src)

@@ -38,6 +38,7 @@ import numpy as np
 from scipy import optimize
 
 from analysis.errors import InputError
+from contracts.counts import format_count
 from analysis.laws import ChinchillaLaw, KaplanLawND, PowerLaw
 
 EXTRAPOLATION_WARN_FACTOR = 100.0
@@ -444,18 +445,18 @@ class Plan:
 
         title = {
             "budget": f"compute-optimal plan for {fmt_flops(self.inputs.get('budget', self.C))}",
-            "params": f"compute-optimal data for a {fmt_count(self.N)}-parameter model",
-            "tokens": f"compute-optimal model for {fmt_count(self.D)} tokens",
+            "params": f"compute-optimal data for a {format_count(self.N)}-parameter model",
+            "tokens": f"compute-optimal model for {format_count(self.D)} tokens",
             "target_loss": f"cheapest plan reaching loss {self.inputs.get('target_loss', 0):.4f} nats/token",
-            "inference": f"inference-aware plan (Sardana et al. 2024) for {fmt_count(self.inference_tokens or 0)} inference tokens",
+            "inference": f"inference-aware plan (Sardana et al. 2024) for {format_count(self.inference_tokens or 0)} inference tokens",
         }[self.kind]
         conv = (f"N = {self.n_convention} parameters" if self.n_convention in ("total", "nonembedding")
                 else f"N as in column '{self.n_convention}'")
         lines = [title, f"{'method':<22}{self.method}; {conv}; FLOPs = {self.flops_convention}"]
         e = lambda v: f"{v:.3g}"  # noqa: E731
         for r in (
-            row("model size N", "N", fmt_count, " parameters"),
-            row("training tokens D", "D", fmt_count, " tokens"),
+            row("model size N", "N", format_count, " parameters"),
+            row("training tokens D", "D", format_count, " tokens"),
             row("tokens per parameter", "tokens_per_param", lambda v: f"{v:.1f}"),
             row("training compute C", "C", e, " FLOPs"),
             row("predicted loss", "loss", lambda v: f"{v:.4f}", " nats/token"),
@@ -469,7 +470,7 @@ class Plan:
         if self.reference:
             ref = self.reference
             lines.append(
-                f"{'vs compute-optimal':<22}N {fmt_count(ref['N'])}, D {fmt_count(ref['D'])}, "
+                f"{'vs compute-optimal':<22}N {format_count(ref['N'])}, D {format_count(ref['D'])}, "
                 f"total {fmt_flops(ref['total_flops'])} ({100 * ref['total_flops_saved']:.1f}% saved)"
             )
         if self.hardware:
@@ -480,17 +481,6 @@ class Plan:
         for w in self.warnings:
             lines.append(f"warning: {w}")
         return "\n".join(lines)
-
-
-def fmt_count(x: float) -> str:
-    """7.3e10 -> '73.3B', 1.3e12 -> '1.31T', 5e5 -> '500k'."""
-    if x is None or not math.isfinite(x):
-        return "n/a"
-    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= div:
-            v = x / div
-            return f"{v:.3g}{suffix}" if v < 1000 else f"{x:.3g}"
-    return f"{x:.3g}"
 
 
 def fmt_flops(x: float) -> str:

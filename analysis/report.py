@@ -25,7 +25,8 @@ import pandas as pd
 from analysis import figures
 from analysis.errors import InputError
 from analysis.laws import ChinchillaLaw
-from analysis.plan import Planner, fmt_count
+from analysis.plan import Planner
+from contracts.counts import format_count
 
 PLOT_CONFIG = {"displaylogo": False, "responsive": True, "toImageButtonOptions": {"format": "svg"}}
 
@@ -162,7 +163,7 @@ def plan_rows(fit3: Mapping[str, Any], budgets: list[float]) -> str:
         far = p.extrapolation_factor is not None and p.extrapolation_factor > 100
         rows.append([
             f"{C:.3g}" + (' <span class="warn" title="more than 100x beyond the data">⚠</span>' if far else ""),
-            cell("N", fmt_count), cell("D", fmt_count), cell("tokens_per_param", lambda v: f"{v:.1f}"),
+            cell("N", format_count), cell("D", format_count), cell("tokens_per_param", lambda v: f"{v:.1f}"),
             cell("loss", lambda v: f"{v:.4f}"),
             "–" if p.extrapolation_factor is None else (f"{p.extrapolation_factor:,.0f}×" if p.extrapolation_factor >= 1
                                                          else f"{p.extrapolation_factor:.2g}×"),
@@ -179,7 +180,7 @@ def backtest_html(bt: Mapping[str, Any]) -> str:
     for r in bt["rows"]:
         inside = r.get("in_interval")
         rows.append([
-            _esc(r.get("run_id", "")), fmt_count(r["N"]), fmt_count(r["D"]), f"{r['C']:.3g}", _num(r["loss"]),
+            _esc(r.get("run_id", "")), format_count(r["N"]), format_count(r["D"]), f"{r['C']:.3g}", _num(r["loss"]),
             _num(r["predicted"]),
             "–" if r.get("lower") is None else f"{_num(r['lower'])} – {_num(r['upper'])}",
             f"{100 * r['rel_error']:+.2f}%",
@@ -212,7 +213,7 @@ def render_report(data: ReportData, out: str | Path) -> Path:
     kpis = []
     if pts is not None and len(pts):
         kpis += [(f"{len(pts)}", "points"), (f"{pts['N'].nunique()}", "model sizes"),
-                 (f"{fmt_count(pts['N'].min())} – {fmt_count(pts['N'].max())}", "N (parameters)"),
+                 (f"{format_count(pts['N'].min())} – {format_count(pts['N'].max())}", "N (parameters)"),
                  (f"{pts['C'].min():.2g} – {pts['C'].max():.2g}", "C (FLOPs)")]
     if data.fit3:
         kpis += [(f"{_law(data.fit3).a:.3f}", "a: N_opt ∝ C^a (approach 3)")]

@@ -1,7 +1,9 @@
 """Errors a user can cause and fix. Each message is one line naming the file, field and value."""
 
+from contracts.errors import UserError
 
-class ScalingError(Exception):
+
+class ScalingError(UserError):
     """Base class: the CLI prints ``error: <message>`` and exits with code 2, no traceback."""
 
 

@@ -45,6 +45,8 @@ from typing import Any
 
 import torch
 
+from contracts.jsonio import to_jsonable, write_atomic
+from contracts.runs_table import CURVE_COLUMNS, POINT_COLUMNS
 from scaling import checkpoint as ckpt
 from scaling import counting, recipe
 from scaling.config import RunConfig
@@ -52,18 +54,6 @@ from scaling.errors import ConfigError, DataError
 from scaling.schedules import Schedule
 
 Reporter = Callable[[dict, "Path | None"], None]
-
-TRIAL_COLUMNS = (
-    "run_id", "sweep", "status", "n_layer", "d_model", "n_head", "d_ff", "context", "vocab_size",
-    "params", "params_embedding", "params_nonembedding", "tokens", "tokens_seen", "flops_6nd",
-    "flops_detailed", "lr", "batch_tokens", "schedule", "seed", "final_loss", "final_train_loss",
-    "epochs", "wall_s", "tokens_per_s", "mfu", "device",
-)
-CURVE_COLUMNS = ("run_id", "step", "tokens", "flops", "train_loss", "val_loss", "lr", "elapsed_s", "branch", "epochs")
-POINT_COLUMNS = (
-    "run_id", "sweep", "kind", "params", "params_embedding", "params_nonembedding", "tokens",
-    "flops_6nd", "flops_detailed", "loss", "status", "step", "branch", "train_loss", "epochs",
-)
 
 # Dense bf16 peak FLOP/s per GPU (no sparsity), for MFU. Matched against torch.cuda.get_device_name().
 PEAK_FLOPS_BF16 = (
@@ -191,7 +181,7 @@ def train(
         ckpt.remove_checkpoint(out_dir)
     elif ckpt.find_checkpoint(out_dir) is not None:
         _check_same_run(cfg, out_dir)
-    _write_atomic(out_dir / "config.json", json.dumps(cfg.model_dump(mode="json"), indent=2) + "\n")
+    write_atomic(out_dir / "config.json", json.dumps(cfg.model_dump(mode="json"), indent=2) + "\n")
     if cfg.train.nproc > 1:
         from scaling.ddp import train_ddp
 
@@ -523,9 +513,9 @@ class Trainer:
         self.trunk_snapshot = state["trunk"]
 
     def _write_outputs(self) -> None:
-        _write_atomic(self.out_dir / "trial.json", json.dumps(_jsonable(self.trial_row()), indent=2) + "\n")
-        _write_atomic(self.out_dir / "curves.csv", _csv(self.progress.curves, CURVE_COLUMNS))
-        _write_atomic(self.out_dir / "points.csv", _csv(self.progress.points, POINT_COLUMNS))
+        write_atomic(self.out_dir / "trial.json", json.dumps(to_jsonable(self.trial_row()), indent=2) + "\n")
+        write_atomic(self.out_dir / "curves.csv", _csv(self.progress.curves, CURVE_COLUMNS))
+        write_atomic(self.out_dir / "points.csv", _csv(self.progress.points, POINT_COLUMNS))
 
     def trial_row(self) -> dict:
         cfg, p, c, plan = self.cfg, self.progress, self.counts, self.plan
@@ -710,16 +700,6 @@ def _to_cpu(obj: Any) -> Any:
     return copy.deepcopy(obj)
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 def _csv(rows: list[dict], columns: tuple[str, ...]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
@@ -727,9 +707,3 @@ def _csv(rows: list[dict], columns: tuple[str, ...]) -> str:
     for row in rows:
         writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
     return buf.getvalue()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from contracts.counts import format_count
 from scaling.config import ModelConfig, RunConfig, TrainConfig
 from scaling.errors import ConfigError
 from scaling.counting import flops_per_token_detailed, param_counts
@@ -188,7 +189,7 @@ def _explicit_models(spec: SweepSpec, source: str) -> list[tuple[ModelConfig, fl
 def _size_text(size: Any) -> str:
     if isinstance(size, ShapeSpec):
         return f"shape L{size.n_layer} d{size.d_model} h{size.n_head}"
-    return human(float(size))
+    return format_count(float(size))
 
 
 def expected_optimum(spec: SweepSpec, C: float) -> float:
@@ -221,15 +222,15 @@ def _isoflop_models(spec: SweepSpec, source: str, i: int, C: float) -> list[tupl
     if not ns[0] < n_star < ns[-1]:
         side = "left (smaller)" if ns[0] >= n_star else "right (larger)"
         raise SpecError(
-            f"{source}: {where}: {show(C)} FLOPs: sizes {human(ns[0])}..{human(ns[-1])} do not bracket the expected "
-            f"optimum N*={human(n_star)} (no {side} side of the IsoFLOP profile); "
+            f"{source}: {where}: {show(C)} FLOPs: sizes {format_count(ns[0])}..{format_count(ns[-1])} do not bracket the expected "
+            f"optimum N*={format_count(n_star)} (no {side} side of the IsoFLOP profile); "
             f"{'raise the budget or lower' if ns[0] >= n_star else 'lower the budget or raise'} isoflop.tokens_per_param, "
             f"or give sizes that straddle N*"
         )
     if len(models) < 3:
         raise SpecError(
             f"{source}: {where}: {show(C)} FLOPs: only {len(models)} distinct shapes between "
-            f"{human(ns[0])} and {human(ns[-1])} params; raise isoflop.spread or the budget"
+            f"{format_count(ns[0])} and {format_count(ns[-1])} params; raise isoflop.spread or the budget"
         )
     return models
 
@@ -244,7 +245,7 @@ def _make_trial(spec: SweepSpec, source: str, model: ModelConfig, d_target: floa
     shape = f"L{model.n_layer} d{model.d_model}"
     if steps < spec.min_steps:
         raise SpecError(
-            f"{source}: {where}: the {human(n)}-param model ({shape}) gets {human(tokens)} tokens = {steps} steps of "
+            f"{source}: {where}: the {format_count(n)}-param model ({shape}) gets {format_count(tokens)} tokens = {steps} steps of "
             f"{batch} tokens, below min_steps {spec.min_steps}; lower batch.tokens, raise D or C, or drop the size"
         )
     lr = spec.lr.lr_for(n)
@@ -306,21 +307,11 @@ def _run_id(spec: SweepSpec, model: ModelConfig, tokens: int, budget: float | No
     parts = [f"C{short(budget)}"] if budget is not None else []
     parts.append(shape)
     if budget is None:
-        parts.append(f"D{human(tokens)}")
+        parts.append(f"D{format_count(tokens)}")
     if len(spec.lr.multipliers) > 1:
         parts.append(f"lrx{short(mult)}")
     parts.append(f"s{seed}")
     return "-".join(parts)
-
-
-def human(x: float) -> str:
-    """1234567 -> '1.2M', 33000 -> '33k', 3e11 -> '300G' (counts of params or tokens)."""
-    x = float(x)
-    for div, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= div:
-            v = x / div
-            return f"{v:.3g}{suffix}"
-    return f"{x:.3g}"
 
 
 def short(x: float) -> str:
@@ -339,8 +330,8 @@ def check_epochs(spec: SweepSpec, trials: list[Trial], n_train_tokens: int, sour
         epochs = t.tokens / n_train_tokens
         if epochs > spec.max_epochs:
             raise SpecError(
-                f"{source}: max_epochs: {show(spec.max_epochs)}: trial {t.run_id} needs {human(t.tokens)} tokens = "
-                f"{epochs:.1f} epochs of the {human(n_train_tokens)}-token corpus; use a bigger corpus or smaller D/C"
+                f"{source}: max_epochs: {show(spec.max_epochs)}: trial {t.run_id} needs {format_count(t.tokens)} tokens = "
+                f"{epochs:.1f} epochs of the {format_count(n_train_tokens)}-token corpus; use a bigger corpus or smaller D/C"
             )
 
 

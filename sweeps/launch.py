@@ -34,6 +34,7 @@ from typing import Any, Sequence
 
 import yaml
 
+from contracts.jsonio import read_json, write_json
 from sweeps import store
 from sweeps.design import check_epochs, expand
 from sweeps.spec import SpecError, SweepSpec
@@ -99,9 +100,9 @@ def launch(
         "trials": [{**t.row(), "config": t.config.model_dump(mode="json")} for t in trials],
     }
     try:
-        store.write_json_atomic(out / store.MANIFEST, manifest)
+        write_json(out / store.MANIFEST, manifest)
         (out / "spec.yaml").write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
-        store.write_json_atomic(out / store.STATE, {t.run_id: {"status": "pending", "attempts": 0} for t in trials})
+        write_json(out / store.STATE, {t.run_id: {"status": "pending", "attempts": 0} for t in trials})
         _run(out, manifest, experiment, spec, restore=False, progress=progress, reuse_actors=reuse_actors,
              callbacks=callbacks)
     finally:
@@ -125,7 +126,7 @@ def resume(
     out = Path(out).expanduser().absolute()
     manifest = store.read_manifest(out)
     if store.driver_alive(out):
-        info = store.read_json(out / store.DRIVER) or {}
+        info = read_json(out / store.DRIVER) or {}
         raise store.SweepFolderError(f"{out}: its driver is still running (pid {info.get('pid')}); stop it first")
     spec = SweepSpec.model_validate(manifest["spec"])
     unfinished = [t for t in manifest["trials"] if not store.is_finished(store.trial_record(out, t["run_id"]))]
@@ -187,7 +188,7 @@ def _run(out: Path, manifest: dict, experiment: str, spec: SweepSpec, *, restore
             name = f"{manifest['name']}-resume{len(manifest['experiments'])}"
             experiment = _join(manifest["storage_path"], name)
             manifest["experiments"].append(experiment)
-            store.write_json_atomic(out / store.MANIFEST, manifest)
+            write_json(out / store.MANIFEST, manifest)
         else:
             name = manifest["name"]
         tuner = tune.Tuner(

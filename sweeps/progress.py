@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import time
 
-from sweeps.design import human
+from contracts.counts import format_count
 
 
 class SweepProgress:
@@ -85,7 +85,7 @@ class SweepProgress:
         c = self.counts()
         tps = sum(v for r, v in self.rate.items() if self.status.get(r) == "running")
         return (f"done {c['completed']}/{len(self.plan)} run {c['running']} fail {c['failed']} "
-                f"div {c['diverged']}, {human(tps)} tok/s")
+                f"div {c['diverged']}, {format_count(tps)} tok/s")
 
     def _refresh(self) -> None:
         if not (self.enabled and self.tty):

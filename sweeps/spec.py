@@ -44,6 +44,7 @@ from pydantic import (
     model_validator,
 )
 
+from contracts.counts import parse_count
 from scaling.config import DataConfig, ModelConfig, TrainConfig
 from scaling.errors import ScalingError
 
@@ -53,8 +54,6 @@ class SpecError(ScalingError):
 
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
-_SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
-_NUMBER = re.compile(r"^\s*([-+]?[0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)\s*([kmbgt]?)\s*$", re.IGNORECASE)
 
 
 def show(value: Any) -> str:
@@ -73,15 +72,10 @@ def _count(what: str, *, integer: bool = False, allow_zero: bool = False):
     """A BeforeValidator turning 3e11 / '3e11' / '20M' into a positive number, or failing with one line."""
 
     def parse(value: Any) -> float | int:
-        number: float | None = None
-        if isinstance(value, bool):
+        try:
+            number: float | None = parse_count(value) if isinstance(value, (int, float, str)) else None
+        except ValueError:
             number = None
-        elif isinstance(value, (int, float)):
-            number = float(value)
-        elif isinstance(value, str):
-            m = _NUMBER.match(value)
-            if m:
-                number = float(m.group(1)) * _SUFFIX[m.group(2).lower()]
         ok = number is not None and math.isfinite(number) and (number > 0 or (allow_zero and number == 0))
         if not ok:
             raise ValueError(f"{show(value)} is not a positive {what}")

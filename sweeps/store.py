@@ -28,31 +28,17 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
+from contracts.jsonio import read_json, write_json
+from contracts.runs_table import CURVE_COLUMNS, FINAL_STATUSES, POINT_COLUMNS, TRIAL_COLUMNS
 from scaling.errors import ScalingError
 
 MANIFEST = "sweep.json"
 STATE = "state.json"
 DRIVER = "driver.json"
 RUNS = "runs"
-FINAL_STATUSES = ("completed", "diverged")
-
-TRIAL_COLUMNS = [
-    "run_id", "sweep", "status", "n_layer", "d_model", "n_head", "d_ff", "context", "vocab_size", "params",
-    "params_embedding", "params_nonembedding", "tokens", "tokens_seen", "flops_6nd", "flops_detailed", "lr",
-    "batch_tokens", "schedule", "seed", "final_loss", "final_train_loss", "epochs", "wall_s", "tokens_per_s",
-    "mfu", "device",
-]
-CURVE_COLUMNS = ["run_id", "step", "tokens", "flops", "train_loss", "val_loss", "lr", "elapsed_s"]
-POINT_COLUMNS = [
-    "run_id", "sweep", "kind", "params", "params_embedding", "params_nonembedding", "tokens", "flops_6nd",
-    "flops_detailed", "loss", "status",
-]
-
-
 class SweepFolderError(ScalingError):
     """The folder is not a sweep (``runs/x: no sweep.json here; was it made by scaling sweep launch?``)."""
 
@@ -65,30 +51,6 @@ class Tables:
 
 
 # --- small file helpers ---------------------------------------------------------------------------
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write JSON to a temporary file and rename it into place (readers never see half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=_json_default) + "\n")
-    os.replace(tmp, path)
-
-
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "item"):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    return str(obj)
-
-
-def read_json(path: Path, default: Any = None) -> Any:
-    try:
-        return json.loads(Path(path).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return default
-
 
 def read_manifest(out: str | Path) -> dict:
     out = Path(out)
@@ -118,7 +80,7 @@ def is_finished(record: dict | None) -> bool:
 
 
 def write_driver(out: Path) -> None:
-    write_json_atomic(out / DRIVER, {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()})
+    write_json(out / DRIVER, {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()})
 
 
 def clear_driver(out: Path) -> None:
@@ -237,7 +199,8 @@ def _read_csv(path: Path) -> pd.DataFrame | None:
         return None
 
 
-def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
+def _frame(rows: list[dict], columns: tuple[str, ...]) -> pd.DataFrame:
+    columns = list(columns)
     frame = pd.DataFrame(rows)
     for c in columns:
         if c not in frame.columns:
@@ -246,7 +209,8 @@ def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
     return frame[columns + rest]
 
 
-def _concat(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+def _concat(frames: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:
+    columns = list(columns)
     if not frames:
         return _frame([], columns)
     frame = pd.concat(frames, ignore_index=True)

@@ -22,6 +22,7 @@ from typing import Any
 import ray
 from ray import tune
 
+from contracts.jsonio import read_json, write_json
 from sweeps import store
 from sweeps.progress import SweepProgress
 
@@ -60,7 +61,7 @@ def run_trial(config: dict) -> None:
     t = config["trial"]
     out = Path(t["run_dir"])
     out.mkdir(parents=True, exist_ok=True)
-    record = store.read_json(out / "trial.json")
+    record = read_json(out / "trial.json")
     if store.is_finished(record):  # finished before (e.g. by a driver that died before Tune heard)
         tune.report({**_final_metrics(record), "run_id": t["run_id"], "skipped": True})
         return
@@ -119,7 +120,7 @@ def _final_metrics(record: dict) -> dict:
 
 def checkpoint_step(path: Path) -> int | None:
     """The optimiser step a checkpoint folder holds (from its meta.json), None if absent or incomplete."""
-    meta = store.read_json(Path(path) / "meta.json")
+    meta = read_json(Path(path) / "meta.json")
     if not meta or not (Path(path) / "state.pt").exists():
         return None
     step = meta.get("step")
@@ -130,7 +131,7 @@ def checkpoint_progress(path: Path) -> int | None:
     """How far a checkpoint is into its run, comparable between two checkpoints of one run: tokens
     trained including WSD cool-down branches when meta.json has them (a branch's step count restarts
     below the trunk's), else the step."""
-    meta = store.read_json(Path(path) / "meta.json") or {}
+    meta = read_json(Path(path) / "meta.json") or {}
     done = meta.get("tokens_processed")
     if isinstance(done, (int, float)) and (Path(path) / "state.pt").exists():
         return int(done)
@@ -235,7 +236,7 @@ class SweepCallback(tune.Callback):
     def _save(self, force: bool = True) -> None:
         now = time.time()
         if force or now - self._last_write > 1.0:
-            store.write_json_atomic(Path(self.out) / store.STATE, self.state)
+            write_json(Path(self.out) / store.STATE, self.state)
             self._last_write = now
 
     # -- Tune hooks ----------------------------------------------------------------------------------

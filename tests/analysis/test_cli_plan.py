@@ -9,7 +9,7 @@ import pytest
 
 from analysis.laws import EPOCH_2024
 from analysis.plan import Planner
-from scaling.cli import main
+from orchestrator.cli import main
 from synthetic_sweep import synthetic_points, write_sweep
 
 

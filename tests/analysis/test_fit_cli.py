@@ -13,7 +13,7 @@ import pytest
 
 from analysis.fit import ChinchillaFit, IsoFLOPFit, load_fit
 from analysis.laws import ChinchillaLaw
-from scaling.cli import main
+from orchestrator.cli import main
 
 LAW = ChinchillaLaw(E=1.8, A=400.0, B=1500.0, alpha=0.34, beta=0.36)
 
@@ -139,6 +139,6 @@ def test_too_few_points_exit_2(tmp_path, capsys):
 def test_console_command_runs_without_traceback(tmp_path):
     path = tmp_path / "few.csv"
     pd.DataFrame({"params": [1e8], "tokens": [1e9], "loss": ["x"]}).to_csv(path, index=False)
-    proc = subprocess.run([sys.executable, "-m", "scaling.cli", "fit", str(path)], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "fit", str(path)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: {path}: column 'loss', row 1: 'x' is not a number"

@@ -2,7 +2,7 @@
 through the sweep, run again with the same --out (which must resume, not start over), then checked
 end to end: the JSON result, the sweep folder the other subcommands read, the report.
 
-The reduced demo (`scaling.demo.QUICK_OVERRIDES`): a 10 MB slice of the stdlib corpus, IsoFLOP budgets
+The reduced demo (`orchestrator.demo.QUICK_OVERRIDES`): a 10 MB slice of the stdlib corpus, IsoFLOP budgets
 2e10-2e11 FLOPs x 4 sizes (10 distinct runs: the narrowest shapes coincide), a held-out run
 at 2e12. About 4 minutes on 2 cores.
 """
@@ -54,7 +54,7 @@ def demo(tmp_path_factory):
     out = root / "out"
     env = {**os.environ, "SCALING_CACHE": str(root / "cache"), "RAY_AUTH_MODE": "disabled",
            "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "scaling.cli", "demo", "--quick", "--out", str(out), "--json", "--no-progress"]
+    cmd = [sys.executable, "-m", "orchestrator.cli", "demo", "--quick", "--out", str(out), "--json", "--no-progress"]
     daemons_before = _ray_daemons()
 
     # 1. start, wait for two finished trials, then Ctrl-C (SIGINT to the process group, as a terminal does)
@@ -120,13 +120,13 @@ def test_the_result_has_the_promised_keys_and_a_checked_forecast(demo):
 
 def test_the_output_is_a_sweep_folder_the_other_commands_read(demo):
     out = demo["out"]
-    status = subprocess.run([sys.executable, "-m", "scaling.cli", "sweep", "status", str(out / "sweep"), "--json"],
+    status = subprocess.run([sys.executable, "-m", "orchestrator.cli", "sweep", "status", str(out / "sweep"), "--json"],
                             capture_output=True, text=True, timeout=120)
     assert status.returncode == 0, status.stderr
     st = json.loads(status.stdout)
     counts = st["counts"]
     assert counts["completed"] == len(st["trials"]) >= 9 and counts["pending"] == 0
-    fit = subprocess.run([sys.executable, "-m", "scaling.cli", "fit", str(out / "sweep"), "--approach", "2",
+    fit = subprocess.run([sys.executable, "-m", "orchestrator.cli", "fit", str(out / "sweep"), "--approach", "2",
                           "--budget-col", "budget", "--json", "--no-progress"], capture_output=True, text=True,
                          timeout=120)
     assert fit.returncode == 0, fit.stderr

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from scaling.cli import main
+from orchestrator.cli import main
 
 
 def data_args(stdlib_data_config) -> list[str]:

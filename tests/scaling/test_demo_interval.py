@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from scaling.demo import extrapolation_error
+from orchestrator.demo import extrapolation_error
 
 
 def _selection(law: str, rms: float, step_ln: float) -> dict:

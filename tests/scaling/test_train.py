@@ -14,7 +14,8 @@ import torch
 
 from scaling.config import RunConfig
 from scaling.errors import ConfigError
-from scaling.train import CURVE_COLUMNS, POINT_COLUMNS, TRIAL_COLUMNS, make_plan, train
+from contracts.runs_table import CURVE_COLUMNS, POINT_COLUMNS, TRIAL_COLUMNS
+from scaling.train import make_plan, train
 
 TINY_MODEL = {"n_layer": 1, "d_model": 32, "n_head": 2, "context": 64, "vocab_size": 512}
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from scaling.cli import main
+from orchestrator.cli import main
 from sweeps import store
 from sweeps.launch import launch, resume
 from sweeps.spec import load_spec
@@ -175,7 +175,7 @@ def test_driver_killed_mid_sweep_then_resume_finishes_without_rerunning(ray_loca
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
     log = open(tmp_path / "driver.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "scaling.cli", "sweep", "launch", str(spec_path), "--out", str(out),
+        [sys.executable, "-m", "orchestrator.cli", "sweep", "launch", str(spec_path), "--out", str(out),
          "--address", address, "--no-progress"],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )

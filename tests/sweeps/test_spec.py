@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scaling.cli import main
+from orchestrator.cli import main
 from sweeps.spec import SpecError, load_spec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "sweeps" / "examples"

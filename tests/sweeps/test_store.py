@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from scaling.train import train
+from contracts.jsonio import write_json
 from sweeps import store
 from sweeps.design import expand
 from sweeps.spec import parse_yaml, validate_spec
@@ -40,13 +41,13 @@ def folder(tmp_path_factory) -> Path:
     trials = expand(spec)
     out = tmp_path_factory.mktemp("store") / "sweep"
     data = prepare_data(spec.data_config(), progress=False)
-    store.write_json_atomic(out / store.MANIFEST, {
+    write_json(out / store.MANIFEST, {
         "name": "st", "experiments": [], "storage_path": str(out / "ray"),
         "trials": [{**t.row(), "config": t.config.model_dump(mode="json")} for t in trials]})
     train(trials[0].config, store.run_dir(out, trials[0].run_id), data=data, progress=False)
     train(trials[1].config, store.run_dir(out, trials[1].run_id), data=data, progress=False, stop_after_steps=20)
     train(trials[2].config, store.run_dir(out, trials[2].run_id), data=data, progress=False, stop_after_steps=10)
-    store.write_json_atomic(out / store.STATE, {
+    write_json(out / store.STATE, {
         trials[0].run_id: {"status": "completed", "attempts": 1},
         trials[1].run_id: {"status": "running", "attempts": 1, "tokens": 20 * 1024, "tokens_per_s": 1000.0},
         trials[2].run_id: {"status": "failed", "attempts": 3, "error": "RuntimeError: out of memory"},

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from scaling.cli._common import add_column_args, add_command
+from orchestrator.cli.common import add_column_args, add_command
 
 
 def register(subparsers) -> None:
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from analysis.backtest import backtest, leave_one_budget_out
     from analysis.errors import InputError
     from analysis.io import FitWarning
-    from scaling.cli._common import print_json, write_json
+    from orchestrator.cli.common import print_json, write_json
 
     columns = {"n": args.n_col, "d": args.d_col, "c": args.c_col, "loss": args.loss_col}
     if args.bootstrap < 0:
@@ -94,14 +94,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _format_lobo(folds) -> str:
-    from analysis.plan import fmt_count
+    from contracts.counts import format_count
 
     target = float(folds["target_C"].iloc[0])
     lines = [f"leave-one-budget-out: compute-optimal forecast at {target:.3g} FLOPs, refitted without each budget",
              f"{'left out (FLOPs)':>17}{'runs':>6}{'N_opt (params)':>16}{'D_opt (tokens)':>16}{'loss_opt':>10}{'N vs all':>10}"]
     for r in folds.itertuples():
         left = "none (all)" if r.left_out_C != r.left_out_C else f"{r.left_out_C:.3g}"
-        lines.append(f"{left:>17}{r.n_left_out:>6}{fmt_count(r.N_opt):>16}{fmt_count(r.D_opt):>16}"
+        lines.append(f"{left:>17}{r.n_left_out:>6}{format_count(r.N_opt):>16}{format_count(r.D_opt):>16}"
                      f"{r.loss_opt:>10.4f}{100 * r.N_opt_rel:>+9.1f}%")
     lines.append(f"spread of N_opt across folds: {100 * folds['N_opt_rel'].min():+.1f}% .. {100 * folds['N_opt_rel'].max():+.1f}%"
                  " (loss in nats/token)")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from scaling.cli._common import add_command, count_arg, print_json, write_json
+from orchestrator.cli.common import add_command, count_arg, print_json, write_json
 
 
 def register(subparsers) -> None:
@@ -43,7 +43,8 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from analysis.errors import InputError
-    from analysis.plan import Planner, fmt_count
+    from analysis.plan import Planner
+    from contracts.counts import format_count
 
     planner = Planner.from_fit(args.fit)
     hw = dict(flops_per_s=args.flops_per_s, mfu=args.mfu, devices=args.devices)
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         s = shape["shape"]
         print(f"{'model shape':<22}n_layer {s['n_layer']}, d_model {s['d_model']}, n_head {s['n_head']}, "
               f"d_ff {s['d_ff']}, context {s['context']}, vocab {s['vocab_size']}"
-              + (f" -> {fmt_count(shape['shape_params'])} parameters ({shape['shape_convention']})"
+              + (f" -> {format_count(shape['shape_params'])} parameters ({shape['shape_convention']})"
                  if shape.get("shape_params") else ""))
     elif shape and "shape_error" in shape:
         print(f"{'model shape':<22}unavailable: {shape['shape_error']}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from scaling.cli._common import add_column_args, add_command
+from orchestrator.cli.common import add_column_args, add_command
 
 
 def register(subparsers) -> None:

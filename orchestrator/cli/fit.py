@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from scaling.cli._common import add_column_args, add_command
+from orchestrator.cli.common import add_column_args, add_command
 
 
 def register(subparsers) -> None:
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     from analysis.errors import InputError
     from analysis.io import FitWarning
-    from scaling.cli._common import print_json, write_json
+    from orchestrator.cli.common import print_json, write_json
 
     if args.bootstrap < 0:
         raise InputError(f"--bootstrap: {args.bootstrap} must be >= 0")

@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from scaling.cli._common import add_command, print_json
+from orchestrator.cli.common import add_command, print_json
 
 
 def register(subparsers) -> None:
@@ -36,7 +36,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from scaling.demo import DemoSettings, run_demo
+    from orchestrator.demo import DemoSettings, run_demo
 
     kw = dict(out=Path(args.out), overrides=tuple(args.overrides), heldout_factor=args.heldout_factor,
               seed=args.seed, progress=not args.no_progress)

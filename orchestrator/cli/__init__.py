@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from scaling.cli._common import run_handler
+from orchestrator.cli.common import run_handler
 
 # Subcommand modules, in the order `scaling --help` lists them.
 COMMANDS = ("train", "sweep", "fit", "plan", "backtest", "report", "demo")
@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        importlib.import_module(f"scaling.cli.{name}").register(sub)
+        importlib.import_module(f"orchestrator.cli.{name}").register(sub)
     return parser
 
 

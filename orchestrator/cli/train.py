@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from scaling.cli._common import add_command, count_arg, int_count_arg, print_json
+from orchestrator.cli.common import add_command, count_arg, int_count_arg, print_json
 
 
 def register(subparsers) -> None:

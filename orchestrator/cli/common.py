@@ -1,30 +1,21 @@
-"""Helpers shared by the subcommands: error handling, number parsing, JSON output."""
+"""Helpers shared by the subcommands: error handling, count flags, JSON output, common flag groups."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import math
-import re
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from analysis.errors import InputError
-from analysis.jsonable import to_jsonable
-from scaling.errors import ScalingError
-
-_SUFFIX = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
-_COUNT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)\s*([kmbgt]?)\s*$", re.IGNORECASE)
+from contracts import jsonio
+from contracts.counts import parse_count
+from contracts.errors import UserError
 
 
-def parse_count(text: str) -> float:
-    """'20M' -> 2e7, '1.5B' -> 1.5e9, '1e21' -> 1e21, '300k' -> 3e5. Raises ValueError on anything else."""
-    m = _COUNT.match(str(text))
-    if not m:
-        raise ValueError(f"{text!r} is not a number (examples: 20M, 1.5B, 3e18)")
-    value = float(m.group(1)) * _SUFFIX[m.group(2).lower()]
-    if not math.isfinite(value) or value <= 0:
+def positive_count(text: str) -> float:
+    """A count the user wrote ('20M', '1.5B', '3e18') as a positive finite number, or ValueError."""
+    value = parse_count(text)
+    if value <= 0:
         raise ValueError(f"{text!r} is not a positive number")
     return value
 
@@ -32,7 +23,7 @@ def parse_count(text: str) -> float:
 def count_arg(text: str) -> float:
     """argparse `type=` wrapper for `parse_count` (argparse turns ValueError into a usage error)."""
     try:
-        return parse_count(text)
+        return positive_count(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -43,14 +34,13 @@ def int_count_arg(text: str) -> int:
 
 def print_json(obj: Any) -> None:
     """Print one JSON object on stdout (the machine-readable output of `--json`)."""
-    sys.stdout.write(json.dumps(to_jsonable(obj), indent=2) + "\n")
+    sys.stdout.write(jsonio.dumps(obj))
     sys.stdout.flush()
 
 
 def write_json(obj: Any, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(to_jsonable(obj), indent=2) + "\n")
+    """`obj` as JSON at `path`, written atomically (`contracts.jsonio`)."""
+    jsonio.write_json(path, obj)
 
 
 def add_command(subparsers, name: str, doc: str, help: str) -> argparse.ArgumentParser:
@@ -77,7 +67,7 @@ def run_handler(func: Callable[[argparse.Namespace], int | None], args: argparse
     """Run a subcommand; user errors become `error: <one line>` on stderr and exit code 2."""
     try:
         return int(func(args) or 0)
-    except (ScalingError, InputError) as exc:
+    except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

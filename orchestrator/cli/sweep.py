@@ -16,7 +16,7 @@ import argparse
 import math
 import sys
 
-from scaling.cli._common import add_command, print_json
+from orchestrator.cli.common import add_command, print_json
 
 
 def register(subparsers) -> None:
@@ -72,7 +72,8 @@ def register(subparsers) -> None:
 def run_plan(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from sweeps.design import expand, human, totals
+    from contracts.counts import format_count
+    from sweeps.design import expand, totals
     from sweeps.estimate import default_slots, estimate
     from sweeps.spec import load_spec
 
@@ -97,11 +98,11 @@ def run_plan(args: argparse.Namespace) -> int:
     print("-" * len(header))
     for t in trials:
         lr = f"{_lr(t):.2e}"
-        print(f"{t.run_id:<28} {t.shape:<16} {human(t.params):>7} {human(t.params_nonembedding):>8} "
-              f"{human(t.tokens):>7} {t.tokens_per_param:>6.1f} {t.flops_6nd:>9.3g} {t.steps:>6} {lr:>8} "
+        print(f"{t.run_id:<28} {t.shape:<16} {format_count(t.params):>7} {format_count(t.params_nonembedding):>8} "
+              f"{format_count(t.tokens):>7} {t.tokens_per_param:>6.1f} {t.flops_6nd:>9.3g} {t.steps:>6} {lr:>8} "
               f"{_duration(est.per_trial_s[t.run_id]):>7}")
     print(f"total: {tot['flops_6nd']:.3g} FLOPs (6ND), {tot['flops_detailed']:.3g} FLOPs (detailed, Chinchilla "
-          f"app. F), {human(tot['tokens'])} tokens")
+          f"app. F), {format_count(tot['tokens'])} tokens")
     print(f"estimated wall time: {_duration(est.wall_s)} ({est.source}: {est.note})")
     return 0
 
@@ -164,7 +165,7 @@ def _report(result: dict, as_json: bool, out: str) -> int:
 
 
 def _print_status(s: dict) -> None:
-    from sweeps.design import human
+    from contracts.counts import format_count
 
     c = s["counts"]
     print(f"sweep {s['sweep']} at {s['folder']} (driver {s['driver']})")
@@ -179,8 +180,8 @@ def _print_status(s: dict) -> None:
         loss = t.get("val_loss")
         loss_s = f"{loss:.4f}" if isinstance(loss, (int, float)) and math.isfinite(loss) else "-"
         tps = t.get("tokens_per_s")
-        tps_s = human(tps) if isinstance(tps, (int, float)) and tps else "-"
-        print(f"{t['run_id']:<28} {t['status']:<10} {human(t['params']):>7} {human(t['tokens']):>7} "
+        tps_s = format_count(tps) if isinstance(tps, (int, float)) and tps else "-"
+        print(f"{t['run_id']:<28} {t['status']:<10} {format_count(t['params']):>7} {format_count(t['tokens']):>7} "
               f"{100 * t['progress']:>4.0f}% {loss_s:>9} {tps_s:>7}")
         if t.get("error"):
             print(f"    error: {t['error']}")

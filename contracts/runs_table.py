@@ -1,0 +1,52 @@
+"""The runs table: the seam between the writers (`scaling` writes a run, `sweeps` a sweep) and the
+reader (`analysis`). Column names are the API (DESIGN.md "Contracts"): add columns freely, rename
+none without a migration. Every loss is mean cross-entropy in nats per token on held-out validation
+text unless its name says otherwise.
+
+    trials   one row per run        (a run folder's trial.json; a sweep's trials.parquet)
+    curves   one row per evaluation (curves.csv / curves.parquet)
+    points   one row per fit-ready (N, D, loss) point: a plain run's `final` point, and one
+             `cooldown` point per WSD cool-down branch (points.csv / points.parquet)
+"""
+
+from __future__ import annotations
+
+TRIAL_COLUMNS = (
+    "run_id", "sweep", "status", "n_layer", "d_model", "n_head", "d_ff", "context", "vocab_size",
+    "params", "params_embedding", "params_nonembedding", "tokens", "tokens_seen", "flops_6nd",
+    "flops_detailed", "lr", "batch_tokens", "schedule", "seed", "final_loss", "final_train_loss",
+    "epochs", "wall_s", "tokens_per_s", "mfu", "device",
+)
+"""`trials` columns, in order; a run's trial.json has these and more (the recipe, bytes per token, ...)."""
+
+CURVE_COLUMNS = ("run_id", "step", "tokens", "flops", "train_loss", "val_loss", "lr", "elapsed_s", "branch", "epochs")
+"""`curves` columns: `branch` is `trunk` or the WSD cool-down branch (`cooldown@0.5`) the row belongs to."""
+
+POINT_COLUMNS = (
+    "run_id", "sweep", "kind", "params", "params_embedding", "params_nonembedding", "tokens",
+    "flops_6nd", "flops_detailed", "loss", "status", "step", "branch", "train_loss", "epochs",
+)
+"""`points` columns: `kind` is `final` (the end of a run) or `cooldown` (a WSD branch's end at D_k)."""
+
+POINT_KINDS = ("final", "cooldown")
+
+STATUSES = ("completed", "diverged", "failed", "running")
+"""A run's status: `diverged` (NaN or exploding loss) is kept in the table and left out of fits."""
+
+FINAL_STATUSES = ("completed", "diverged")
+"""Statuses after which a run is never trained again."""
+
+FIT_STATUS = "completed"
+"""The only status whose rows the fits use."""
+
+TABLES = ("trials", "curves", "points")
+
+
+def sweep_table_file(name: str) -> str:
+    """A sweep folder's table file: `points` -> `points.parquet`."""
+    return f"{name}.parquet"
+
+
+def run_table_file(name: str) -> str:
+    """A run folder's table file: `points` -> `points.csv`; `trials` -> `trial.json` (one row)."""
+    return "trial.json" if name == "trials" else f"{name}.csv"

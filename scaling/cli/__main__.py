@@ -1,5 +1,0 @@
-import sys
-
-from scaling.cli import main
-
-sys.exit(main())
