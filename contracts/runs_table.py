@@ -1,6 +1,6 @@
 """The runs table: the seam between the writers (`scaling` writes a run, `sweeps` a sweep) and the
-reader (`analysis`). Column names are the API (DESIGN.md "Contracts"): add columns freely, rename
-none without a migration. Every loss is mean cross-entropy in nats per token on held-out validation
+reader (`analysis`). Column names are the API: add columns freely, rename none without a
+migration. Every loss is mean cross-entropy in nats per token on held-out validation
 text unless its name says otherwise.
 
     trials   one row per run        (a run folder's trial.json; a sweep's trials.parquet)

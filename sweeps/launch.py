@@ -147,11 +147,6 @@ def resume(
     return store.status(out)
 
 
-def status(out: str | Path) -> dict:
-    """See `sweeps.store.status` (no Ray needed: it reads the sweep folder)."""
-    return store.status(out)
-
-
 # --- running ---------------------------------------------------------------------------------------
 
 def _run(out: Path, manifest: dict, experiment: str, spec: SweepSpec, *, restore: bool, progress: bool,
@@ -351,4 +346,4 @@ def _versions() -> dict:
     return out
 
 
-__all__ = ["launch", "resume", "status"]
+__all__ = ["launch", "resume"]

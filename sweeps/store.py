@@ -9,7 +9,7 @@
     <out>/runs/<run_id>/    one `scaling.train.train` out_dir: config.json, trial.json, curves.csv,
                             points.csv, checkpoint/, attempts.jsonl (one line per start of the trial)
     <out>/ray/<name>/       the Ray Tune experiment (unless --storage points elsewhere)
-    <out>/trials.parquet    one row per trial    (DESIGN.md `trials` columns + extras)
+    <out>/trials.parquet    one row per trial    (`contracts.runs_table` columns + extras)
     <out>/curves.parquet    one row per evaluation
     <out>/points.parquet    one row per fit-ready (N, D, loss) point
 

@@ -1,0 +1,241 @@
+"""The parts of a sweep spec below the top level: count fields, shapes, the design options, the
+schedule, LR and batch rules, resources; and `SpecError` with `show`, which every spec message uses.
+
+`sweeps.spec.SweepSpec` puts them together and loads the file; import from there.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
+
+from contracts.counts import parse_count
+from scaling.errors import ScalingError
+
+
+class SpecError(ScalingError):
+    """A sweep spec is invalid: ``spec.yaml: budgets[2]: -1e18 is not a positive FLOP count``."""
+
+
+STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+def show(value: Any) -> str:
+    """A value as the user wrote it: strings verbatim, floats compact (-1e18, not -1e+18)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        text = f"{value:g}"
+        return text.replace("e+", "e").replace("e0", "e").replace("e-0", "e-")
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(show(v) for v in value) + "]"
+    return repr(value) if not isinstance(value, (int, dict)) else str(value)
+
+
+def _count(what: str, *, integer: bool = False, allow_zero: bool = False):
+    """A BeforeValidator turning 3e11 / '3e11' / '20M' into a positive number, or failing with one line."""
+
+    def parse(value: Any) -> float | int:
+        try:
+            number: float | None = parse_count(value) if isinstance(value, (int, float, str)) else None
+        except ValueError:
+            number = None
+        ok = number is not None and math.isfinite(number) and (number > 0 or (allow_zero and number == 0))
+        if not ok:
+            raise ValueError(f"{show(value)} is not a positive {what}")
+        return int(round(number)) if integer else number
+
+    return BeforeValidator(parse)
+
+
+Flops = Annotated[float, _count("FLOP count")]
+Params = Annotated[float, _count("parameter count")]
+Tokens = Annotated[int, _count("token count", integer=True)]
+Ratio = Annotated[float, _count("tokens-per-parameter ratio")]
+
+
+class ShapeSpec(BaseModel):
+    """An explicit model shape instead of a target size (context and vocab come from the spec)."""
+
+    model_config = STRICT
+    n_layer: int = Field(gt=0)
+    d_model: int = Field(gt=0)
+    n_head: int = Field(gt=0)
+    d_ff: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> "ShapeSpec":
+        if self.d_model % self.n_head:
+            raise ValueError(f"d_model {self.d_model} is not divisible by n_head {self.n_head}")
+        return self
+
+
+def _size_kind(value: Any) -> str:
+    return "shape" if isinstance(value, dict) else "params"
+
+
+Size = Annotated[
+    Union[Annotated[ShapeSpec, Tag("shape")], Annotated[Params, Tag("params")]],
+    Discriminator(_size_kind),
+]
+
+
+class IsoflopOptions(BaseModel):
+    """How `design: isoflop` places sizes around each budget's expected optimum (when `sizes: auto`).
+
+    For budget C the expected optimum is N* = sqrt(C / (6 r)) with r = `tokens_per_param` (so that
+    D* = r N* and 6 N* D* = C; Chinchilla's r is about 20). Targets are N* x spread^t for `sizes_per_budget`
+    values of t evenly spaced in [-1, 1]: the largest is `spread` times N*, the smallest N*/`spread`,
+    so the optimum is bracketed on both sides of the parabola in log N (Chinchilla approach 2).
+    """
+
+    model_config = STRICT
+    sizes_per_budget: int = Field(default=5, ge=3, le=25)
+    spread: float = Field(default=4.0, gt=1, le=1000)
+    tokens_per_param: Ratio = 20.0
+
+
+class LadderOptions(BaseModel):
+    """`design: ladder`: every size trained to multiples of a tokens-per-parameter base (OLMo's ladder:
+    1, 2, 5, 10 x Chinchilla's 20 tokens per parameter)."""
+
+    model_config = STRICT
+    multiples: list[Ratio] = Field(default_factory=lambda: [1.0, 2.0, 5.0, 10.0], min_length=1)
+    tokens_per_param: Ratio = 20.0
+
+
+class ScheduleSpec(BaseModel):
+    """Learning-rate schedule of every trial (see `scaling.schedules`).
+
+    cosine: warmup then cosine to `min_lr_ratio` over the run's own horizon (what Chinchilla needs);
+    wsd: warmup, stable, (1-sqrt) decay over the last `decay_fraction` of D; `cooldowns` add branch
+    points (fractions of D) where a short decay is evaluated, giving extra (N, D) points per run.
+    """
+
+    model_config = STRICT
+    kind: Literal["cosine", "wsd", "constant"] = "cosine"
+    warmup_tokens: Annotated[int, _count("token count", integer=True, allow_zero=True)] | None = None
+    min_lr_ratio: float = Field(default=0.1, ge=0, le=1)
+    decay_fraction: float = Field(default=0.2, gt=0, le=1)
+    cooldowns: list[float] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> "ScheduleSpec":
+        for i, f in enumerate(self.cooldowns):
+            if not 0 < f < 1:
+                raise FieldError(f"cooldowns[{i}]", f, "is not a fraction of D in (0, 1)")
+        if self.cooldowns and self.kind != "wsd":
+            raise FieldError("kind", self.kind, "has no cool-down branches; cooldowns need kind 'wsd'")
+        return self
+
+
+class LRRule(BaseModel):
+    """Peak learning rate of each trial as a rule of its parameter count N.
+
+    - `default`: `scaling`'s own width rule (TrainConfig.lr = None, so `scaling.recipe.default_lr`:
+      0.5 / d_model, capped at 0.0125; calibrated on the CPU corpus, see `scaling.recipe.LR_SCAN`).
+    - `fixed`: `value` for every size.
+    - `power`: lr(N) = value * (N / reference_params) ** exponent, e.g. exponent -0.25 lowers the rate
+      for bigger models (tuned rates fall with size; Porian et al. 2024, DeepSeek LLM 2024).
+    `multipliers` turns every trial into a small LR sweep (one trial per multiplier), which small models
+    need because tuning one size and reusing it at another is a known bias (Lourie et al. 2025).
+    """
+
+    model_config = STRICT
+    rule: Literal["default", "fixed", "power"] = "default"
+    value: float | None = Field(default=None, gt=0)
+    reference_params: Params = 1e6
+    exponent: float = 0.0
+    multipliers: list[float] = Field(default_factory=lambda: [1.0], min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> "LRRule":
+        if self.rule in ("fixed", "power") and self.value is None:
+            raise FieldError("value", None, f"rule {self.rule!r} needs the peak learning rate")
+        if self.rule == "default" and self.value is not None:
+            raise FieldError("value", self.value, "is ignored by rule 'default'; use rule 'fixed'")
+        for i, m in enumerate(self.multipliers):
+            if not (math.isfinite(m) and m > 0):
+                raise FieldError(f"multipliers[{i}]", m, "is not a positive factor")
+        if len(set(self.multipliers)) != len(self.multipliers):
+            raise FieldError("multipliers", self.multipliers, "has duplicates")
+        return self
+
+    def lr_for(self, params: float) -> float | None:
+        if self.rule == "default":
+            return None
+        if self.rule == "fixed":
+            return self.value
+        return self.value * (params / self.reference_params) ** self.exponent
+
+
+class BatchRule(BaseModel):
+    """Tokens per optimiser step.
+
+    - `fixed`: `tokens` for every trial.
+    - `power`: tokens * (D / reference_tokens) ** exponent (the batch grows with the run's data; Power
+      Lines, arXiv 2505.13738, fit B_opt ~ D^0.383).
+    The result is rounded to a whole number of sequences (a multiple of `context`), at least one.
+    """
+
+    model_config = STRICT
+    rule: Literal["fixed", "power"] = "fixed"
+    tokens: Tokens = 8192
+    reference_tokens: Tokens = 100_000_000
+    exponent: float = Field(default=0.0, ge=0, le=1)
+
+    def tokens_for(self, data_tokens: float, context: int) -> int:
+        raw = self.tokens if self.rule == "fixed" else self.tokens * (data_tokens / self.reference_tokens) ** self.exponent
+        return max(1, int(round(raw / context))) * context
+
+
+class Resources(BaseModel):
+    """What one trial asks Ray for. GPUs may be a fraction below 1 (trials share a GPU; each caps its
+    memory at that fraction) or a whole number; more than one GPU runs the trial data-parallel (DDP)
+    on one node with one process per GPU. Torch CPU threads per trial = floor(cpus)."""
+
+    model_config = STRICT
+    cpus: float = Field(default=1.0, gt=0)
+    gpus: float = Field(default=0.0, ge=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="after")
+    def _check(self) -> "Resources":
+        if self.gpus > 1 and self.gpus != int(self.gpus):
+            raise FieldError("gpus", self.gpus, "is neither a fraction below 1 nor a whole number of GPUs")
+        if self.device == "cpu" and self.gpus > 0:
+            raise FieldError("gpus", self.gpus, "GPUs asked for with device 'cpu'")
+        if self.device == "cuda" and self.gpus == 0:
+            raise FieldError("device", "cuda", "needs gpus > 0")
+        return self
+
+    @property
+    def resolved_device(self) -> str:
+        return ("cuda" if self.gpus > 0 else "cpu") if self.device == "auto" else self.device
+
+    @property
+    def nproc(self) -> int:
+        """Data-parallel processes per trial: one per whole GPU."""
+        return int(self.gpus) if self.gpus >= 1 else 1
+
+    @property
+    def threads(self) -> int:
+        return max(1, int(self.cpus))
+
+
+class NodeSpec(BaseModel):
+    """Capacity of one node of the target cluster (checked against `resources` before anything runs)."""
+
+    model_config = STRICT
+    cpus: int | None = Field(default=None, gt=0)
+    gpus: int | None = Field(default=None, ge=0)
+
+
+class FieldError(ValueError):
+    """A cross-field error that knows its own field path (formatted like pydantic's own)."""
+
+    def __init__(self, path: str, value: Any, message: str):
+        super().__init__(f"{path}: {'missing;' if value is None else show(value)} {message}")
+        self.path, self.value, self.message = path, value, message
