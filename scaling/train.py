@@ -487,7 +487,8 @@ class Trainer:
             }
             meta = {
                 "run_id": self.run_id, "status": p.status, "step": p.step, "branch": p.branch,
-                "tokens": p.step * self.plan.batch_tokens, "world_size": self.world_size,
+                "tokens": p.step * self.plan.batch_tokens, "tokens_processed": p.tokens_processed,
+                "world_size": self.world_size,
             }
             folder = ckpt.save_checkpoint(self.out_dir, state, meta)
             self._write_outputs()
