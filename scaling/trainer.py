@@ -15,7 +15,7 @@ import torch
 
 from scaling import checkpoint as ckpt
 from scaling.config import RunConfig
-from scaling.data import TokenStream, val_batches
+from scaling.batches import TokenStream, val_batches
 from scaling.device import autocast, resolve_device, resolve_dtype, to_device
 from scaling.evaluation import evaluate
 from scaling.model import GPT
