@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from scaling import checkpoint as ckpt
+from scaling.batches import TokenStream
 from scaling.errors import ConfigError
 from scaling.plan import Plan
 
@@ -88,7 +89,7 @@ class Progress:
 class RunState:
     """Model, optimiser, token stream and `Progress` of one process, and the trunk set aside in a branch."""
 
-    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, stream: Any,
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, stream: TokenStream,
                  device: torch.device) -> None:
         self.model, self.optimizer, self.stream, self.device = model, optimizer, stream, device
         self.progress = Progress()
