@@ -3,7 +3,8 @@
     <out>/checkpoint/
         state.pt     model, optimiser, data-stream position, RNG, run progress (curves, points so far),
                      and, inside a WSD cool-down branch, the trunk's state to return to
-        meta.json    step, status, tokens, format: readable without torch
+        meta.json    step, branch, status, tokens, tokens_processed (every token trained, cool-down
+                     branches included: how far the run is), format: readable without torch
 
 A new checkpoint is written to ``checkpoint.tmp`` and swapped in by renames, so a crash at any moment
 leaves a complete checkpoint on disk (``checkpoint`` or, between the two renames, ``checkpoint.old``).

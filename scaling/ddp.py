@@ -22,15 +22,15 @@ from typing import Any
 import torch
 
 from scaling.config import RunConfig
+from scaling.outputs import RunResult
+from scaling.trainer import Reporter, run_process
 
 _TIMEOUT = datetime.timedelta(minutes=30)
 
 
-def train_ddp(cfg: RunConfig, out_dir: Path, data: Any, *, reporter, progress: bool,
-              stop_after_steps: int | None):
+def train_ddp(cfg: RunConfig, out_dir: Path, data: Any, *, reporter: Reporter | None, progress: bool,
+              stop_after_steps: int | None) -> RunResult:
     """Run `cfg` on `cfg.train.nproc` local processes; returns rank 0's `RunResult`."""
-    from scaling.train import run_process
-
     import torch.distributed as dist
 
     world = cfg.train.nproc
@@ -72,8 +72,6 @@ def train_ddp(cfg: RunConfig, out_dir: Path, data: Any, *, reporter, progress: b
 def _worker(rank: int, world: int, backend: str, init_method: str, cfg_dict: dict, out_dir: str, data: Any,
             stop_after_steps: int | None) -> None:
     import torch.distributed as dist
-
-    from scaling.train import run_process
 
     try:
         cfg = RunConfig.model_validate(cfg_dict)

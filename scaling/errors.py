@@ -4,7 +4,8 @@ from contracts.errors import UserError
 
 
 class ScalingError(UserError):
-    """Base class: the CLI prints ``error: <message>`` and exits with code 2, no traceback."""
+    """Base class: the command line (`orchestrator.cli`) prints ``error: <message>`` and exits with code 2,
+    no traceback."""
 
 
 class ConfigError(ScalingError):

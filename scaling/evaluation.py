@@ -1,0 +1,28 @@
+"""Validation loss: mean cross-entropy in nats per token over a run's fixed validation batches
+(`scaling.data.val_batches`), the same windows at every evaluation, sharded across DDP ranks."""
+
+from __future__ import annotations
+
+import torch
+
+from scaling.device import autocast, to_device
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]], *, device: torch.device,
+             dtype: torch.dtype, rank: int = 0, world_size: int = 1) -> float:
+    """Mean cross-entropy (nats/token) of `model` over `batches`; rank r evaluates every world_size-th batch
+    and the sums are all-reduced, so every rank returns the loss over all of them."""
+    model.eval()
+    total = torch.zeros(2, dtype=torch.float64, device=device)
+    for x, y in batches[rank::world_size]:
+        x, y = to_device(x, y, device)
+        with autocast(device, dtype):
+            _, loss = model(x, y)
+        total[0] += loss.double() * y.numel()
+        total[1] += y.numel()
+    if world_size > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(total)
+    return float(total[0] / total[1])

@@ -1,0 +1,77 @@
+"""A prepared corpus, as `scaling.data.prepare_data` leaves it on disk: `TokenData` says where its token
+files are and what they hold, and memory-maps them (nothing is read until sliced)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scaling.errors import DataError
+
+
+@dataclass(frozen=True)
+class TokenData:
+    """A prepared corpus: where its token files are and what they hold. Cheap to pickle (Ray)."""
+
+    root: Path
+    vocab_size: int
+    dtype: str  # "uint16" | "uint32"
+    eot_id: int
+    n_train_tokens: int
+    n_val_tokens: int
+    n_train_docs: int
+    n_val_docs: int
+    fingerprint: str
+    unigram_entropy: float  # nats/token of the train tokens: the loss of the best context-free model
+    bytes_per_token: float  # UTF-8 bytes of text per token (separators included), whole corpus
+    n_bytes: int = 0  # UTF-8 bytes of text, whole corpus
+    tokenizer_vocab_size: int = 0  # tokens the BPE actually learned (<= vocab_size on a tiny corpus)
+    tokenizer_train_bytes: int = 0  # bytes of train text the BPE was trained on (see tokenizer_max_bytes)
+
+    def train_tokens(self) -> np.memmap:
+        """The train split, read-only, memory-mapped (nothing is loaded until sliced)."""
+        return self._tokens("train.bin", self.n_train_tokens)
+
+    def val_tokens(self) -> np.memmap:
+        """The validation split, read-only, memory-mapped."""
+        return self._tokens("val.bin", self.n_val_tokens)
+
+    def tokenizer(self):
+        """The trained `tokenizers.Tokenizer` (decode with ``tokenizer().decode(ids)``)."""
+        from tokenizers import Tokenizer
+
+        return Tokenizer.from_file(str(self.root / "tokenizer.json"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able fields (root as a string)."""
+        d = asdict(self)
+        d["root"] = str(self.root)
+        return d
+
+    @classmethod
+    def load(cls, root: str | Path) -> "TokenData":
+        """Open a prepared folder (one `prepare_data` wrote); DataError when it is missing or incomplete."""
+        root = Path(root)
+        meta_path = root / "meta.json"
+        try:
+            meta = json.loads(meta_path.read_text())
+        except FileNotFoundError:
+            raise DataError(f"data: {root}: not a prepared corpus (no meta.json)") from None
+        except ValueError as exc:
+            raise DataError(f"data: {meta_path}: unreadable: {exc}") from None
+        fields = {k: meta[k] for k in cls.__dataclass_fields__ if k in meta and k != "root"}
+        data = cls(root=root, **fields)
+        itemsize = np.dtype(data.dtype).itemsize
+        for name, n in (("train.bin", data.n_train_tokens), ("val.bin", data.n_val_tokens)):
+            path = root / name
+            size = path.stat().st_size if path.exists() else -1
+            if size != n * itemsize:
+                raise DataError(f"data: {path}: {size} bytes, expected {n * itemsize} ({n} {data.dtype} tokens)")
+        return data
+
+    def _tokens(self, name: str, n: int) -> np.memmap:
+        return np.memmap(self.root / name, dtype=self.dtype, mode="r", shape=(n,))
