@@ -35,6 +35,7 @@ import pandas as pd
 
 from analysis.errors import InputError
 from analysis.holdout import holdout_mask
+from analysis.laws import chinchilla_loss, kaplan_nd_loss
 
 APPROACHES = ("3", "kaplan")
 
@@ -131,11 +132,8 @@ class _Fitted:
         if not bp:
             return None
         N, D = np.asarray(N, dtype=float)[None, :], np.asarray(D, dtype=float)[None, :]
-        if self.approach == "3":
-            E, A, B, al, be = (np.asarray(bp[k], dtype=float)[:, None] for k in ("E", "A", "B", "alpha", "beta"))
-            return E + np.exp(np.log(A) - al * np.log(N)) + np.exp(np.log(B) - be * np.log(D))
-        aN, aD, Nc, Dc = (np.asarray(bp[k], dtype=float)[:, None] for k in ("alpha_N", "alpha_D", "N_c", "D_c"))
-        return np.exp(aD * np.logaddexp(aN / aD * (np.log(Nc) - np.log(N)), np.log(Dc) - np.log(D)))
+        draws = {k: np.asarray(v, dtype=float)[:, None] for k, v in bp.items()}
+        return (chinchilla_loss if self.approach == "3" else kaplan_nd_loss)(N, D, **draws)
 
 
 def fit_approach(pts: Any, approach: Any = 3, *, bootstrap: int = 200, random_state: int | None = 0,

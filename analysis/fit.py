@@ -30,7 +30,8 @@ from analysis.errors import InputError
 from analysis.estimator import FitEstimator, NotFittedError, percentile_interval
 from analysis.frontier import EnvelopeFit, IsoFLOPFit
 from analysis.io import FitWarning, Points, as_points
-from analysis.laws import ChinchillaLaw, KaplanLawC, KaplanLawD, KaplanLawN, KaplanLawND
+from analysis.laws import (ChinchillaLaw, KaplanLawC, KaplanLawD, KaplanLawN, KaplanLawND, chinchilla_frontier,
+                           chinchilla_loss, chinchilla_optimum)
 from analysis.objective import PARAM_NAMES, minimize_batched, objective_and_grad, start_grid
 
 __all__ = ["ChinchillaFit", "IsoFLOPFit", "EnvelopeFit", "KaplanFit", "load_fit", "from_dict",
@@ -44,11 +45,9 @@ def _theta_to_params(theta: np.ndarray) -> dict[str, np.ndarray]:
     """theta (..., 5) = (log A, log B, log E, alpha, beta) -> E, A, B, alpha, beta, a, b, G."""
     theta = np.asarray(theta, dtype=float)
     logA, logB, logE, alpha, beta = (theta[..., i] for i in range(5))
-    with np.errstate(all="ignore"):
-        s = alpha + beta
-        return {"E": np.exp(logE), "A": np.exp(logA), "B": np.exp(logB), "alpha": alpha, "beta": beta,
-                "a": beta / s, "b": alpha / s,
-                "G": np.exp((np.log(alpha) + logA - np.log(beta) - logB) / s)}
+    A, B = np.exp(logA), np.exp(logB)
+    G, a, b = chinchilla_frontier(A, B, alpha, beta)
+    return {"E": np.exp(logE), "A": A, "B": B, "alpha": alpha, "beta": beta, "a": a, "b": b, "G": G}
 
 
 class ChinchillaFit(FitEstimator):
@@ -222,9 +221,7 @@ class ChinchillaFit(FitEstimator):
             return mid
         samples = self._require_bootstrap("prediction intervals")
         p = {k: np.asarray(samples[k])[(...,) + (None,) * np.ndim(mid)] for k in LAW_PARAMS}
-        N_, D_ = np.asarray(N, dtype=float), np.asarray(D, dtype=float)
-        draws = (p["E"] + np.exp(np.log(p["A"]) - p["alpha"] * np.log(N_))
-                 + np.exp(np.log(p["B"]) - p["beta"] * np.log(D_)))
+        draws = chinchilla_loss(N, D, **p)
         lo, hi = percentile_interval(draws, interval)
         return mid, lo, hi
 
@@ -235,9 +232,8 @@ class ChinchillaFit(FitEstimator):
         if interval is None:
             return N, D
         s = self._require_bootstrap("compute-optimal intervals")
-        x = np.asarray(C, dtype=float)[(None,) + (...,)] / 6.0
         G, a, b = (np.asarray(s[k])[(...,) + (None,) * np.ndim(N)] for k in ("G", "a", "b"))
-        Ns, Ds = G * x**a, x**b / G
+        Ns, Ds = chinchilla_optimum(np.asarray(C, dtype=float)[None, ...], G, a, b)
         return (N, *percentile_interval(Ns, interval)), (D, *percentile_interval(Ds, interval))
 
     def bootstrap_laws(self) -> list[ChinchillaLaw]:

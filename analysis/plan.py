@@ -39,7 +39,7 @@ from scipy import optimize
 
 from analysis.errors import InputError
 from contracts.counts import format_count
-from analysis.laws import ChinchillaLaw, KaplanLawND, PowerLaw
+from analysis.laws import ChinchillaLaw, KaplanLawND, PowerLaw, chinchilla_frontier, chinchilla_loss
 
 EXTRAPOLATION_WARN_FACTOR = 100.0
 """Warn when a plan's training FLOPs exceed the largest budget in the fit's data by more than this."""
@@ -83,7 +83,7 @@ class _ChinchillaArrays:
 
     @property
     def G(self) -> np.ndarray:
-        return np.exp((np.log(self.alpha * self.A) - np.log(self.beta * self.B)) / (self.alpha + self.beta))
+        return chinchilla_frontier(self.A, self.B, self.alpha, self.beta)[0]
 
     @property
     def a(self) -> np.ndarray:
@@ -94,7 +94,7 @@ class _ChinchillaArrays:
         return self.alpha / (self.alpha + self.beta)
 
     def loss(self, N, D) -> np.ndarray:
-        return self.E + np.exp(np.log(self.A) - self.alpha * np.log(N)) + np.exp(np.log(self.B) - self.beta * np.log(D))
+        return chinchilla_loss(N, D, self.E, self.A, self.B, self.alpha, self.beta)
 
     def budget(self, C):
         x = np.asarray(C, dtype=float) / self.k
