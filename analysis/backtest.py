@@ -27,7 +27,6 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -35,6 +34,7 @@ import pandas as pd
 
 from analysis.errors import InputError
 from analysis.holdout import holdout_mask
+from analysis.io import Points, load_points_frame
 from analysis.laws import chinchilla_loss, kaplan_nd_loss
 
 APPROACHES = ("3", "kaplan")
@@ -44,49 +44,16 @@ APPROACHES = ("3", "kaplan")
 # loading a table with its run ids
 
 
-def load_frame(data: Any, columns: Mapping[str, str | None] | None = None, *, n_convention: str | None = None,
-               keep_status: str = "completed") -> tuple[pd.DataFrame, Any]:
-    """(frame, points): the table as read, with canonical columns N, D, C, loss (and run_id) added,
-    and the validated `analysis.io.Points` of the same rows in the same order.
+def load_frame(data: Any, columns: Mapping[str, str | None] | None = None, *,
+               n_convention: str | None = None) -> tuple[pd.DataFrame, Points]:
+    """(frame, points): the rows `analysis.io.load_points_frame` keeps (same file, folder and status
+    rules as every fit), with canonical columns N, D, C, loss and run_id added, and their validated
+    `Points` in the same order.
 
     `data`: a CSV/Parquet file, a sweep folder (points.parquet) or run folder (points.csv), or a DataFrame.
-    Rows whose `status` is not `completed` are left out with a warning.
+    A table without run ids gets its `run` column or the row number ("row 3") as run_id.
     """
-    from analysis.io import FOLDER_COLUMNS, N_CONVENTION_COLUMNS, FitWarning, points_from_frame, read_table
-
-    cols = {k: v for k, v in dict(columns or {}).items() if v is not None}
-    if isinstance(data, pd.DataFrame):
-        df, name, auto = data.copy(), "DataFrame", True
-    else:
-        path = Path(data)
-        if path.is_dir():
-            for fname in ("points.parquet", "points.csv"):
-                if (path / fname).exists():
-                    df, name = read_table(path / fname), str(path / fname)
-                    break
-            else:
-                raise InputError(f"{path}: folder has neither points.parquet (a sweep) nor points.csv (a run)")
-            defaults = dict(FOLDER_COLUMNS)
-            if n_convention:
-                defaults["n"] = N_CONVENTION_COLUMNS.get(n_convention, n_convention)
-            for role, col in defaults.items():
-                if role not in cols and not (role in ("d", "c") and ({"d", "c"} & set(cols))):
-                    cols[role] = col
-            auto = False
-        else:
-            df, name, auto = read_table(path), str(path), True
-    if "status" in df.columns and keep_status:
-        status = df["status"].astype(str)
-        left = int((status != keep_status).sum())
-        if left:
-            warnings.warn(f"{name}: left out {left} of {len(df)} rows whose status is not {keep_status}", FitWarning,
-                          stacklevel=2)
-        df = df[status == keep_status]
-    if not isinstance(df.index, pd.RangeIndex) and pd.api.types.is_string_dtype(df.index) and "run" in df.columns:
-        # a CSV whose run names contain an unquoted comma: pandas put the first part into the index
-        df = df.assign(run=df.index.astype(str) + "," + df["run"].astype(str))
-    df = df.reset_index(drop=True)
-    pts = points_from_frame(df, cols, source=name, n_convention=n_convention, auto=auto)
+    df, pts = load_points_frame(data, columns, n_convention=n_convention)
     frame = df.copy()
     if "run_id" not in frame.columns:
         frame["run_id"] = [str(r) for r in df["run"]] if "run" in df.columns else [f"row {i + 1}" for i in range(len(df))]
