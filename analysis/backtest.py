@@ -32,10 +32,12 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from analysis.bootstrap import percentile_interval
 from analysis.errors import InputError
 from analysis.holdout import holdout_mask
 from analysis.io import Points, load_points_frame
 from analysis.laws import chinchilla_loss, kaplan_nd_loss
+from contracts.counts import format_count
 
 APPROACHES = ("3", "kaplan")
 
@@ -187,19 +189,12 @@ class BacktestResult:
             iv = "" if r.lower is None or not np.isfinite(r.lower) else f"{r.lower:.4f} .. {r.upper:.4f}"
             mark = "" if r.in_interval is None or (isinstance(r.in_interval, float) and np.isnan(r.in_interval)) else (
                 " in" if r.in_interval else " OUT")
-            lines.append(f"{str(r.run_id)[:27]:<28}{_si(r.N):>10}{_si(r.D):>10}{r.loss:>9.4f}{r.predicted:>9.4f}   "
+            lines.append(f"{str(r.run_id)[:27]:<28}{format_count(r.N):>10}{format_count(r.D):>10}{r.loss:>9.4f}{r.predicted:>9.4f}   "
                          f"{iv + mark:<30}{100 * r.rel_error:>+7.2f}%")
         lines.append(f"mean |relative error| {100 * self.mean_abs_rel_error:.2f}%, largest {100 * self.max_abs_rel_error:.2f}%"
                      + ("" if self.n_inside is None else f"; {self.n_inside}/{len(self.rows)} truths inside the {lvl} interval"))
         lines.append("losses in nats/token; N in parameters; D in tokens")
         return "\n".join(lines)
-
-
-def _si(x: float) -> str:
-    for div, s in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= div:
-            return f"{x / div:.3g}{s}"
-    return f"{x:.3g}"
 
 
 def backtest(
@@ -249,8 +244,8 @@ def backtest(
             tr = frame[train]
             resid = np.log(tr["loss"].to_numpy()) - np.log(fitted.predict(tr["N"].to_numpy(), tr["D"].to_numpy()))
             log_draws = (log_draws[:, None, :] + resid[None, :, None]).reshape(-1, len(test))
-        q = np.quantile(log_draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
-        lower, upper = np.exp(q[0]), np.exp(q[1])
+        lo, hi = percentile_interval(log_draws, level)
+        lower, upper = np.exp(lo), np.exp(hi)
     rel = (pred - truth) / truth
     rows = pd.DataFrame({
         "run_id": test["run_id"].astype(str).to_numpy(), "N": N, "D": D, "C": test["C"].to_numpy(), "loss": truth,

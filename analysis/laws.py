@@ -99,16 +99,16 @@ class ChinchillaLaw:
         """(alpha A / (beta B))^(1 / (alpha + beta))."""
         return float(chinchilla_frontier(self.A, self.B, self.alpha, self.beta)[0])
 
-    def compute_optimal(self, C: ArrayLike, flops_per_param_token: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
+    def compute_optimal(self, C: ArrayLike, flops_per_param_token: float = FLOPS_PER_PARAM_TOKEN) -> tuple[np.ndarray, np.ndarray]:
         """(N_opt, D_opt) minimising L subject to C = k N D (k = 6 by default), eq. 4."""
         return chinchilla_optimum(C, self.G, self.a, self.b, flops_per_param_token)
 
-    def optimal_loss(self, C: ArrayLike, flops_per_param_token: float = 6.0) -> np.ndarray:
+    def optimal_loss(self, C: ArrayLike, flops_per_param_token: float = FLOPS_PER_PARAM_TOKEN) -> np.ndarray:
         """L(N_opt(C), D_opt(C))."""
         N, D = self.compute_optimal(C, flops_per_param_token)
         return self(N, D)
 
-    def tokens_per_param(self, C: ArrayLike, flops_per_param_token: float = 6.0) -> np.ndarray:
+    def tokens_per_param(self, C: ArrayLike, flops_per_param_token: float = FLOPS_PER_PARAM_TOKEN) -> np.ndarray:
         """D_opt / N_opt at budget C."""
         N, D = self.compute_optimal(C, flops_per_param_token)
         return D / N

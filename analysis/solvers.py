@@ -21,6 +21,7 @@ from scipy import optimize
 
 from analysis.errors import InputError
 from analysis.laws import ChinchillaLaw, PowerLaw, chinchilla_frontier, chinchilla_loss
+from contracts.conventions import FLOPS_PER_PARAM_TOKEN
 
 INFERENCE_FLOPS_PER_PARAM_TOKEN = 2.0
 """Forward pass only: 2 N FLOPs per generated or scored token (Kaplan et al. 2020, Sardana et al. 2024)."""
@@ -43,7 +44,7 @@ class ChinchillaSolver:
     B: np.ndarray
     alpha: np.ndarray
     beta: np.ndarray
-    k: float = 6.0
+    k: float = FLOPS_PER_PARAM_TOKEN
 
     @classmethod
     def of(cls, law: ChinchillaLaw, k: float) -> "ChinchillaSolver":
@@ -164,7 +165,7 @@ def _L(law: Law, N: float, D: float) -> float:
     return float(law(np.float64(N), np.float64(D)))
 
 
-def numeric_budget(law: Law, C: float, k: float = 6.0) -> tuple[float, float]:
+def numeric_budget(law: Law, C: float, k: float = FLOPS_PER_PARAM_TOKEN) -> tuple[float, float]:
     """Compute-optimal (N, D) for C = k N D by minimising L(N, C/(kN)) over log N in [1, C/k]."""
     lx = math.log(C / k)
     u = _argmin_log(lambda u: _L(law, math.exp(u), math.exp(lx - u)), 0.0, lx)
@@ -178,21 +179,21 @@ def _slope_gap(law: Law, u: float, v: float) -> float:
     return dn - dd
 
 
-def numeric_params(law: Law, N: float, k: float = 6.0) -> tuple[float, float]:
+def numeric_params(law: Law, N: float, k: float = FLOPS_PER_PARAM_TOKEN) -> tuple[float, float]:
     """The D at which N is compute-optimal: dL/dlogN = dL/dlogD at (N, D)."""
     u = math.log(N)
     v = _root_log(lambda v: _slope_gap(law, u, v), 0.0, 80.0)
     return N, math.exp(v)
 
 
-def numeric_tokens(law: Law, D: float, k: float = 6.0) -> tuple[float, float]:
+def numeric_tokens(law: Law, D: float, k: float = FLOPS_PER_PARAM_TOKEN) -> tuple[float, float]:
     """The N that is compute-optimal for D tokens: dL/dlogN = dL/dlogD at (N, D)."""
     v = math.log(D)
     u = _root_log(lambda u: _slope_gap(law, u, v), 0.0, 80.0)
     return math.exp(u), D
 
 
-def numeric_target_loss(law: Law, L: float, k: float = 6.0) -> tuple[float, float]:
+def numeric_target_loss(law: Law, L: float, k: float = FLOPS_PER_PARAM_TOKEN) -> tuple[float, float]:
     """The smallest budget whose compute-optimal loss is L (the frontier loss falls with C)."""
 
     def gap(lc):
@@ -213,7 +214,7 @@ def _tokens_for_loss(law: Law, N: float, L: float) -> float:
     return math.exp(v)
 
 
-def numeric_inference(law: Law, L: float, D_inf: float, k: float = 6.0) -> tuple[float, float]:
+def numeric_inference(law: Law, L: float, D_inf: float, k: float = FLOPS_PER_PARAM_TOKEN) -> tuple[float, float]:
     """argmin_N k N D(N) + 2 N D_inf with L(N, D(N)) = L (Sardana et al. 2024), on log N in [1e3, 1e16]."""
 
     def cost(u):
@@ -226,7 +227,7 @@ def numeric_inference(law: Law, L: float, D_inf: float, k: float = 6.0) -> tuple
     return math.exp(u), _tokens_for_loss(law, math.exp(u), L)
 
 
-def compute_optimal(law: Law, C, *, k: float = 6.0, method: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+def compute_optimal(law: Law, C, *, k: float = FLOPS_PER_PARAM_TOKEN, method: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """(N_opt, D_opt) at budget(s) C: closed form for `ChinchillaLaw` ("auto"/"closed"), else numeric."""
     C = np.asarray(C, dtype=float)
     if method not in ("auto", "closed", "numeric"):
