@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from orchestrator.demo import extrapolation_error
+from analysis.selection import extrapolation_error
 
 
 def _selection(law: str, rms: float, step_ln: float) -> dict:
