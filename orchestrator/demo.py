@@ -17,7 +17,6 @@ step is resumable: run it again with the same `--out` after a Ctrl-C and finishe
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import warnings
@@ -29,11 +28,12 @@ import numpy as np
 
 from analysis.backtest import backtest
 from analysis.fit import ChinchillaFit, IsoFLOPFit, KaplanFit
+from analysis.fitjson import write_fit
 from analysis.io import FitWarning, load_points
 from analysis.plan import Planner
 from analysis.report import build_report
-from analysis.jsonable import to_jsonable
 from analysis.selection import LAW_NAMES, describe_selection, extrapolation_error, select_law
+from contracts.jsonio import write_json
 from scaling.counting import param_counts
 from scaling.shapes import shape_for_params
 from scaling.train import train
@@ -140,13 +140,13 @@ def run_demo(settings: DemoSettings, echo: Callable[[str], None] = print) -> Dem
         if issubclass(w.category, FitWarning):  # numpy's RuntimeWarnings from degenerate resamples are noise
             echo(f"      warning: {w.message}")
     for name, est in (("fit-approach3.json", fit3), ("fit-approach2.json", fit2), ("fit-kaplan.json", kaplan)):
-        est.to_json(out / name)
+        write_fit(est, out / name)
 
     # which law forecasts: the one that best predicts the sweep's largest budget from the smaller ones
     selection = select_law(sweep_dir, spec.budgets, seed=settings.seed)
     law = selection["law"]
     chosen = fit3 if law == "3" else kaplan
-    (out / "law-selection.json").write_text(json.dumps(to_jsonable(selection), indent=2) + "\n")
+    write_json(out / "law-selection.json", selection)
     echo("      forecasting law: " + describe_selection(selection))
 
     # 4. plan the held-out compute-optimal run and train it with the sweep's recipe
@@ -172,13 +172,13 @@ def run_demo(settings: DemoSettings, echo: Callable[[str], None] = print) -> Dem
     extra = extrapolation_error(selection, C / max(spec.budgets))
     lower = pred * math.exp(-math.hypot(math.log(pred / fit_lo), extra))
     upper = pred * math.exp(math.hypot(math.log(fit_hi / pred), extra))
-    (out / "forecast.json").write_text(json.dumps(to_jsonable(bt.to_dict()), indent=2) + "\n")
+    write_json(out / "forecast.json", bt.to_dict())
     other = "kaplan" if law == "3" else "3"
     other_pred = float(np.asarray((kaplan if other == "kaplan" else fit3).predict([row["N"]], [row["D"]]))[0])
 
     # 5. the report
     echo("[4/5] writing the report")
-    report = build_report(sweep_dir, out / "report.html", fit=fit3.to_dict(), targets=run_dir,
+    report = build_report(sweep_dir, out / "report.html", fit=fit3, targets=run_dir,
                           backtest_json=bt.to_dict(), bootstrap=min(settings.bootstrap, 200),
                           title="scaling demo: IsoFLOP sweep of tiny GPTs on the Python standard library")
 
@@ -211,7 +211,7 @@ def run_demo(settings: DemoSettings, echo: Callable[[str], None] = print) -> Dem
                       "predicted_loss": "nats/token (validation)", "wall_s": "seconds"},
         },
     )
-    (out / "demo.json").write_text(json.dumps(to_jsonable(res.to_dict()), indent=2) + "\n")
+    write_json(out / "demo.json", res.to_dict())
     echo(f"[5/5] done: {out / 'demo.json'}")
     return res
 
