@@ -33,10 +33,14 @@ import numpy as np
 import pandas as pd
 
 from analysis.bootstrap import percentile_interval
+from analysis.chinchilla import ChinchillaFit
 from analysis.errors import InputError
+from analysis.frontier import group_budgets
 from analysis.holdout import holdout_mask
 from analysis.io import Points, load_points_frame
+from analysis.kaplan import KaplanFit
 from analysis.laws import chinchilla_loss, kaplan_nd_loss
+from analysis.plan import Planner
 from contracts.counts import format_count
 
 APPROACHES = ("3", "kaplan")
@@ -108,8 +112,6 @@ class _Fitted:
 def fit_approach(pts: Any, approach: Any = 3, *, bootstrap: int = 200, random_state: int | None = 0,
                  sample_weight: np.ndarray | None = None, fit_kwargs: Mapping[str, Any] | None = None) -> _Fitted:
     """Fit `pts` (analysis.io.Points) with approach 3 or kaplan (the laws that predict L(N, D))."""
-    from analysis.fit import ChinchillaFit, KaplanFit
-
     approach = str(approach).lower()
     kw = dict(fit_kwargs or {})
     with warnings.catch_warnings():
@@ -268,21 +270,16 @@ def backtest(
 
 
 def budget_groups(frame: pd.DataFrame, rtol: float = 0.05, max_groups: int = 12) -> np.ndarray:
-    """An integer group per row: rows whose C lie within a factor 1 + `rtol` of the group's smallest form
-    one budget (an IsoFLOP design, grouped as `IsoFLOPFit` groups it);
-    if that gives more than `max_groups` groups (a continuum of budgets), bins of equal width in log C."""
-    if "budget" in frame.columns:
-        _, g = np.unique(frame["budget"].to_numpy(), return_inverse=True)
-        return g
-    logc = np.log(frame["C"].to_numpy())
-    order = np.argsort(logc, kind="stable")
+    """An integer group per row: the IsoFLOP budgets of `analysis.frontier.group_budgets` (a budget
+    column, or the rows within a factor 1 + `rtol` of a budget's smallest C); if that gives more than
+    `max_groups` groups without a budget column (a continuum of budgets), bins of equal width in log C."""
+    budget = frame["budget"].to_numpy() if "budget" in frame.columns else None
+    idx, _ = group_budgets(None if budget is not None else frame["C"].to_numpy(), budget, rtol)
     g = np.zeros(len(frame), dtype=int)
-    gid, start = -1, -np.inf
-    for i in order:  # a budget collects the points within a factor 1 + rtol of its smallest C
-        if logc[i] > start + math.log1p(rtol):
-            gid, start = gid + 1, logc[i]
-        g[i] = gid
-    if gid + 1 > max_groups:
+    for gid, rows in enumerate(idx):
+        g[rows] = gid
+    if budget is None and len(idx) > max_groups:
+        logc = np.log(frame["C"].to_numpy())
         edges = np.linspace(logc.min(), logc.max() + 1e-9, max_groups + 1)
         g = np.clip(np.searchsorted(edges, logc, side="right") - 1, 0, max_groups - 1)
         _, g = np.unique(g, return_inverse=True)
@@ -305,8 +302,6 @@ def leave_one_budget_out(
     Columns: left_out_C (FLOPs, nan for "all"), n_left_out, N_opt (params), D_opt (tokens), loss_opt
     (nats/token), target_C, N_opt_rel (relative to the all-data forecast).
     """
-    from analysis.plan import Planner
-
     frame, pts = load_frame(data, columns, n_convention=n_convention)
     groups = budget_groups(frame)
     ids = np.unique(groups)
@@ -317,7 +312,7 @@ def leave_one_budget_out(
     for gid in [None, *ids]:
         keep = np.ones(len(frame), dtype=bool) if gid is None else groups != gid
         fitted = fit_approach(pts.subset(keep), approach, bootstrap=0, fit_kwargs=fit_kwargs)
-        plan = Planner.from_fit(fitted.fit_dict).budget(target)
+        plan = Planner.from_fit(fitted.estimator).budget(target)
         out.append({
             "left_out_C": math.nan if gid is None else float(np.exp(np.log(frame["C"][groups == gid]).mean())),
             "n_left_out": 0 if gid is None else int((groups == gid).sum()),

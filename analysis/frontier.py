@@ -148,19 +148,7 @@ class IsoFLOPFit(_FrontierFit):
         return self
 
     def _groups(self, pts: Points) -> tuple[list[np.ndarray], list[float]]:
-        if pts.budget is not None:
-            values = np.unique(pts.budget)
-            return [np.flatnonzero(pts.budget == v) for v in values], [float(v) for v in values]
-        order = np.argsort(pts.C, kind="stable")
-        groups: list[list[int]] = []
-        start = None
-        for i in order:
-            if start is None or pts.C[i] > start * (1.0 + self.budget_rtol):
-                groups.append([])
-                start = pts.C[i]
-            groups[-1].append(int(i))
-        idx = [np.array(g) for g in groups]
-        return idx, [float(np.exp(np.mean(np.log(pts.C[g])))) for g in idx]
+        return group_budgets(pts.C, pts.budget, self.budget_rtol)
 
     def _profile(self, pts: Points, g: np.ndarray, Cg: float, u: np.ndarray) -> dict[str, Any]:
         sizes = np.unique(pts.N[g])
@@ -377,6 +365,30 @@ class EnvelopeFit(_FrontierFit):
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+
+def group_budgets(C: np.ndarray | None, budget: np.ndarray | None = None,
+                  rtol: float = 0.1) -> tuple[list[np.ndarray], list[float]]:
+    """The IsoFLOP budgets of a table, in increasing C: (the row indices of each, its C).
+
+    With a `budget` column, one budget per distinct value (its C is the value). Without, rows are
+    sorted by C and a budget collects the rows within a factor 1 + `rtol` of its smallest C; its C is
+    their geometric mean. The one grouping of approach 2, the report's IsoFLOP figure and the
+    backtest's leave-one-budget-out.
+    """
+    if budget is not None:
+        values = np.unique(budget)
+        return [np.flatnonzero(budget == v) for v in values], [float(v) for v in values]
+    C = np.asarray(C, dtype=float)
+    groups: list[list[int]] = []
+    start = None
+    for i in np.argsort(C, kind="stable"):
+        if start is None or C[i] > start * (1.0 + rtol):
+            groups.append([])
+            start = C[i]
+        groups[-1].append(int(i))
+    idx = [np.array(g) for g in groups]
+    return idx, [float(np.exp(np.mean(np.log(C[g])))) for g in idx]
+
 
 def _loglog_line(x: np.ndarray, y: np.ndarray, log_k: bool = False) -> tuple[float, float]:
     """y = k x^p by least squares on log y against log x; returns (k, p) (or (log k, p))."""

@@ -1,7 +1,7 @@
 """Read the tables the fitters work on: CSV, Parquet, a sweep folder or a run folder, with column maps.
 
 A *points* table has one row per measured (N, D, loss): `params, tokens, flops_6nd, loss` in our
-sweeps (DESIGN.md `points`), or any names in a published CSV (`Model Size`, `Training FLOP`, ...),
+sweeps (the `points` table of `contracts.runs_table`), or any names in a published CSV (`Model Size`, `Training FLOP`, ...),
 given as a column map with the roles
 
     n      model size N (parameters; which count, total or non-embedding, is recorded)

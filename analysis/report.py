@@ -22,10 +22,13 @@ import numpy as np
 import pandas as pd
 
 from analysis import figures
+from analysis.backtest import backtest, leave_one_budget_out, load_frame
 from analysis.chinchilla import ChinchillaFit
 from analysis.errors import InputError
 from analysis.estimator import FitEstimator
 from analysis.fitjson import read_fit
+from analysis.frontier import EnvelopeFit, IsoFLOPFit, group_budgets
+from analysis.io import FitWarning, load_curves
 from analysis.plan import Planner
 from contracts.counts import format_count
 from contracts.jsonio import read_json_object
@@ -323,27 +326,14 @@ def isoflop_groups(points: pd.DataFrame, fit2: Mapping[str, Any], *, budget: np.
                    budget_rtol: float = 0.1) -> list[dict]:
     """The approach-2 budgets with their points, for `figures.isoflop_figure`.
 
-    Points are grouped as `analysis.fit.IsoFLOPFit` groups them (a budget column, or sorted C with a
-    new budget whenever C exceeds the budget's first C by more than the factor 1 + budget_rtol); each
+    Points are grouped as `analysis.fit.IsoFLOPFit` groups them (`analysis.frontier.group_budgets`); each
     group is matched to the fit's budget entry by C, and the drawn parabola is the least-squares
     quadratic in log10 N, whose minimum is the fit's N_opt.
     """
-    C = points["C"].to_numpy()
-    if budget is not None:
-        idx = [np.flatnonzero(budget == v) for v in np.unique(budget)]
-    else:
-        order = np.argsort(C, kind="stable")
-        idx, start = [], None
-        for i in order:
-            if start is None or C[i] > start * (1.0 + budget_rtol):
-                idx.append([])
-                start = C[i]
-            idx[-1].append(int(i))
-        idx = [np.array(g) for g in idx]
+    idx, budget_C = group_budgets(points["C"].to_numpy(), budget, budget_rtol)
     entries = [b for b in fit2.get("budgets", []) if b.get("used")]
     groups = []
-    for g in idx:
-        Cg = float(np.exp(np.mean(np.log(C[g])))) if budget is None else float(budget[g[0]])
+    for g, Cg in zip(idx, budget_C):
         match = [b for b in entries if abs(math.log(b["C"] / Cg)) < 1e-6]
         if not match:
             continue
@@ -375,10 +365,6 @@ def build_report(
     """Read `source` (sweep folder, run folder, CSV/Parquet table, or a fit JSON), fit what it allows,
     and write the report to `out`. `fit` uses a given approach-3 fit (estimator, fit JSON path or
     dict) instead of fitting."""
-    from analysis.backtest import backtest, leave_one_budget_out, load_frame
-    from analysis.frontier import EnvelopeFit, IsoFLOPFit
-    from analysis.io import FitWarning, load_curves
-
     source = Path(source)
     notes: list[str] = []
     data = ReportData(source=str(source), title=title or f"Scaling-law report: {source.name}")
