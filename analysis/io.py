@@ -194,7 +194,7 @@ def load_points_frame(source: str | Path | pd.DataFrame, columns: Mapping[str, s
     `AUTO_COLUMNS` (N in the `n_convention` column when there is one). Any table with a `status`
     column keeps only `completed` rows, with a FitWarning naming the rest.
     """
-    columns = {role: None for role in ROLES} | {k: v for k, v in dict(columns or {}).items()}
+    columns = {role: None for role in ROLES} | dict(columns or {})
     folder = not isinstance(source, pd.DataFrame) and Path(source).is_dir()
     if isinstance(source, pd.DataFrame):
         df, name = source.copy(), "DataFrame"
