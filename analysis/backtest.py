@@ -27,14 +27,21 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
+from analysis.bootstrap import percentile_interval
+from analysis.chinchilla import ChinchillaFit
 from analysis.errors import InputError
+from analysis.frontier import group_budgets
 from analysis.holdout import holdout_mask
+from analysis.io import Points, load_points_frame
+from analysis.kaplan import KaplanFit
+from analysis.laws import chinchilla_loss, kaplan_nd_loss
+from analysis.plan import Planner
+from contracts.counts import format_count
 
 APPROACHES = ("3", "kaplan")
 
@@ -43,49 +50,16 @@ APPROACHES = ("3", "kaplan")
 # loading a table with its run ids
 
 
-def load_frame(data: Any, columns: Mapping[str, str | None] | None = None, *, n_convention: str | None = None,
-               keep_status: str = "completed") -> tuple[pd.DataFrame, Any]:
-    """(frame, points): the table as read, with canonical columns N, D, C, loss (and run_id) added,
-    and the validated `analysis.io.Points` of the same rows in the same order.
+def load_frame(data: Any, columns: Mapping[str, str | None] | None = None, *,
+               n_convention: str | None = None) -> tuple[pd.DataFrame, Points]:
+    """(frame, points): the rows `analysis.io.load_points_frame` keeps (same file, folder and status
+    rules as every fit), with canonical columns N, D, C, loss and run_id added, and their validated
+    `Points` in the same order.
 
     `data`: a CSV/Parquet file, a sweep folder (points.parquet) or run folder (points.csv), or a DataFrame.
-    Rows whose `status` is not `completed` are left out with a warning.
+    A table without run ids gets its `run` column or the row number ("row 3") as run_id.
     """
-    from analysis.io import FOLDER_COLUMNS, N_CONVENTION_COLUMNS, FitWarning, points_from_frame, read_table
-
-    cols = {k: v for k, v in dict(columns or {}).items() if v is not None}
-    if isinstance(data, pd.DataFrame):
-        df, name, auto = data.copy(), "DataFrame", True
-    else:
-        path = Path(data)
-        if path.is_dir():
-            for fname in ("points.parquet", "points.csv"):
-                if (path / fname).exists():
-                    df, name = read_table(path / fname), str(path / fname)
-                    break
-            else:
-                raise InputError(f"{path}: folder has neither points.parquet (a sweep) nor points.csv (a run)")
-            defaults = dict(FOLDER_COLUMNS)
-            if n_convention:
-                defaults["n"] = N_CONVENTION_COLUMNS.get(n_convention, n_convention)
-            for role, col in defaults.items():
-                if role not in cols and not (role in ("d", "c") and ({"d", "c"} & set(cols))):
-                    cols[role] = col
-            auto = False
-        else:
-            df, name, auto = read_table(path), str(path), True
-    if "status" in df.columns and keep_status:
-        status = df["status"].astype(str)
-        left = int((status != keep_status).sum())
-        if left:
-            warnings.warn(f"{name}: left out {left} of {len(df)} rows whose status is not {keep_status}", FitWarning,
-                          stacklevel=2)
-        df = df[status == keep_status]
-    if not isinstance(df.index, pd.RangeIndex) and pd.api.types.is_string_dtype(df.index) and "run" in df.columns:
-        # a CSV whose run names contain an unquoted comma: pandas put the first part into the index
-        df = df.assign(run=df.index.astype(str) + "," + df["run"].astype(str))
-    df = df.reset_index(drop=True)
-    pts = points_from_frame(df, cols, source=name, n_convention=n_convention, auto=auto)
+    df, pts = load_points_frame(data, columns, n_convention=n_convention)
     frame = df.copy()
     if "run_id" not in frame.columns:
         frame["run_id"] = [str(r) for r in df["run"]] if "run" in df.columns else [f"row {i + 1}" for i in range(len(df))]
@@ -131,18 +105,13 @@ class _Fitted:
         if not bp:
             return None
         N, D = np.asarray(N, dtype=float)[None, :], np.asarray(D, dtype=float)[None, :]
-        if self.approach == "3":
-            E, A, B, al, be = (np.asarray(bp[k], dtype=float)[:, None] for k in ("E", "A", "B", "alpha", "beta"))
-            return E + np.exp(np.log(A) - al * np.log(N)) + np.exp(np.log(B) - be * np.log(D))
-        aN, aD, Nc, Dc = (np.asarray(bp[k], dtype=float)[:, None] for k in ("alpha_N", "alpha_D", "N_c", "D_c"))
-        return np.exp(aD * np.logaddexp(aN / aD * (np.log(Nc) - np.log(N)), np.log(Dc) - np.log(D)))
+        draws = {k: np.asarray(v, dtype=float)[:, None] for k, v in bp.items()}
+        return (chinchilla_loss if self.approach == "3" else kaplan_nd_loss)(N, D, **draws)
 
 
 def fit_approach(pts: Any, approach: Any = 3, *, bootstrap: int = 200, random_state: int | None = 0,
                  sample_weight: np.ndarray | None = None, fit_kwargs: Mapping[str, Any] | None = None) -> _Fitted:
     """Fit `pts` (analysis.io.Points) with approach 3 or kaplan (the laws that predict L(N, D))."""
-    from analysis.fit import ChinchillaFit, KaplanFit
-
     approach = str(approach).lower()
     kw = dict(fit_kwargs or {})
     with warnings.catch_warnings():
@@ -222,19 +191,12 @@ class BacktestResult:
             iv = "" if r.lower is None or not np.isfinite(r.lower) else f"{r.lower:.4f} .. {r.upper:.4f}"
             mark = "" if r.in_interval is None or (isinstance(r.in_interval, float) and np.isnan(r.in_interval)) else (
                 " in" if r.in_interval else " OUT")
-            lines.append(f"{str(r.run_id)[:27]:<28}{_si(r.N):>10}{_si(r.D):>10}{r.loss:>9.4f}{r.predicted:>9.4f}   "
+            lines.append(f"{str(r.run_id)[:27]:<28}{format_count(r.N):>10}{format_count(r.D):>10}{r.loss:>9.4f}{r.predicted:>9.4f}   "
                          f"{iv + mark:<30}{100 * r.rel_error:>+7.2f}%")
         lines.append(f"mean |relative error| {100 * self.mean_abs_rel_error:.2f}%, largest {100 * self.max_abs_rel_error:.2f}%"
                      + ("" if self.n_inside is None else f"; {self.n_inside}/{len(self.rows)} truths inside the {lvl} interval"))
         lines.append("losses in nats/token; N in parameters; D in tokens")
         return "\n".join(lines)
-
-
-def _si(x: float) -> str:
-    for div, s in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= div:
-            return f"{x / div:.3g}{s}"
-    return f"{x:.3g}"
 
 
 def backtest(
@@ -284,8 +246,8 @@ def backtest(
             tr = frame[train]
             resid = np.log(tr["loss"].to_numpy()) - np.log(fitted.predict(tr["N"].to_numpy(), tr["D"].to_numpy()))
             log_draws = (log_draws[:, None, :] + resid[None, :, None]).reshape(-1, len(test))
-        q = np.quantile(log_draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
-        lower, upper = np.exp(q[0]), np.exp(q[1])
+        lo, hi = percentile_interval(log_draws, level)
+        lower, upper = np.exp(lo), np.exp(hi)
     rel = (pred - truth) / truth
     rows = pd.DataFrame({
         "run_id": test["run_id"].astype(str).to_numpy(), "N": N, "D": D, "C": test["C"].to_numpy(), "loss": truth,
@@ -308,21 +270,16 @@ def backtest(
 
 
 def budget_groups(frame: pd.DataFrame, rtol: float = 0.05, max_groups: int = 12) -> np.ndarray:
-    """An integer group per row: rows whose C lie within a factor 1 + `rtol` of the group's smallest form
-    one budget (an IsoFLOP design, grouped as `IsoFLOPFit` groups it);
-    if that gives more than `max_groups` groups (a continuum of budgets), bins of equal width in log C."""
-    if "budget" in frame.columns:
-        _, g = np.unique(frame["budget"].to_numpy(), return_inverse=True)
-        return g
-    logc = np.log(frame["C"].to_numpy())
-    order = np.argsort(logc, kind="stable")
+    """An integer group per row: the IsoFLOP budgets of `analysis.frontier.group_budgets` (a budget
+    column, or the rows within a factor 1 + `rtol` of a budget's smallest C); if that gives more than
+    `max_groups` groups without a budget column (a continuum of budgets), bins of equal width in log C."""
+    budget = frame["budget"].to_numpy() if "budget" in frame.columns else None
+    idx, _ = group_budgets(None if budget is not None else frame["C"].to_numpy(), budget, rtol)
     g = np.zeros(len(frame), dtype=int)
-    gid, start = -1, -np.inf
-    for i in order:  # a budget collects the points within a factor 1 + rtol of its smallest C
-        if logc[i] > start + math.log1p(rtol):
-            gid, start = gid + 1, logc[i]
-        g[i] = gid
-    if gid + 1 > max_groups:
+    for gid, rows in enumerate(idx):
+        g[rows] = gid
+    if budget is None and len(idx) > max_groups:
+        logc = np.log(frame["C"].to_numpy())
         edges = np.linspace(logc.min(), logc.max() + 1e-9, max_groups + 1)
         g = np.clip(np.searchsorted(edges, logc, side="right") - 1, 0, max_groups - 1)
         _, g = np.unique(g, return_inverse=True)
@@ -345,8 +302,6 @@ def leave_one_budget_out(
     Columns: left_out_C (FLOPs, nan for "all"), n_left_out, N_opt (params), D_opt (tokens), loss_opt
     (nats/token), target_C, N_opt_rel (relative to the all-data forecast).
     """
-    from analysis.plan import Planner
-
     frame, pts = load_frame(data, columns, n_convention=n_convention)
     groups = budget_groups(frame)
     ids = np.unique(groups)
@@ -357,7 +312,7 @@ def leave_one_budget_out(
     for gid in [None, *ids]:
         keep = np.ones(len(frame), dtype=bool) if gid is None else groups != gid
         fitted = fit_approach(pts.subset(keep), approach, bootstrap=0, fit_kwargs=fit_kwargs)
-        plan = Planner.from_fit(fitted.fit_dict).budget(target)
+        plan = Planner.from_fit(fitted.estimator).budget(target)
         out.append({
             "left_out_C": math.nan if gid is None else float(np.exp(np.log(frame["C"][groups == gid]).mean())),
             "n_left_out": 0 if gid is None else int((groups == gid).sum()),

@@ -1,4 +1,10 @@
-"""Bootstrap for the approach-3 fit: every resample refitted at once by the batched optimiser.
+"""Bootstrap: resampling, percentile intervals, and the batched refit of the approach-3 fit.
+
+`resample_counts` draws the resamples of every fitter; `percentile_interval` (and `finite_interval`,
+for plans where some resampled laws have no answer) turns draws into the intervals that fits, plans
+and backtests report.
+
+Approach 3 refits every resample at once with the batched optimiser (`bootstrap_theta`).
 
 A resample draws n rows with replacement; its objective is the full-data objective with each point
 weighted by how often it was drawn, so all resamples share one (log N, log D, log L) table and differ
@@ -31,6 +37,23 @@ def resample_counts(n: int, n_resamples: int, rng: np.random.Generator) -> np.nd
     draws = rng.integers(0, n, size=(n_resamples, n))
     offsets = (np.arange(n_resamples) * n)[:, None]
     return np.bincount((draws + offsets).ravel(), minlength=n_resamples * n).reshape(n_resamples, n).astype(float)
+
+
+def percentile_interval(samples: np.ndarray, level: float, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap interval: the (1 - level)/2 and (1 + level)/2 quantiles of `samples`."""
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"interval level must lie in (0, 1), got {level}")
+    q = np.quantile(samples, [(1.0 - level) / 2.0, (1.0 + level) / 2.0], axis=axis)
+    return q[0], q[1]
+
+
+def finite_interval(samples: np.ndarray, level: float) -> list[float] | None:
+    """[lo, hi] percentile interval of the finite values among `samples`; None with fewer than two."""
+    x = np.asarray(samples, dtype=float).ravel()
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        return None
+    return [float(v) for v in percentile_interval(x, level)]
 
 
 def bootstrap_theta(starts: np.ndarray, logN: np.ndarray, logD: np.ndarray, logL: np.ndarray, counts: np.ndarray,

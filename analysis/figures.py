@@ -15,7 +15,10 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 
+from analysis.errors import InputError
 from analysis.laws import CHINCHILLA_PAPER, KAPLAN_2020_N_OPT, ChinchillaLaw
+from contracts.conventions import flops_6nd, tokens_for_flops
+from contracts.counts import format_count
 
 COLORSCALE = "Viridis"
 HEIGHT = 520
@@ -36,19 +39,9 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, *, logx=True, logy=False
     return fig
 
 
-def fmt_si(x: float) -> str:
-    """1.23e9 -> '1.23B', 4.5e6 -> '4.5M' (counts of parameters and tokens)."""
-    if x is None or not np.isfinite(x):
-        return "n/a"
-    for div, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= div:
-            return f"{x / div:.3g}{suffix}"
-    return f"{x:.3g}"
-
-
 def si(values) -> np.ndarray:
-    """fmt_si over an array, for hover text (plotly's own SI format says G, not B)."""
-    return np.array([fmt_si(float(v)) for v in np.asarray(values, dtype=float).ravel()], dtype=object)
+    """`contracts.counts.format_count` over an array, for hover text (plotly's own SI format says G, not B)."""
+    return np.array([format_count(float(v)) for v in np.asarray(values, dtype=float).ravel()], dtype=object)
 
 
 def _size_colors(N: Iterable[float]) -> dict[float, str]:
@@ -68,7 +61,7 @@ def _size_colorbar(N: Sequence[float]) -> go.Scatter:
         x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
         marker=dict(colorscale=[[i / 9, c] for i, c in enumerate(sample_colorscale(COLORSCALE, list(np.linspace(0, 0.9, 10))))],
                     cmin=logs.min(), cmax=logs.max(), color=[logs.min()], showscale=True,
-                    colorbar=dict(title=dict(text="N (params)"), tickvals=ticks, ticktext=[fmt_si(10**t) for t in ticks],
+                    colorbar=dict(title=dict(text="N (params)"), tickvals=ticks, ticktext=[format_count(10**t) for t in ticks],
                                   len=0.8, thickness=14)),
     )
 
@@ -93,13 +86,11 @@ def points_frame(table: pd.DataFrame) -> pd.DataFrame:
                 out[key] = pd.to_numeric(table[name], errors="coerce").astype(float)
                 break
     if "D" not in out and {"N", "C"} <= set(out.columns):
-        out["D"] = out["C"] / (6 * out["N"])
+        out["D"] = tokens_for_flops(out["C"], out["N"])
     if "C" not in out and {"N", "D"} <= set(out.columns):
-        out["C"] = 6 * out["N"] * out["D"]
+        out["C"] = flops_6nd(out["N"], out["D"])
     missing = [k for k in ("N", "D", "C", "loss") if k not in out]
     if missing:
-        from analysis.errors import InputError
-
         raise InputError(f"points table lacks column(s) {missing} (has {list(table.columns)})")
     out["run_id"] = table["run_id"].astype(str) if "run_id" in table.columns else [f"row {i}" for i in range(len(table))]
     for extra in ("kind", "status", "sweep"):
@@ -115,7 +106,7 @@ def curves_frame(curves: pd.DataFrame, sizes: Mapping[str, float]) -> pd.DataFra
     c["N"] = c["run_id"].map(sizes)
     c["loss"] = pd.to_numeric(c["val_loss"] if "val_loss" in c else c["loss"], errors="coerce")
     if "flops" not in c or c["flops"].isna().all():
-        c["flops"] = 6 * c["N"] * c["tokens"]
+        c["flops"] = flops_6nd(c["N"], c["tokens"])
     c = c[np.isfinite(c["loss"]) & (c["tokens"] > 0) & np.isfinite(c["N"])]
     return c.sort_values(["run_id", "tokens"]).reset_index(drop=True)
 
@@ -137,9 +128,9 @@ def curves_figure(curves: pd.DataFrame, max_legend: int = 12) -> go.Figure:
         n = float(g["N"].iloc[0])
         fig.add_trace(go.Scatter(
             x=g["tokens"], y=g["loss"], mode="lines+markers", marker=dict(size=4), line=dict(color=colors[n], width=1.8),
-            name=f"N = {fmt_si(n)}", legendgroup=f"{n}", showlegend=legend and n not in seen,
+            name=f"N = {format_count(n)}", legendgroup=f"{n}", showlegend=legend and n not in seen,
             customdata=np.stack([si(g["tokens"]), g["flops"]], axis=-1),
-            hovertemplate=f"run {run_id}<br>N = {fmt_si(n)} params<br>D = %{{customdata[0]}} tokens<br>"
+            hovertemplate=f"run {run_id}<br>N = {format_count(n)} params<br>D = %{{customdata[0]}} tokens<br>"
                           "C = %{customdata[1]:.3g} FLOPs<br>loss = %{y:.4f} nats/token<extra></extra>",
         ))
         seen.add(n)
@@ -194,7 +185,7 @@ def flops_figure(points: pd.DataFrame, curves: pd.DataFrame | None, law: Chinchi
             fig.add_trace(go.Scatter(
                 x=g["flops"], y=g["loss"], mode="lines", line=dict(color=colors[n], width=1.2), opacity=0.75,
                 showlegend=False,
-                hovertemplate=f"run {run_id}<br>N = {fmt_si(n)} params<br>C = %{{x:.3g}} FLOPs<br>"
+                hovertemplate=f"run {run_id}<br>N = {format_count(n)} params<br>C = %{{x:.3g}} FLOPs<br>"
                               "loss = %{y:.4f} nats/token<extra></extra>",
             ))
         fig.add_trace(_size_colorbar(curves["N"]))
@@ -234,7 +225,7 @@ def _points_trace(points: pd.DataFrame, name: str, *, symbol="circle", size=8) -
         x=points["C"], y=points["loss"], mode="markers", name=name,
         marker=dict(size=size, symbol=symbol, color=logs, colorscale=COLORSCALE, cmin=logs.min(), cmax=logs.max(),
                     line=dict(width=0.5, color="#333"),
-                    colorbar=dict(title=dict(text="N (params)"), tickvals=ticks, ticktext=[fmt_si(10**t) for t in ticks],
+                    colorbar=dict(title=dict(text="N (params)"), tickvals=ticks, ticktext=[format_count(10**t) for t in ticks],
                                   len=0.8, thickness=14)),
         customdata=np.stack([points["run_id"], si(points["N"]), si(points["D"])], axis=-1),
         hovertemplate="run %{customdata[0]}<br>N = %{customdata[1]} params<br>D = %{customdata[2]} tokens<br>"
@@ -271,8 +262,8 @@ def isoflop_figure(groups: Sequence[Mapping[str, Any]]) -> go.Figure:
             fig.add_trace(go.Scatter(
                 x=[g["N_opt"]], y=[g["loss_opt"]], mode="markers", legendgroup=label, showlegend=False,
                 marker=dict(symbol="star", size=16, color=color, line=dict(color="black", width=1)),
-                hovertemplate=f"budget {g['C']:.3g} FLOPs<br>N_opt = {fmt_si(g['N_opt'])} params<br>"
-                              f"D_opt = {fmt_si(g['C'] / (6 * g['N_opt']))} tokens<br>"
+                hovertemplate=f"budget {g['C']:.3g} FLOPs<br>N_opt = {format_count(g['N_opt'])} params<br>"
+                              f"D_opt = {format_count(tokens_for_flops(g['C'], g['N_opt']))} tokens<br>"
                               "loss_opt = %{y:.4f} nats/token<extra>minimum</extra>",
             ))
     fig = _layout(fig, "IsoFLOP profiles (approach 2): parabola in log N per budget, stars at the minima",
@@ -306,11 +297,12 @@ def contour_figure(law: ChinchillaLaw, points: pd.DataFrame, *, C_max: float | N
                       "C = %{customdata[2]:.3g} FLOPs<br>loss = %{customdata[1]:.4f} nats/token<extra></extra>",
     ))
     # frontiers over the budgets the plot spans
-    C = frontier_C if frontier_C is not None else np.logspace(np.log10(6 * 10**n_lo * 10**d_lo), np.log10(6 * 10**n_hi * 10**d_hi), 200)
+    C = frontier_C if frontier_C is not None else np.logspace(np.log10(flops_6nd(10**n_lo, 10**d_lo)),
+                                                              np.log10(flops_6nd(10**n_hi, 10**d_hi)), 200)
     for name, lw, color, dash, (Nf, Df) in (
         ("compute-optimal frontier (this fit)", 3.5, "#d62728", "solid", law.compute_optimal(C)),
         ("Chinchilla (Hoffmann et al. 2022)", 2, "#2ca02c", "dash", CHINCHILLA_PAPER.compute_optimal(C)),
-        ("Kaplan et al. 2020: N = 1.3e9 C^0.73", 2, "#9467bd", "dot", (KAPLAN_2020_N_OPT(C), C / (6 * KAPLAN_2020_N_OPT(C)))),
+        ("Kaplan et al. 2020: N = 1.3e9 C^0.73", 2, "#9467bd", "dot", (KAPLAN_2020_N_OPT(C), tokens_for_flops(C, KAPLAN_2020_N_OPT(C)))),
     ):
         fig.add_trace(go.Scatter(
             x=Nf, y=Df, mode="lines", name=name, line=dict(color=color, width=lw, dash=dash),
@@ -322,18 +314,18 @@ def contour_figure(law: ChinchillaLaw, points: pd.DataFrame, *, C_max: float | N
     for e in range(int(np.ceil(np.log10(6) + n_lo + d_lo)), int(np.floor(np.log10(6) + n_hi + d_hi)) + 1, 2):
         c = 10.0**e
         Nl = np.array([10**n_lo, 10**n_hi])
-        fig.add_trace(go.Scatter(x=Nl, y=c / (6 * Nl), mode="lines", line=dict(color="rgba(80,80,80,0.5)", width=1, dash="dot"),
+        fig.add_trace(go.Scatter(x=Nl, y=tokens_for_flops(c, Nl), mode="lines", line=dict(color="rgba(80,80,80,0.5)", width=1, dash="dot"),
                                  showlegend=False, hoverinfo="skip"))
         nx = min(max(math.sqrt(c / 6), 10**n_lo * 1.5), 10**n_hi / 1.5)
-        if 10**d_lo < c / (6 * nx) < 10**d_hi:
-            fig.add_annotation(x=math.log10(nx), y=math.log10(c / (6 * nx)), text=f"1e{e} FLOPs", showarrow=False,
+        if 10**d_lo < tokens_for_flops(c, nx) < 10**d_hi:
+            fig.add_annotation(x=math.log10(nx), y=math.log10(tokens_for_flops(c, nx)), text=f"1e{e} FLOPs", showarrow=False,
                                font=dict(size=11, color="#555"), textangle=0, bgcolor="rgba(255,255,255,0.6)")
     if C_max:
         Nc, Dc = law.compute_optimal(C_max)
         fig.add_trace(go.Scatter(x=[Nc], y=[Dc], mode="markers", name="optimum at the largest budget in the data",
                                  marker=dict(symbol="x", size=12, color="#d62728"),
-                                 hovertemplate=f"C = {C_max:.3g} FLOPs<br>N = {fmt_si(float(Nc))} params<br>"
-                                               f"D = {fmt_si(float(Dc))} tokens<extra></extra>"))
+                                 hovertemplate=f"C = {C_max:.3g} FLOPs<br>N = {format_count(float(Nc))} params<br>"
+                                               f"D = {format_count(float(Dc))} tokens<extra></extra>"))
     fig = _layout(fig, "Fitted law L(N, D): contours, data and compute-optimal frontiers",
                   "model size N (parameters)", "training tokens D", logy=True, height=640)
     fig.update_xaxes(range=[n_lo, n_hi])
@@ -357,7 +349,7 @@ def residuals_figure(points: pd.DataFrame, law: ChinchillaLaw, fitted_mask: np.n
             x=points["C"][sel], y=res[sel], mode="markers", name=name,
             marker=dict(size=8, symbol=symbol, color=logs[sel], colorscale=COLORSCALE, cmin=logs.min(), cmax=logs.max(),
                         line=dict(width=0.5, color="#333"), showscale=symbol == "circle",
-                        colorbar=dict(title=dict(text="N (params)"), tickvals=ticks, ticktext=[fmt_si(10**t) for t in ticks],
+                        colorbar=dict(title=dict(text="N (params)"), tickvals=ticks, ticktext=[format_count(10**t) for t in ticks],
                                       len=0.8, thickness=14)),
             customdata=np.stack([points["run_id"][sel], si(points["N"][sel]), si(points["D"][sel]), points["loss"][sel], pred[sel]], axis=-1),
             hovertemplate="run %{customdata[0]}<br>N = %{customdata[1]} params<br>D = %{customdata[2]} tokens<br>"
@@ -423,7 +415,7 @@ def forecast_figure(folds: pd.DataFrame) -> go.Figure:
     if len(all_rows):
         n_all = float(all_rows["N_opt"].iloc[0])
         xs = [float(f["left_out_C"].min()) / 1.5, float(f["left_out_C"].max()) * 1.5]
-        fig.add_trace(go.Scatter(x=xs, y=[n_all, n_all], mode="lines", name=f"fit to all budgets: {fmt_si(n_all)}",
+        fig.add_trace(go.Scatter(x=xs, y=[n_all, n_all], mode="lines", name=f"fit to all budgets: {format_count(n_all)}",
                                  line=dict(color="#d62728", width=2, dash="dash"), hoverinfo="skip"))
     target = float(folds["target_C"].iloc[0])
     return _layout(fig, f"Leave-one-budget-out: forecast compute-optimal N at {target:.3g} FLOPs",

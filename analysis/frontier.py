@@ -13,10 +13,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from analysis.bootstrap import percentile_interval, resample_counts
 from analysis.errors import InputError
-from analysis.estimator import FitEstimator, NotFittedError, percentile_interval
-from analysis.io import Curves, FitWarning, Points, as_points, curves_from_arrays, curves_from_frame
+from analysis.estimator import FitEstimator, NotFittedError
+from analysis.io import CURVE_COLUMNS, FOLDER_COLUMNS, Curves, FitWarning, Points, as_points, curves_from_arrays, \
+    curves_from_frame
 from analysis.laws import PowerLaw
+from contracts.conventions import FLOPS_PER_PARAM_TOKEN, tokens_for_flops
 
 
 class _FrontierFit(FitEstimator):
@@ -44,15 +47,12 @@ class _FrontierFit(FitEstimator):
                                   "k_D": np.exp(draws[:, 2]), "b": draws[:, 3]}
         self._set_intervals()
 
-    def _set_intervals(self) -> None:
-        self.interval_level_ = float(self.interval_level)
-        self.intervals_ = {k: tuple(float(u) for u in percentile_interval(v, self.interval_level_))
-                           for k, v in self.bootstrap_params_.items()}
-
     def compute_optimal(self, C: ArrayLike, interval: float | None = None):
-        """(N_opt, D_opt) at FLOPs C from the fitted power laws; with `interval`, each as (mid, lo, hi)."""
+        """(N_opt, D_opt) at FLOPs C from the fitted power laws (D_opt = C / (6 N_opt) for a fit JSON
+        without a D_opt law); with `interval`, each as (mid, lo, hi)."""
         self._check_fitted()
-        N, D = self.N_opt_law_(C), self.D_opt_law_(C)
+        N = self.N_opt_law_(C)
+        D = self.D_opt_law_(C) if self.D_opt_law_ is not None else tokens_for_flops(np.asarray(C, dtype=float), N)
         if interval is None:
             return N, D
         if not hasattr(self, "bootstrap_params_"):
@@ -68,28 +68,20 @@ class _FrontierFit(FitEstimator):
         """Same as `compute_optimal`: these approaches predict the frontier, not a loss surface."""
         return self.compute_optimal(C, interval)
 
-    def _frontier_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"approach": self.approach, "a": self.a_, "b": self.b_}
-        d["N_opt_law"] = {"k": self.N_opt_law_.k, "p": self.N_opt_law_.p}
-        d["D_opt_law"] = {"k": self.D_opt_law_.k, "p": self.D_opt_law_.p}
-        if hasattr(self, "intervals_"):
-            d["intervals"] = {k: list(v) for k, v in self.intervals_.items()}
-            d["interval_level"] = self.interval_level_
-            d["bootstrap"] = {k: [float(u) for u in v] for k, v in self.bootstrap_params_.items()}
-        return d
+    # ------------------------------------------------------------------ JSON (analysis.fitjson)
+    def _fields(self) -> dict[str, Any]:
+        laws = {name: None if law is None else {"k": law.k, "p": law.p}
+                for name, law in (("N_opt_law", self.N_opt_law_), ("D_opt_law", self.D_opt_law_))}
+        return {"a": self.a_, "b": self.b_, **laws}
 
-    def _read_frontier(self, d: Mapping[str, Any]) -> None:
-        for key in ("a", "b", "N_opt_law", "D_opt_law"):
-            if key not in d:
-                raise InputError(f"{d.get('source', 'fit JSON')}: approach-{self.approach} fit lacks {key!r}")
-        self.a_, self.b_ = float(d["a"]), float(d["b"])
+    def _read_fields(self, d: Mapping[str, Any]) -> None:
+        """N_opt_law is needed; a and b default to the power laws' exponents, D_opt_law to none
+        (D_opt = C / (6 N_opt))."""
         self.N_opt_law_ = PowerLaw(k=float(d["N_opt_law"]["k"]), p=float(d["N_opt_law"]["p"]))
-        self.D_opt_law_ = PowerLaw(k=float(d["D_opt_law"]["k"]), p=float(d["D_opt_law"]["p"]))
-        self._read_data_info(dict(d))
-        boot = d.get("bootstrap") or {}
-        if boot:
-            self.bootstrap_params_ = {k: np.asarray(v, dtype=float) for k, v in boot.items()}
-            self._set_intervals()
+        dl = d.get("D_opt_law")
+        self.D_opt_law_ = PowerLaw(k=float(dl["k"]), p=float(dl["p"])) if dl else None
+        self.a_ = float(d.get("a", self.N_opt_law_.p))
+        self.b_ = float(d.get("b", self.D_opt_law_.p if self.D_opt_law_ is not None else 1.0 - self.a_))
 
 
 class IsoFLOPFit(_FrontierFit):
@@ -150,26 +142,13 @@ class IsoFLOPFit(_FrontierFit):
         self._fit_laws(C_used, np.array([b["N_opt"] for b in used]), np.array([b["D_opt"] for b in used]))
         self.budgets_ = budgets
         self._set_data_info(pts)
-        for attr in ("bootstrap_params_", "intervals_", "interval_level_"):
-            self.__dict__.pop(attr, None)
+        self._clear_bootstrap()
         if self.bootstrap:
             self._bootstrap(pts, groups, budget_C, u)
         return self
 
     def _groups(self, pts: Points) -> tuple[list[np.ndarray], list[float]]:
-        if pts.budget is not None:
-            values = np.unique(pts.budget)
-            return [np.flatnonzero(pts.budget == v) for v in values], [float(v) for v in values]
-        order = np.argsort(pts.C, kind="stable")
-        groups: list[list[int]] = []
-        start = None
-        for i in order:
-            if start is None or pts.C[i] > start * (1.0 + self.budget_rtol):
-                groups.append([])
-                start = pts.C[i]
-            groups[-1].append(int(i))
-        idx = [np.array(g) for g in groups]
-        return idx, [float(np.exp(np.mean(np.log(pts.C[g])))) for g in idx]
+        return group_budgets(pts.C, pts.budget, self.budget_rtol)
 
     def _profile(self, pts: Points, g: np.ndarray, Cg: float, u: np.ndarray) -> dict[str, Any]:
         sizes = np.unique(pts.N[g])
@@ -202,13 +181,11 @@ class IsoFLOPFit(_FrontierFit):
                           "add sizes beyond it", FitWarning, stacklevel=4)
         else:
             position = "inside"
-        entry.update(N_opt=N_opt, D_opt=Cg / (6.0 * N_opt), loss_opt=loss_opt, position=position,
+        entry.update(N_opt=N_opt, D_opt=float(tokens_for_flops(Cg, N_opt)), loss_opt=loss_opt, position=position,
                      used=not (self.drop_edge_budgets and position != "inside"))
         return entry
 
     def _bootstrap(self, pts: Points, groups, budget_C, u) -> None:
-        from analysis.bootstrap import resample_counts
-
         rng = np.random.default_rng(self.random_state)
         B = int(self.bootstrap)
         usable = [(g, Cg) for g, Cg, b in zip(groups, budget_C, self.budgets_) if b["used"]]
@@ -229,24 +206,16 @@ class IsoFLOPFit(_FrontierFit):
             if ok.sum() >= 2:
                 lc, ln = logC[ok], logN_opt[i, ok]
                 p, k = np.polyfit(lc, ln, 1)
-                q, m = np.polyfit(lc, lc - np.log(6.0) - ln, 1)
+                q, m = np.polyfit(lc, lc - np.log(FLOPS_PER_PARAM_TOKEN) - ln, 1)   # log D = log C - log 6 N
                 draws[i] = (k, p, m, q)
         self._set_bootstrap(draws)
 
-    def to_dict(self) -> dict[str, Any]:
-        self._check_fitted()
-        d = self._frontier_dict()
-        d["budgets"] = [dict(b) for b in self.budgets_]
-        d.update(self._data_info())
-        return d
+    def _fields(self) -> dict[str, Any]:
+        return {**super()._fields(), "budgets": [dict(b) for b in self.budgets_]}
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "IsoFLOPFit":
-        boot = d.get("bootstrap") or {}
-        est = cls(bootstrap=len(boot.get("a", [])), interval_level=float(d.get("interval_level", 0.95)))
-        est._read_frontier(d)
-        est.budgets_ = [dict(b) for b in d.get("budgets", [])]
-        return est
+    def _read_fields(self, d: Mapping[str, Any]) -> None:
+        super()._read_fields(d)
+        self.budgets_ = [dict(b) for b in d.get("budgets", [])]
 
 
 class EnvelopeFit(_FrontierFit):
@@ -289,7 +258,7 @@ class EnvelopeFit(_FrontierFit):
         if isinstance(curves, Curves):
             cv = curves
         elif isinstance(curves, pd.DataFrame):
-            cv = curves_from_frame(curves, columns or {"run": "run_id", "n": "params", "d": "tokens", "loss": "val_loss"},
+            cv = curves_from_frame(curves, columns or {**CURVE_COLUMNS, "n": FOLDER_COLUMNS["n"]},
                                    source=source or "DataFrame", n_convention=n_convention)
         else:
             if N is None or D is None or loss is None:
@@ -304,18 +273,11 @@ class EnvelopeFit(_FrontierFit):
         keep, winner = env
         C = grid[keep]
         N_opt = run_N[winner[keep]]
-        self._fit_laws(C, N_opt, C / (6.0 * N_opt))
-        self.envelope_ = {"C": grid, "N_opt": run_N[winner], "D_opt": grid / (6.0 * run_N[winner]),
+        self._fit_laws(C, N_opt, tokens_for_flops(C, N_opt))
+        self.envelope_ = {"C": grid, "N_opt": run_N[winner], "D_opt": tokens_for_flops(grid, run_N[winner]),
                           "loss": L[winner, np.arange(len(grid))], "run": runs[winner], "used": keep}
-        self.n_points_ = len(cv)
-        self.data_range_ = {k: [float(v.min()), float(v.max())]
-                            for k, v in (("N", cv.N), ("D", cv.D), ("C", cv.C), ("loss", cv.loss))}
-        self.source_ = f"{cv.source} ({len(runs)} curves, {len(cv)} evaluations)"
-        self.columns_ = dict(cv.columns)
-        self.n_convention_ = cv.n_convention
-        self.flops_convention_ = cv.flops_convention
-        for attr in ("bootstrap_params_", "intervals_", "interval_level_"):
-            self.__dict__.pop(attr, None)
+        self._set_data_info(cv, source=f"{cv.source} ({len(runs)} curves, {len(cv)} evaluations)")
+        self._clear_bootstrap()
         if self.bootstrap:
             rng = np.random.default_rng(self.random_state)
             draws = np.full((int(self.bootstrap), 4), np.nan)
@@ -328,7 +290,7 @@ class EnvelopeFit(_FrontierFit):
                 k_i, w_i = env_i
                 Ci, Ni = grid[k_i], run_N[w_i[k_i]]
                 lkN, a = _loglog_line(Ci, Ni, log_k=True)
-                lkD, b = _loglog_line(Ci, Ci / (6.0 * Ni), log_k=True)
+                lkD, b = _loglog_line(Ci, tokens_for_flops(Ci, Ni), log_k=True)
                 draws[i] = (lkN, a, lkD, b)
             self._set_bootstrap(draws)
         return self
@@ -385,33 +347,48 @@ class EnvelopeFit(_FrontierFit):
             keep = ok
         return keep, winner
 
-    def to_dict(self) -> dict[str, Any]:
-        self._check_fitted()
-        d = self._frontier_dict()
-        used = self.envelope_["used"]
+    def _fields(self) -> dict[str, Any]:
         # the frontier at the FLOP values used, thinned to at most ~60 rows for the JSON
-        idx = np.flatnonzero(used)
+        idx = np.flatnonzero(self.envelope_["used"])
         idx = idx[np.unique(np.linspace(0, len(idx) - 1, min(60, len(idx))).astype(int))]
-        d["envelope"] = [{"C": float(self.envelope_["C"][i]), "N_opt": float(self.envelope_["N_opt"][i]),
-                          "D_opt": float(self.envelope_["D_opt"][i]), "loss": float(self.envelope_["loss"][i]),
-                          "run": str(self.envelope_["run"][i])} for i in idx]
-        d["n_runs"] = self.n_runs_
-        d.update(self._data_info())
-        return d
+        env = self.envelope_
+        rows = [{"C": float(env["C"][i]), "N_opt": float(env["N_opt"][i]), "D_opt": float(env["D_opt"][i]),
+                 "loss": float(env["loss"][i]), "run": str(env["run"][i])} for i in idx]
+        return {**super()._fields(), "envelope": rows, "n_runs": self.n_runs_}
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "EnvelopeFit":
-        boot = d.get("bootstrap") or {}
-        est = cls(bootstrap=len(boot.get("a", [])), interval_level=float(d.get("interval_level", 0.95)))
-        est._read_frontier(d)
+    def _read_fields(self, d: Mapping[str, Any]) -> None:
+        super()._read_fields(d)
         rows = d.get("envelope", [])
-        est.envelope_ = {k: np.array([r[k] for r in rows]) for k in ("C", "N_opt", "D_opt", "loss", "run")}
-        est.envelope_["used"] = np.ones(len(rows), dtype=bool)
-        est.n_runs_ = int(d.get("n_runs", 0))
-        return est
+        self.envelope_ = {k: np.array([r[k] for r in rows]) for k in ("C", "N_opt", "D_opt", "loss", "run")}
+        self.envelope_["used"] = np.ones(len(rows), dtype=bool)
+        self.n_runs_ = int(d.get("n_runs", 0))
 
 
 # ---------------------------------------------------------------------------------------------- helpers
+
+def group_budgets(C: np.ndarray | None, budget: np.ndarray | None = None,
+                  rtol: float = 0.1) -> tuple[list[np.ndarray], list[float]]:
+    """The IsoFLOP budgets of a table, in increasing C: (the row indices of each, its C).
+
+    With a `budget` column, one budget per distinct value (its C is the value). Without, rows are
+    sorted by C and a budget collects the rows within a factor 1 + `rtol` of its smallest C; its C is
+    their geometric mean. The one grouping of approach 2, the report's IsoFLOP figure and the
+    backtest's leave-one-budget-out.
+    """
+    if budget is not None:
+        values = np.unique(budget)
+        return [np.flatnonzero(budget == v) for v in values], [float(v) for v in values]
+    C = np.asarray(C, dtype=float)
+    groups: list[list[int]] = []
+    start = None
+    for i in np.argsort(C, kind="stable"):
+        if start is None or C[i] > start * (1.0 + rtol):
+            groups.append([])
+            start = C[i]
+        groups[-1].append(int(i))
+    idx = [np.array(g) for g in groups]
+    return idx, [float(np.exp(np.mean(np.log(C[g])))) for g in idx]
+
 
 def _loglog_line(x: np.ndarray, y: np.ndarray, log_k: bool = False) -> tuple[float, float]:
     """y = k x^p by least squares on log y against log x; returns (k, p) (or (log k, p))."""

@@ -1,7 +1,7 @@
 """Read the tables the fitters work on: CSV, Parquet, a sweep folder or a run folder, with column maps.
 
 A *points* table has one row per measured (N, D, loss): `params, tokens, flops_6nd, loss` in our
-sweeps (DESIGN.md `points`), or any names in a published CSV (`Model Size`, `Training FLOP`, ...),
+sweeps (the `points` table of `contracts.runs_table`), or any names in a published CSV (`Model Size`, `Training FLOP`, ...),
 given as a column map with the roles
 
     n      model size N (parameters; which count, total or non-embedding, is recorded)
@@ -20,7 +20,6 @@ count data rows from 1 (the CSV line is one more, for the header).
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -31,23 +30,26 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import InputError
+from contracts.conventions import FLOPS_6ND, N_CONVENTION_COLUMNS, convention_of_column, flops_6nd, tokens_for_flops
+from contracts.jsonio import read_json_object
+from contracts.runs_table import CURVE_FIT_COLUMNS, FIT_COLUMNS, FIT_STATUS, run_table_file, sweep_table_file
 
 ROLES = ("n", "d", "c", "loss", "budget")
 
-FOLDER_COLUMNS = {"n": "params", "d": "tokens", "c": "flops_6nd", "loss": "loss"}
-"""Default columns of a sweep's `points.parquet` or a run's `points.csv` (DESIGN.md `points`)."""
+FOLDER_COLUMNS = FIT_COLUMNS
+"""Default columns of a sweep's `points.parquet` or a run's `points.csv` (`contracts.runs_table`)."""
 
-CURVE_COLUMNS = {"run": "run_id", "d": "tokens", "loss": "val_loss"}
-"""Default columns of a `curves` table (DESIGN.md `curves`)."""
+CURVE_COLUMNS = CURVE_FIT_COLUMNS
+"""Default columns of a `curves` table (`contracts.runs_table`)."""
 
-N_CONVENTION_COLUMNS = {"total": "params", "nonembedding": "params_nonembedding"}
-"""Which `points`/`trials` column holds N under each convention."""
+FLOPS_6ND_COLUMNS = (FIT_COLUMNS["c"], "C_6ND")
+"""FLOP columns that hold C = 6 N D: the runs table's, and the name in published ladder tables."""
 
 AUTO_COLUMNS = {
-    "n": ("params", "N"),
-    "d": ("tokens", "D"),
-    "c": ("flops_6nd", "C"),
-    "loss": ("loss", "final_loss"),
+    "n": (FIT_COLUMNS["n"], "N"),
+    "d": (FIT_COLUMNS["d"], "D"),
+    "c": (FIT_COLUMNS["c"], "C"),
+    "loss": (FIT_COLUMNS["loss"], "final_loss"),
 }
 """Column names tried, in order, for a role the caller did not map (a plain CSV or Parquet file)."""
 
@@ -73,7 +75,7 @@ class Points:
     source: str = "arrays"
     columns: dict[str, str] = field(default_factory=dict)
     n_convention: str = "total"
-    flops_convention: str = "6ND"
+    flops_convention: str = FLOPS_6ND
     notes: tuple[str, ...] = ()
 
     def __len__(self) -> int:
@@ -96,8 +98,7 @@ class Points:
 
     def data_range(self) -> dict[str, list[float]]:
         """{"N": [min, max], "D": ..., "C": ..., "loss": ...} of the points fitted."""
-        return {k: [float(np.min(v)), float(np.max(v))] for k, v in
-                (("N", self.N), ("D", self.D), ("C", self.C), ("loss", self.loss))}
+        return data_range(self)
 
     def describe(self) -> str:
         """One line for reports: the source, the number of points and any notes."""
@@ -117,10 +118,16 @@ class Curves:
     source: str = "arrays"
     columns: dict[str, str] = field(default_factory=dict)
     n_convention: str = "total"
-    flops_convention: str = "6ND"
+    flops_convention: str = FLOPS_6ND
 
     def __len__(self) -> int:
         return int(self.N.shape[0])
+
+
+def data_range(data: Points | Curves) -> dict[str, list[float]]:
+    """{"N": [min, max], "D": ..., "C": ..., "loss": ...} of points or curves: what a fit JSON records."""
+    return {k: [float(np.min(v)), float(np.max(v))] for k, v in
+            (("N", data.N), ("D", data.D), ("C", data.C), ("loss", data.loss))}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -146,11 +153,12 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 def _folder_table(folder: Path, name: str) -> tuple[pd.DataFrame, str, str]:
     """`<folder>/<name>.parquet` (a sweep) or `<folder>/<name>.csv` (a run): (table, path, kind)."""
-    for fname, kind in ((f"{name}.parquet", "sweep"), (f"{name}.csv", "run")):
+    for fname, kind in ((sweep_table_file(name), "sweep"), (run_table_file(name), "run")):
         p = folder / fname
         if p.exists():
             return read_table(p), str(p), kind
-    raise InputError(f"{folder}: folder has neither {name}.parquet (a sweep) nor {name}.csv (a run)")
+    raise InputError(f"{folder}: folder has neither {sweep_table_file(name)} (a sweep) nor "
+                     f"{run_table_file(name)} (a run)")
 
 
 def _keep_completed(df: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -158,44 +166,62 @@ def _keep_completed(df: pd.DataFrame, source: str) -> pd.DataFrame:
     if "status" not in df.columns:
         return df
     status = df["status"].astype(str)
-    left = status[status != "completed"]
+    left = status[status != FIT_STATUS]
     if len(left):
         counts = ", ".join(f"{n} {s}" for s, n in left.value_counts().sort_index().items())
-        warnings.warn(f"{source}: left out {len(left)} of {len(df)} rows whose status is not completed ({counts})",
+        warnings.warn(f"{source}: left out {len(left)} of {len(df)} rows whose status is not {FIT_STATUS} ({counts})",
                       FitWarning, stacklevel=3)
-    return df[status == "completed"]
+    return df[status == FIT_STATUS]
 
 
 def load_points(source: str | Path, *, n_col: str | None = None, d_col: str | None = None,
                 c_col: str | None = None, loss_col: str | None = None, budget_col: str | None = None,
                 n_convention: str | None = None, drop_highest: int = 0) -> Points:
-    """Points from a CSV/Parquet file, a sweep folder (`points.parquet`) or a run folder (`points.csv`).
-
-    Folders default to the `points` columns (params or params_nonembedding by `n_convention`, tokens,
-    flops_6nd, loss); any table with a `status` column keeps only `completed` rows (with a
-    FitWarning naming the rest). For a plain file, unmapped roles are looked up in `AUTO_COLUMNS`.
-    `drop_highest` leaves out that many highest-loss points.
-    """
-    path = Path(source)
-    if path.is_dir():
-        df, name, _ = _folder_table(path, "points")
-        defaults = dict(FOLDER_COLUMNS)
-        if n_convention is not None:
-            defaults["n"] = _convention_column(n_convention, name)
-    else:
-        df, name = read_table(path), str(path)
-        defaults = {}
-        if n_convention is not None and n_col is None and _convention_column(n_convention, name) in df.columns:
-            defaults["n"] = _convention_column(n_convention, name)
-    df = _keep_completed(df, name)
+    """Points from a CSV/Parquet file, a sweep folder (`points.parquet`) or a run folder (`points.csv`):
+    `load_points_frame`'s points, less the `drop_highest` highest-loss ones."""
     columns = {"n": n_col, "d": d_col, "c": c_col, "loss": loss_col, "budget": budget_col}
+    return load_points_frame(source, columns, n_convention=n_convention)[1].drop_highest(drop_highest)
+
+
+def load_points_frame(source: str | Path | pd.DataFrame, columns: Mapping[str, str | None] | None = None, *,
+                      n_convention: str | None = None) -> tuple[pd.DataFrame, Points]:
+    """(rows, points): the table's rows a fit uses, as read, and their validated `Points` in the same order.
+
+    `source`: a CSV/Parquet file, a sweep folder (`points.parquet`), a run folder (`points.csv`) or a
+    DataFrame; `columns` maps roles (n, d, c, loss, budget) to its columns. Folders default to the
+    `points` columns (params or params_nonembedding by `n_convention`, tokens, flops_6nd, loss) and
+    keep the best LR of each run (`_best_lr`); in a file or frame unmapped roles are looked up in
+    `AUTO_COLUMNS` (N in the `n_convention` column when there is one). Any table with a `status`
+    column keeps only `completed` rows, with a FitWarning naming the rest.
+    """
+    columns = {role: None for role in ROLES} | dict(columns or {})
+    folder = not isinstance(source, pd.DataFrame) and Path(source).is_dir()
+    if isinstance(source, pd.DataFrame):
+        df, name = source.copy(), "DataFrame"
+    elif folder:
+        df, name, _ = _folder_table(Path(source), "points")
+    else:
+        df, name = read_table(source), str(source)
+    defaults = dict(FOLDER_COLUMNS) if folder else {}
+    if n_convention is not None and (folder or (columns["n"] is None
+                                                and _convention_column(n_convention, name) in df.columns)):
+        defaults["n"] = _convention_column(n_convention, name)
     for role, col in defaults.items():
-        if columns[role] is None and not (role in ("d", "c") and (d_col or c_col)):
+        if columns[role] is None and not (role in ("d", "c") and (columns["d"] or columns["c"])):
             columns[role] = col
-    if path.is_dir():
+    df = _whole_run_names(_keep_completed(df, name))
+    if folder:
         df = _best_lr(df, columns, name)
-    pts = points_from_frame(df, columns, source=name, n_convention=n_convention, auto=not path.is_dir())
-    return pts.drop_highest(drop_highest)
+    df = df.reset_index(drop=True)
+    return df, points_from_frame(df, columns, source=name, n_convention=n_convention, auto=not folder)
+
+
+def _whole_run_names(df: pd.DataFrame) -> pd.DataFrame:
+    """A CSV whose run names hold an unquoted comma makes pandas put the first part into the index:
+    join it back onto the `run` column."""
+    if not isinstance(df.index, pd.RangeIndex) and pd.api.types.is_string_dtype(df.index) and "run" in df.columns:
+        return df.assign(run=df.index.astype(str) + "," + df["run"].astype(str))
+    return df
 
 
 def _best_lr(df: pd.DataFrame, columns: Mapping[str, str | None], source: str) -> pd.DataFrame:
@@ -228,32 +254,33 @@ def load_curves(source: str | Path, *, run_col: str | None = None, n_col: str | 
     if path.is_dir():
         df, name, kind = _folder_table(path, "curves")
         df = df.copy()
+        table_file = sweep_table_file if kind == "sweep" else run_table_file
+        trials_path = path / table_file("trials")
+        if not trials_path.exists():
+            raise InputError(f"{path}: {kind} folder has {table_file('curves')} but no {table_file('trials')} "
+                             "(needed for N)")
         if kind == "sweep":
-            trials_path = path / "trials.parquet"
-            if not trials_path.exists():
-                raise InputError(f"{path}: sweep folder has curves.parquet but no trials.parquet (needed for N)")
             trials = _keep_completed(read_table(trials_path), str(trials_path))
         else:
-            trial_path = path / "trial.json"
-            if not trial_path.exists():
-                raise InputError(f"{path}: run folder has curves.csv but no trial.json (needed for N)")
-            trials = _keep_completed(pd.DataFrame([json.loads(trial_path.read_text())]), str(trial_path))
-        ncol = n_col or conv_col or "params"
-        for col in ("run_id", ncol):
+            trial = read_json_object(trials_path, "trial", error=InputError)
+            trials = _keep_completed(pd.DataFrame([trial]), str(trials_path))
+        ncol = n_col or conv_col or N_CONVENTION_COLUMNS["total"]
+        for col in (CURVE_COLUMNS["run"], ncol):
             if col not in trials.columns:
                 raise InputError(f"{path}: trials have no column {col!r}")
-        df = df[df["run_id"].isin(set(trials["run_id"]))]
-        df = df.merge(trials[["run_id", ncol]].rename(columns={ncol: "__N"}), on="run_id", how="left")
+        run_id = CURVE_COLUMNS["run"]
+        df = df[df[run_id].isin(set(trials[run_id]))]
+        df = df.merge(trials[[run_id, ncol]].rename(columns={ncol: "__N"}), on=run_id, how="left")
         if "branch" in df.columns:
             branch = df["branch"].astype("string").fillna("")
-            df["__curve"] = df["run_id"].astype(str) + np.where(branch != "", "/" + branch, "")
+            df["__curve"] = df[run_id].astype(str) + np.where(branch != "", "/" + branch, "")
             run = "__curve"
         else:
-            run = "run_id"
-        columns = {"run": run, "n": "__N", "d": d_col or "tokens", "c": c_col,
+            run = run_id
+        columns = {"run": run, "n": "__N", "d": d_col or CURVE_COLUMNS["d"], "c": c_col,
                    "loss": loss_col or CURVE_COLUMNS["loss"]}
         curves = curves_from_frame(df, columns, source=name, n_convention=n_convention or _name_convention(ncol))
-        return replace(curves, columns={**curves.columns, "run": "run_id", "n": ncol})
+        return replace(curves, columns={**curves.columns, "run": CURVE_COLUMNS["run"], "n": ncol})
     df, name = read_table(path), str(path)
     df = _keep_completed(df, name)
     columns = {"run": run_col or CURVE_COLUMNS["run"], "n": n_col or conv_col, "d": d_col, "c": c_col,
@@ -300,24 +327,32 @@ def points_from_frame(df: pd.DataFrame, columns: Mapping[str, str | None] | None
         raise InputError(f"{source}: need a tokens column (d) or a FLOPs column (c) (columns: {_list(df)})")
     N = _numeric(df, columns["n"], source)
     loss = _numeric(df, columns["loss"], source)
-    used = dict(columns)
-    if "d" in columns:
-        D = _numeric(df, columns["d"], source)
-        if "c" in columns:
-            C = _numeric(df, columns["c"], source)
-            flops = "6ND" if columns["c"] in ("flops_6nd", "C_6ND") else columns["c"]
-        else:
-            C, flops = 6.0 * N * D, "6ND"
-            used["c"] = "6 N D"
-    else:
-        C = _numeric(df, columns["c"], source)
-        D, flops = C / (6.0 * N), "6ND"
-        used["d"] = f"C / (6 N) from {columns['c']!r}"
+    D, C, flops, used = _tokens_and_flops(df, columns, N, source)
     budget = _numeric(df, columns["budget"], source) if "budget" in columns else None
     if len(N) == 0:
         raise InputError(f"{source}: no rows to fit")
     return Points(N=N, D=D, C=C, loss=loss, budget=budget, source=source, columns=used,
                   n_convention=n_convention or _name_convention(columns["n"]), flops_convention=flops)
+
+
+def _tokens_and_flops(df: pd.DataFrame, columns: Mapping[str, str], N: np.ndarray,
+                      source: str) -> tuple[np.ndarray, np.ndarray, str, dict[str, str]]:
+    """(D, C, flops_convention, columns used): the one place D and C are derived from each other.
+
+    Both mapped: both read; C's convention is 6ND for a 6ND column (`FLOPS_6ND_COLUMNS`), else the
+    column's name. Only D: C = 6 N D. Only C: D = C / (6 N), so C = 6 N D holds by construction.
+    """
+    used = dict(columns)
+    if "d" in columns:
+        D = _numeric(df, columns["d"], source)
+        if "c" in columns:
+            C = _numeric(df, columns["c"], source)
+            return D, C, FLOPS_6ND if columns["c"] in FLOPS_6ND_COLUMNS else columns["c"], used
+        used["c"] = "6 N D"
+        return D, flops_6nd(N, D), FLOPS_6ND, used
+    C = _numeric(df, columns["c"], source)
+    used["d"] = f"C / (6 N) from {columns['c']!r}"
+    return tokens_for_flops(C, N), C, FLOPS_6ND, used
 
 
 def points_from_arrays(N: Any, D: Any = None, loss: Any = None, *, C: Any = None, budget: Any = None,
@@ -339,7 +374,7 @@ def points_from_arrays(N: Any, D: Any = None, loss: Any = None, *, C: Any = None
     if len(set(lengths.values())) > 1:
         raise InputError(f"{source}: arrays differ in length ({', '.join(f'{k} {n}' for k, n in lengths.items())})")
     pts = points_from_frame(pd.DataFrame(frame), cols, source=source, n_convention=n_convention, auto=False)
-    return replace(pts, flops_convention="6ND")
+    return replace(pts, flops_convention=FLOPS_6ND)
 
 
 def as_points(N: Any, D: Any = None, loss: Any = None, *, C: Any = None, budget: Any = None,
@@ -367,14 +402,7 @@ def curves_from_frame(df: pd.DataFrame, columns: Mapping[str, str | None], *, so
         raise InputError(f"{source}: column {columns['run']!r} not found (columns: {_list(df)})")
     N = _numeric(df, columns["n"], source)
     loss = _numeric(df, columns["loss"], source)
-    used = dict(columns)
-    if "d" in columns:
-        D = _numeric(df, columns["d"], source)
-        C = _numeric(df, columns["c"], source) if "c" in columns else 6.0 * N * D
-        flops = columns["c"] if "c" in columns else "6ND"
-    else:
-        C = _numeric(df, columns["c"], source)
-        D, flops = C / (6.0 * N), columns["c"]
+    D, C, flops, used = _tokens_and_flops(df, columns, N, source)
     if len(N) == 0:
         raise InputError(f"{source}: no rows to fit")
     return Curves(run=df[columns["run"]].astype(str).to_numpy(), N=N, D=D, C=C, loss=loss, source=source,
@@ -447,8 +475,7 @@ def _convention_column(n_convention: str, source: str) -> str:
 
 def _name_convention(col: str) -> str:
     """'params' -> 'total', 'params_nonembedding' -> 'nonembedding', anything else -> the column name."""
-    inverse = {v: k for k, v in N_CONVENTION_COLUMNS.items()}
-    return inverse.get(col, col)
+    return convention_of_column(col) or col
 
 
 def _list(df: pd.DataFrame, limit: int = 12) -> str:

@@ -14,12 +14,52 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
+from contracts.conventions import FLOPS_PER_PARAM_TOKEN
+
 PF_DAY = 8.64e19
 """FLOPs in one petaflop/s-day (Kaplan et al. 2020 quote C in PF-days)."""
 
 
 def _arr(x: ArrayLike) -> np.ndarray:
     return np.asarray(x, dtype=float)
+
+
+# ---- the formulas, once; every argument broadcasts, so one call evaluates all bootstrap draws
+# (parameters of shape (B, 1) against N, D of shape (n,) give (B, n))
+
+def chinchilla_loss(N: ArrayLike, D: ArrayLike, E: ArrayLike, A: ArrayLike, B: ArrayLike,
+                    alpha: ArrayLike, beta: ArrayLike) -> np.ndarray:
+    """L(N, D) = E + A / N^alpha + B / D^beta, each power term computed in log space."""
+    N, D = _arr(N), _arr(D)
+    return E + np.exp(np.log(A) - alpha * np.log(N)) + np.exp(np.log(B) - beta * np.log(D))
+
+
+def chinchilla_frontier(A: ArrayLike, B: ArrayLike, alpha: ArrayLike, beta: ArrayLike):
+    """(G, a, b) of the compute-optimal frontier N_opt = G (C/6)^a, D_opt = G^-1 (C/6)^b (eq. 4):
+    G = (alpha A / (beta B))^(1 / (alpha + beta)), a = beta / (alpha + beta), b = alpha / (alpha + beta)."""
+    with np.errstate(all="ignore"):
+        s = alpha + beta
+        return np.exp((np.log(alpha) + np.log(A) - np.log(beta) - np.log(B)) / s), beta / s, alpha / s
+
+
+def chinchilla_optimum(C: ArrayLike, G: ArrayLike, a: ArrayLike, b: ArrayLike,
+                       flops_per_param_token: float = FLOPS_PER_PARAM_TOKEN) -> tuple[np.ndarray, np.ndarray]:
+    """(N_opt, D_opt) = (G x^a, x^b / G) with x = C / k: the minimum of L under C = k N D."""
+    x = _arr(C) / flops_per_param_token
+    return G * x**a, x**b / G
+
+
+def kaplan_nd_loss(N: ArrayLike, D: ArrayLike, alpha_N: ArrayLike, alpha_D: ArrayLike, N_c: ArrayLike,
+                   D_c: ArrayLike) -> np.ndarray:
+    """L(N, D) = [(N_c / N)^(alpha_N / alpha_D) + D_c / D]^alpha_D, as exp(alpha_D logaddexp(...))."""
+    N, D = _arr(N), _arr(D)
+    t1 = (alpha_N / alpha_D) * (np.log(N_c) - np.log(N))
+    return np.exp(alpha_D * np.logaddexp(t1, np.log(D_c) - np.log(D)))
+
+
+def _power_law(X: ArrayLike, X_c: float, alpha: float) -> np.ndarray:
+    """(X_c / X)^alpha, Kaplan's one-variable form."""
+    return np.exp(alpha * (np.log(X_c) - np.log(_arr(X))))
 
 
 @dataclass(frozen=True)
@@ -42,8 +82,7 @@ class ChinchillaLaw:
     beta: float
 
     def __call__(self, N: ArrayLike, D: ArrayLike) -> np.ndarray:
-        N, D = _arr(N), _arr(D)
-        return self.E + np.exp(np.log(self.A) - self.alpha * np.log(N)) + np.exp(np.log(self.B) - self.beta * np.log(D))
+        return chinchilla_loss(N, D, self.E, self.A, self.B, self.alpha, self.beta)
 
     @property
     def a(self) -> float:
@@ -58,19 +97,18 @@ class ChinchillaLaw:
     @property
     def G(self) -> float:
         """(alpha A / (beta B))^(1 / (alpha + beta))."""
-        return float(np.exp((np.log(self.alpha * self.A) - np.log(self.beta * self.B)) / (self.alpha + self.beta)))
+        return float(chinchilla_frontier(self.A, self.B, self.alpha, self.beta)[0])
 
-    def compute_optimal(self, C: ArrayLike, flops_per_param_token: float = 6.0) -> tuple[np.ndarray, np.ndarray]:
+    def compute_optimal(self, C: ArrayLike, flops_per_param_token: float = FLOPS_PER_PARAM_TOKEN) -> tuple[np.ndarray, np.ndarray]:
         """(N_opt, D_opt) minimising L subject to C = k N D (k = 6 by default), eq. 4."""
-        x = _arr(C) / flops_per_param_token
-        return self.G * x**self.a, x**self.b / self.G
+        return chinchilla_optimum(C, self.G, self.a, self.b, flops_per_param_token)
 
-    def optimal_loss(self, C: ArrayLike, flops_per_param_token: float = 6.0) -> np.ndarray:
+    def optimal_loss(self, C: ArrayLike, flops_per_param_token: float = FLOPS_PER_PARAM_TOKEN) -> np.ndarray:
         """L(N_opt(C), D_opt(C))."""
         N, D = self.compute_optimal(C, flops_per_param_token)
         return self(N, D)
 
-    def tokens_per_param(self, C: ArrayLike, flops_per_param_token: float = 6.0) -> np.ndarray:
+    def tokens_per_param(self, C: ArrayLike, flops_per_param_token: float = FLOPS_PER_PARAM_TOKEN) -> np.ndarray:
         """D_opt / N_opt at budget C."""
         N, D = self.compute_optimal(C, flops_per_param_token)
         return D / N
@@ -90,7 +128,7 @@ class KaplanLawN:
     N_c: float
 
     def __call__(self, N: ArrayLike) -> np.ndarray:
-        return np.exp(self.alpha_N * (np.log(self.N_c) - np.log(_arr(N))))
+        return _power_law(N, self.N_c, self.alpha_N)
 
 
 @dataclass(frozen=True)
@@ -104,7 +142,7 @@ class KaplanLawD:
     D_c: float
 
     def __call__(self, D: ArrayLike) -> np.ndarray:
-        return np.exp(self.alpha_D * (np.log(self.D_c) - np.log(_arr(D))))
+        return _power_law(D, self.D_c, self.alpha_D)
 
 
 @dataclass(frozen=True)
@@ -120,10 +158,7 @@ class KaplanLawND:
     D_c: float
 
     def __call__(self, N: ArrayLike, D: ArrayLike) -> np.ndarray:
-        N, D = _arr(N), _arr(D)
-        t1 = (self.alpha_N / self.alpha_D) * (np.log(self.N_c) - np.log(N))
-        t2 = np.log(self.D_c) - np.log(D)
-        return np.exp(self.alpha_D * np.logaddexp(t1, t2))
+        return kaplan_nd_loss(N, D, self.alpha_N, self.alpha_D, self.N_c, self.D_c)
 
 
 @dataclass(frozen=True)
@@ -137,7 +172,7 @@ class KaplanLawC:
     C_c: float
 
     def __call__(self, C: ArrayLike) -> np.ndarray:
-        return np.exp(self.alpha_C * (np.log(self.C_c) - np.log(_arr(C))))
+        return _power_law(C, self.C_c, self.alpha_C)
 
 
 @dataclass(frozen=True)

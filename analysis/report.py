@@ -1,7 +1,7 @@
 """One self-contained HTML page on a scaling study: figures, fitted parameters, plans, backtest.
 
 `build_report(source, out)` reads a sweep folder (points/curves/trials Parquet), a CSV or Parquet
-table (with a column map), or a fit JSON, fits what the data allows (approach 3 with bootstrap
+table (with a column map), or a fit JSON (`analysis.fitjson.read_fit`), fits what the data allows (approach 3 with bootstrap
 intervals, approach 2 on IsoFLOP groups, the approach-1 envelope from training curves), optionally
 runs a backtest, and writes one HTML file. plotly's JavaScript is inlined, so the page opens offline.
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
-import json
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -23,10 +22,16 @@ import numpy as np
 import pandas as pd
 
 from analysis import figures
+from analysis.backtest import backtest, leave_one_budget_out, load_frame
+from analysis.chinchilla import ChinchillaFit
 from analysis.errors import InputError
-from analysis.laws import ChinchillaLaw
+from analysis.estimator import FitEstimator
+from analysis.fitjson import read_fit
+from analysis.frontier import EnvelopeFit, IsoFLOPFit, group_budgets
+from analysis.io import FitWarning, load_curves
 from analysis.plan import Planner
 from contracts.counts import format_count
+from contracts.jsonio import read_json_object
 
 PLOT_CONFIG = {"displaylogo": False, "responsive": True, "toImageButtonOptions": {"format": "svg"}}
 
@@ -38,7 +43,7 @@ class ReportData:
     source: str
     points: pd.DataFrame | None = None          # points_frame(): run_id, N, D, C, loss
     curves: pd.DataFrame | None = None          # curves_frame(): run_id, N, tokens, flops, loss
-    fit3: dict | None = None                    # approach-3 fit JSON (chinchilla law)
+    fit3: ChinchillaFit | dict | None = None    # approach-3 fit (chinchilla law): the estimator or its JSON
     fit2: dict | None = None                    # approach-2 fit JSON
     isoflop_groups: list[dict] | None = None    # for the parabola figure (see figures.isoflop_figure)
     envelope: pd.DataFrame | None = None        # approach-1 lower envelope (C, loss, N, run_id)
@@ -115,8 +120,9 @@ def _figure_html(fig) -> str:
     return fig.to_html(full_html=False, include_plotlyjs=False, config=PLOT_CONFIG)
 
 
-def _law(fit3: Mapping[str, Any]) -> ChinchillaLaw:
-    return ChinchillaLaw(*(float(fit3[p]) for p in ("E", "A", "B", "alpha", "beta")))
+def _fit3(fit3: FitEstimator | Mapping[str, Any]) -> ChinchillaFit:
+    """The approach-3 fit a report shows, read once by the one fit-JSON reader."""
+    return read_fit(fit3, approach=3, purpose="the report's approach-3 section")
 
 
 _PARAM_DOC = {
@@ -131,22 +137,22 @@ _PARAM_DOC = {
 }
 
 
-def parameter_table(fit3: Mapping[str, Any]) -> str:
-    iv = fit3.get("intervals") or {}
-    lvl = fit3.get("interval_level") or 0.95
-    law = _law(fit3)
-    derived = {"a": law.a, "b": law.b, "G": law.G}
+def parameter_table(fit3: ChinchillaFit | Mapping[str, Any]) -> str:
+    fit3 = _fit3(fit3)
+    iv = getattr(fit3, "intervals_", {})
+    lvl = getattr(fit3, "interval_level_", 0.95)
     rows = []
     for p, (what, unit) in _PARAM_DOC.items():
-        value = fit3.get(p, derived.get(p))
+        value = getattr(fit3, f"{p}_")
         lo_hi = iv.get(p)
         rows.append([f"<b>{p}</b>", _esc(what), _num(value), "–" if not lo_hi else f"{_num(lo_hi[0])} – {_num(lo_hi[1])}", unit])
     head = ["parameter", "meaning", "estimate", f"{100 * lvl:.0f}% interval", "unit"]
     return _table(head, rows)
 
 
-def plan_rows(fit3: Mapping[str, Any], budgets: list[float]) -> str:
-    planner = Planner.from_fit(dict(fit3))
+def plan_rows(fit3: ChinchillaFit | Mapping[str, Any], budgets: list[float]) -> str:
+    fit3 = _fit3(fit3)
+    planner = Planner.from_fit(fit3)
     rows = []
     for C in budgets:
         with warnings.catch_warnings():
@@ -168,7 +174,7 @@ def plan_rows(fit3: Mapping[str, Any], budgets: list[float]) -> str:
             "–" if p.extrapolation_factor is None else (f"{p.extrapolation_factor:,.0f}×" if p.extrapolation_factor >= 1
                                                          else f"{p.extrapolation_factor:.2g}×"),
         ])
-    lvl = fit3.get("interval_level") or 0.95
+    lvl = planner.interval_level
     return _table(["budget C (FLOPs)", "N (params)", "D (tokens)", "tokens / param", "loss (nats/token)",
                    "× largest budget in data"], rows) + (
         f'<p class="note">Intervals in grey: {100 * lvl:.0f}% percentile over the bootstrap fits. '
@@ -208,15 +214,16 @@ def render_report(data: ReportData, out: str | Path) -> Path:
     out = Path(out)
     parts: list[str] = []
     pts = data.points
-    law = _law(data.fit3) if data.fit3 else None
+    fit3 = _fit3(data.fit3) if data.fit3 is not None else None
+    law = fit3.law_ if fit3 is not None else None
 
     kpis = []
     if pts is not None and len(pts):
         kpis += [(f"{len(pts)}", "points"), (f"{pts['N'].nunique()}", "model sizes"),
                  (f"{format_count(pts['N'].min())} – {format_count(pts['N'].max())}", "N (parameters)"),
                  (f"{pts['C'].min():.2g} – {pts['C'].max():.2g}", "C (FLOPs)")]
-    if data.fit3:
-        kpis += [(f"{_law(data.fit3).a:.3f}", "a: N_opt ∝ C^a (approach 3)")]
+    if fit3 is not None:
+        kpis += [(f"{fit3.a_:.3f}", "a: N_opt ∝ C^a (approach 3)")]
     if data.fit2 and data.fit2.get("a") is not None:
         kpis += [(f"{float(data.fit2['a']):.3f}", "a (approach 2)")]
     if kpis:
@@ -261,21 +268,20 @@ def render_report(data: ReportData, out: str | Path) -> Path:
                      "line is this fit's compute-optimal frontier, green dashed Chinchilla's published law, purple "
                      "dotted Kaplan et al.'s N ∝ C<sup>0.73</sup>; grey dotted lines are budgets.</p>"
                      + _figure_html(figures.contour_figure(law, pts, C_max=float(pts["C"].max()))))
-    if data.fit3:
-        f3 = data.fit3
-        parts.append("<h2>Parameters</h2>" + parameter_table(f3))
-        meta = [f"{f3.get('n_points', '–')} points", f"Huber δ = {f3.get('delta', '–')}",
-                f"N convention: {f3.get('n_convention', 'total')}", f"FLOPs: {f3.get('flops_convention', '6ND')}"]
-        nb = len((f3.get("bootstrap") or {}).get("E", []))
+    if fit3 is not None:
+        parts.append("<h2>Parameters</h2>" + parameter_table(fit3))
+        meta = [f"{fit3.n_points_ or '–'} points", f"Huber δ = {fit3.delta_}",
+                f"N convention: {fit3.n_convention_}", f"FLOPs: {fit3.flops_convention_}"]
+        nb = len(getattr(fit3, "bootstrap_params_", {}).get("E", []))
         if nb:
             meta.append(f"intervals from {nb} bootstrap fits")
         parts.append(f"<p class='note'>{_esc('; '.join(meta))}.</p>")
-        cmax = ((f3.get("data_range") or {}).get("C") or [None, None])[1]
+        cmax = (fit3.data_range_.get("C") or [None, None])[1]
         if cmax is None and pts is not None and len(pts):
             cmax = float(pts["C"].max())
         if cmax:
             budgets = [cmax * f for f in (1, 10, 100, 1000, 1e4)]
-            parts.append("<h2>Compute-optimal plans</h2>" + plan_rows(f3, budgets))
+            parts.append("<h2>Compute-optimal plans</h2>" + plan_rows(fit3, budgets))
     if law is not None and pts is not None and len(pts):
         parts.append("<h2>Residuals</h2><p class='lead'>Relative residual of each point under the fitted law; "
                      "a trend with compute means the law bends where the data do not.</p>"
@@ -320,27 +326,14 @@ def isoflop_groups(points: pd.DataFrame, fit2: Mapping[str, Any], *, budget: np.
                    budget_rtol: float = 0.1) -> list[dict]:
     """The approach-2 budgets with their points, for `figures.isoflop_figure`.
 
-    Points are grouped as `analysis.fit.IsoFLOPFit` groups them (a budget column, or sorted C with a
-    new budget whenever C exceeds the budget's first C by more than the factor 1 + budget_rtol); each
+    Points are grouped as `analysis.fit.IsoFLOPFit` groups them (`analysis.frontier.group_budgets`); each
     group is matched to the fit's budget entry by C, and the drawn parabola is the least-squares
     quadratic in log10 N, whose minimum is the fit's N_opt.
     """
-    C = points["C"].to_numpy()
-    if budget is not None:
-        idx = [np.flatnonzero(budget == v) for v in np.unique(budget)]
-    else:
-        order = np.argsort(C, kind="stable")
-        idx, start = [], None
-        for i in order:
-            if start is None or C[i] > start * (1.0 + budget_rtol):
-                idx.append([])
-                start = C[i]
-            idx[-1].append(int(i))
-        idx = [np.array(g) for g in idx]
+    idx, budget_C = group_budgets(points["C"].to_numpy(), budget, budget_rtol)
     entries = [b for b in fit2.get("budgets", []) if b.get("used")]
     groups = []
-    for g in idx:
-        Cg = float(np.exp(np.mean(np.log(C[g])))) if budget is None else float(budget[g[0]])
+    for g, Cg in zip(idx, budget_C):
         match = [b for b in entries if abs(math.log(b["C"] / Cg)) < 1e-6]
         if not match:
             continue
@@ -355,7 +348,7 @@ def build_report(
     source: str | Path,
     out: str | Path,
     *,
-    fit: str | Path | Mapping[str, Any] | None = None,
+    fit: str | Path | Mapping[str, Any] | ChinchillaFit | None = None,
     columns: Mapping[str, str | None] | None = None,
     n_convention: str | None = None,
     drop_highest: int = 0,
@@ -370,22 +363,14 @@ def build_report(
     backtest_json: str | Path | Mapping[str, Any] | None = None,
 ) -> Path:
     """Read `source` (sweep folder, run folder, CSV/Parquet table, or a fit JSON), fit what it allows,
-    and write the report to `out`. `fit` uses a given approach-3 fit JSON instead of fitting."""
-    from analysis.backtest import backtest, leave_one_budget_out, load_frame
-    from analysis.fit import ChinchillaFit, EnvelopeFit, IsoFLOPFit
-    from analysis.io import FitWarning, load_curves
-
+    and write the report to `out`. `fit` uses a given approach-3 fit (estimator, fit JSON path or
+    dict) instead of fitting."""
     source = Path(source)
     notes: list[str] = []
     data = ReportData(source=str(source), title=title or f"Scaling-law report: {source.name}")
-    fit3 = None
-    if fit is not None:
-        fit3 = fit if isinstance(fit, Mapping) else _read_json(Path(fit))
+    fit3 = None if fit is None else read_fit(fit, approach=3, purpose="a report's --fit")
     if source.suffix.lower() == ".json":
-        d = _read_json(source)
-        if d.get("approach") not in (3, "3"):
-            raise InputError(f"{source}: a report from a fit JSON needs an approach-3 fit (got approach {d.get('approach')!r})")
-        data.fit3 = dict(d)
+        data.fit3 = read_fit(source, approach=3, purpose="a report from a fit JSON")
         data.notes.append("Report drawn from the fit JSON alone: no points, so no data figures.")
         return render_report(data, out)
 
@@ -416,9 +401,8 @@ def build_report(
                 notes.append(f"No training curves: {exc}")
 
         if fit3 is None:
-            est = ChinchillaFit(bootstrap=bootstrap, random_state=random_state, **dict(fit_kwargs or {})).fit(pts)
-            fit3 = est.to_dict()
-        data.fit3 = dict(fit3)
+            fit3 = ChinchillaFit(bootstrap=bootstrap, random_state=random_state, **dict(fit_kwargs or {})).fit(pts)
+        data.fit3 = fit3
         try:
             f2 = IsoFLOPFit(budget_rtol=budget_rtol).fit(pts)
             data.fit2 = f2.to_dict()
@@ -426,7 +410,8 @@ def build_report(
         except InputError as exc:
             notes.append(f"Approach 2 not possible: {exc}")
         if backtest_json is not None and not holdout:
-            bt_d = backtest_json if isinstance(backtest_json, Mapping) else _read_json(Path(backtest_json))
+            bt_d = backtest_json if isinstance(backtest_json, Mapping) else read_json_object(
+                backtest_json, "backtest", error=InputError)
             if "rows" not in bt_d:
                 raise InputError(f"{backtest_json}: not a backtest JSON (no 'rows'); write one with `scaling backtest --out`")
             data.backtest = dict(bt_d)
@@ -450,14 +435,3 @@ def build_report(
     data.notes = notes + data.notes
     return render_report(data, out)
 
-
-def _read_json(path: Path) -> dict:
-    try:
-        d = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: not a JSON file ({str(exc).splitlines()[0]})") from None
-    if not isinstance(d, dict):
-        raise InputError(f"{path}: not a fit JSON (expected an object)")
-    return d

@@ -50,3 +50,11 @@ def sweep_table_file(name: str) -> str:
 def run_table_file(name: str) -> str:
     """A run folder's table file: `points` -> `points.csv`; `trials` -> `trial.json` (one row)."""
     return "trial.json" if name == "trials" else f"{name}.csv"
+
+
+FIT_COLUMNS = {"n": "params", "d": "tokens", "c": "flops_6nd", "loss": "loss"}
+"""The `points` columns a fit reads by default, by role: N (total; `conventions.N_CONVENTION_COLUMNS`
+names the non-embedding column), D, C = 6 N D, and the loss."""
+
+CURVE_FIT_COLUMNS = {"run": "run_id", "d": "tokens", "loss": "val_loss"}
+"""The `curves` columns an approach-1 fit reads by default, by role: the run, D, the validation loss."""

@@ -4,11 +4,11 @@
 2. launch an IsoFLOP sweep on local Ray (`sweeps/examples/demo-cpu.yaml`), or resume it;
 3. fit Chinchilla's approach 3 (with bootstrap intervals), approach 2, and Kaplan's L(N, D), and pick
    the law that forecasts by how well each predicts the sweep's largest budget from the others
-   (`select_law`);
+   (`analysis.selection.select_law`);
 4. plan the compute-optimal run for a budget `heldout_factor` x the sweep's largest with that law, train
    it with the sweep's own recipe, and set the loss it reached beside the forecast and its interval:
    the 95% bootstrap prediction interval widened by the law's measured extrapolation error
-   (`extrapolation_error`);
+   (`analysis.selection.extrapolation_error`);
 5. write an HTML report.
 
 Built only from the packages' public functions, so the demo is the product's integration test. Every
@@ -17,7 +17,6 @@ step is resumable: run it again with the same `--out` after a Ctrl-C and finishe
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import warnings
@@ -29,10 +28,12 @@ import numpy as np
 
 from analysis.backtest import backtest
 from analysis.fit import ChinchillaFit, IsoFLOPFit, KaplanFit
+from analysis.fitjson import write_fit
 from analysis.io import FitWarning, load_points
 from analysis.plan import Planner
 from analysis.report import build_report
-from analysis.jsonable import to_jsonable
+from analysis.selection import LAW_NAMES, describe_selection, extrapolation_error, select_law
+from contracts.jsonio import write_json
 from scaling.counting import param_counts
 from scaling.shapes import shape_for_params
 from scaling.train import train
@@ -139,14 +140,14 @@ def run_demo(settings: DemoSettings, echo: Callable[[str], None] = print) -> Dem
         if issubclass(w.category, FitWarning):  # numpy's RuntimeWarnings from degenerate resamples are noise
             echo(f"      warning: {w.message}")
     for name, est in (("fit-approach3.json", fit3), ("fit-approach2.json", fit2), ("fit-kaplan.json", kaplan)):
-        est.to_json(out / name)
+        write_fit(est, out / name)
 
     # which law forecasts: the one that best predicts the sweep's largest budget from the smaller ones
     selection = select_law(sweep_dir, spec.budgets, seed=settings.seed)
     law = selection["law"]
     chosen = fit3 if law == "3" else kaplan
-    (out / "law-selection.json").write_text(json.dumps(to_jsonable(selection), indent=2) + "\n")
-    echo("      forecasting law: " + _describe_selection(selection))
+    write_json(out / "law-selection.json", selection)
+    echo("      forecasting law: " + describe_selection(selection))
 
     # 4. plan the held-out compute-optimal run and train it with the sweep's recipe
     C = settings.heldout_factor * max(spec.budgets)
@@ -171,13 +172,13 @@ def run_demo(settings: DemoSettings, echo: Callable[[str], None] = print) -> Dem
     extra = extrapolation_error(selection, C / max(spec.budgets))
     lower = pred * math.exp(-math.hypot(math.log(pred / fit_lo), extra))
     upper = pred * math.exp(math.hypot(math.log(fit_hi / pred), extra))
-    (out / "forecast.json").write_text(json.dumps(to_jsonable(bt.to_dict()), indent=2) + "\n")
+    write_json(out / "forecast.json", bt.to_dict())
     other = "kaplan" if law == "3" else "3"
     other_pred = float(np.asarray((kaplan if other == "kaplan" else fit3).predict([row["N"]], [row["D"]]))[0])
 
     # 5. the report
     echo("[4/5] writing the report")
-    report = build_report(sweep_dir, out / "report.html", fit=fit3.to_dict(), targets=run_dir,
+    report = build_report(sweep_dir, out / "report.html", fit=fit3, targets=run_dir,
                           backtest_json=bt.to_dict(), bootstrap=min(settings.bootstrap, 200),
                           title="scaling demo: IsoFLOP sweep of tiny GPTs on the Python standard library")
 
@@ -210,61 +211,9 @@ def run_demo(settings: DemoSettings, echo: Callable[[str], None] = print) -> Dem
                       "predicted_loss": "nats/token (validation)", "wall_s": "seconds"},
         },
     )
-    (out / "demo.json").write_text(json.dumps(to_jsonable(res.to_dict()), indent=2) + "\n")
+    write_json(out / "demo.json", res.to_dict())
     echo(f"[5/5] done: {out / 'demo.json'}")
     return res
-
-
-LAW_NAMES = {"3": "chinchilla", "kaplan": "kaplan"}
-
-
-def select_law(sweep_dir: Path | str, budgets: list[float], seed: int = 0) -> dict[str, Any]:
-    """Pick the law that forecasts: fit Chinchilla's L = E + A/N^alpha + B/D^beta (approach 3) and
-    Kaplan's L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D on every budget but the largest, predict the
-    largest budget's runs, keep the law with the smaller mean |relative error| there.
-
-    A law that cannot forecast one budget step inside the sweep should not be trusted for a 10x step
-    beyond it. On tiny models the two forms part ways: the frontier of small budgets bends (the first
-    few hundred optimiser steps, embedding-dominated N), which approach 3 reads as an irreducible loss E
-    that larger runs then fall below; Kaplan's form has no E. Ties (within 0.1 points) go to approach 3.
-    """
-    if len(budgets) < 3:
-        return {"law": "3", "reason": "fewer than 3 budgets: no held-out budget to select on", "errors": {}}
-    cut = math.sqrt(sorted(budgets)[-1] * sorted(budgets)[-2])
-    errors = {}
-    for law in ("3", "kaplan"):
-        bt = backtest(sweep_dir, holdout=f"C > {cut:.6g}", approach=law, interval="none", random_state=seed)
-        log_err = np.log(bt.rows["predicted"] / bt.rows["loss"])
-        errors[LAW_NAMES[law]] = {"mean_abs_error_pct": float(100 * bt.rows["abs_rel_error"].mean()),
-                                  "rms_log_error": float(np.sqrt(np.mean(log_err**2))),
-                                  "frontier_error_pct": float(100 * bt.rows.loc[bt.rows["loss"].idxmin(),
-                                                                                 "rel_error"])}
-    e3, ek = (errors[LAW_NAMES[k]]["mean_abs_error_pct"] for k in ("3", "kaplan"))
-    law = "kaplan" if ek < e3 - 0.1 else "3"
-    top = sorted(budgets)[-2:]
-    return {"law": law, "holdout": f"C > {cut:.3g}", "errors": errors, "step_ln": math.log(top[1] / top[0]),
-            "reason": "smaller error on the largest budget, fitted on the others"}
-
-
-def extrapolation_error(selection: dict[str, Any], factor: float) -> float:
-    """The forecast's model error that the bootstrap cannot see, on the log-loss scale: the chosen law's
-    RMS log error on the sweep's largest budget when fitted on the others (`select_law`), grown linearly
-    with the extrapolation distance, ln(factor) / ln(C_max / C_prev). Bootstrap intervals measure how
-    well the data pin the law, not whether the law's form holds one step further out (Besiroglu et al.
-    2024 on Chinchilla's too-narrow intervals); this term does, from the only out-of-sample evidence a
-    sweep has. The demo adds it in quadrature to each side of the bootstrap prediction interval."""
-    errors = selection.get("errors") or {}
-    chosen = errors.get(LAW_NAMES[selection["law"]])
-    if not chosen or factor <= 1:
-        return 0.0
-    return float(chosen["rms_log_error"]) * math.log(factor) / float(selection["step_ln"])
-
-
-def _describe_selection(sel: dict[str, Any]) -> str:
-    if not sel["errors"]:
-        return f"{LAW_NAMES[sel['law']]} ({sel['reason']})"
-    errs = ", ".join(f"{k} {v['mean_abs_error_pct']:.1f}%" for k, v in sel["errors"].items())
-    return f"{LAW_NAMES[sel['law']]} (error forecasting the largest budget from the others: {errs})"
 
 
 def _heldout_spec(spec, model, tokens: float, cpus: int):

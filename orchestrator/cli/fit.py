@@ -11,7 +11,8 @@ SOURCE is a CSV or Parquet file, a sweep folder (points.parquet; for approach 1 
 trials.parquet) or a run folder (points.csv; curves.csv and trial.json). In folders the columns
 default to params (params_nonembedding with --n-convention nonembedding), tokens, flops_6nd, loss,
 and only rows with status completed are used. D = C / (6 N) when only a FLOPs column is given.
-`--out` writes the fit JSON that `scaling plan` reads; `--json` prints the same object.
+`--out` writes the fit JSON that `scaling plan` reads (`analysis.fitjson.write_fit`); `--json` prints
+the same object.
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ def run(args: argparse.Namespace) -> int:
     import warnings
 
     from analysis.errors import InputError
+    from analysis.fitjson import write_fit
     from analysis.io import FitWarning
-    from orchestrator.cli.common import print_json, write_json
+    from orchestrator.cli.common import print_json
 
     if args.bootstrap < 0:
         raise InputError(f"--bootstrap: {args.bootstrap} must be >= 0")
@@ -68,13 +70,12 @@ def run(args: argparse.Namespace) -> int:
         warnings.simplefilter("always", FitWarning)
         warnings.showwarning = show
         est = _fit(args)
-    d = est.to_dict()
     if args.out:
-        write_json(d, args.out)
+        write_fit(est, args.out)
     if args.json:
-        print_json(d)
+        print_json(est.to_dict())
     else:
-        print(format_fit(d))
+        print(format_fit(est))
         if args.out:
             print(f"wrote {args.out}")
     return 0
@@ -115,8 +116,9 @@ def _row(name: str, value, interval, unit: str) -> str:
     return f"  {name:<9}{_g(value):>12}  {iv:<26}{unit}"
 
 
-def format_fit(d: dict) -> str:
-    """A fit JSON dict as a readable table with units."""
+def format_fit(fit) -> str:
+    """A fitted estimator (`analysis.fit`) as a readable table with units."""
+    d = fit.to_dict()
     approach = d["approach"]
     iv = d.get("intervals") or {}
     level = d.get("interval_level")
@@ -143,11 +145,9 @@ def format_fit(d: dict) -> str:
             lines.append(_row(k, d[k], iv.get(k), unit))
         lines.append(f"objective: {d['objective']:.9g} (sum of Huber, delta = {d['delta']:g}, on log loss); "
                      f"{d.get('n_starts_at_optimum', 0)} of {d.get('n_starts', 0)} starts reached it")
-        if d.get("data_range"):
-            from analysis.laws import ChinchillaLaw
-
-            law = ChinchillaLaw(*(d[k] for k in ("E", "A", "B", "alpha", "beta")))
-            C = d["data_range"]["C"][1]
+        if fit.data_range_:
+            law = fit.law_
+            C = fit.data_range_["C"][1]
             N, D = law.compute_optimal(C)
             lines.append(f"compute-optimal at the largest budget C = {C:.3g} FLOPs: N = {float(N):.3g} params, "
                          f"D = {float(D):.3g} tokens ({float(D / N):.1f} tokens/param), "

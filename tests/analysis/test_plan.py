@@ -16,7 +16,8 @@ from analysis.laws import (
     KAPLAN_2020_ND,
     ChinchillaLaw,
 )
-from analysis.plan import Planner, compute_optimal, numeric_budget
+from analysis.plan import Planner
+from analysis.solvers import compute_optimal, numeric_budget
 
 GOPHER_BUDGET = 5.76e23  # FLOPs; Hoffmann et al. 2022 trained Chinchilla (70B, 1.4T) at Gopher's compute
 

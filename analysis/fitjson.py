@@ -1,0 +1,94 @@
+"""The fit JSON: written by one function (`write_fit`) and read back by one (`read_fit`).
+
+`scaling fit --out`, the demo and any caller write a fit with `write_fit(fit, path)`; `scaling plan`,
+`scaling report`, `Planner.from_fit` and the demo read it with `read_fit(path)`, which returns the
+fitted estimator the file came from (`ChinchillaFit`, `KaplanFit`, `IsoFLOPFit`, `EnvelopeFit`, by
+"approach"), bootstrap draws included, so a plan or a report works on the estimator, never on the
+JSON's keys.
+
+The fields common to every fit (schema_version, approach, intervals, interval_level, bootstrap,
+n_points, n_convention, flops_convention, data_range, source, columns) are described in
+`analysis.estimator`; each fitter adds its own:
+
+    approach 3       law "chinchilla", E, A, B, alpha, beta (L = E + A/N^alpha + B/D^beta), a, b, G
+                     (the frontier N_opt = G (C/6)^a), objective, delta, n_starts, n_starts_at_optimum
+    approach "kaplan"  law "kaplan_<form>", form (n, d, c, nd), its parameters (alpha_N, N_c, alpha_D,
+                     D_c, alpha_C, C_c), rss
+    approach 2       a, b, N_opt_law {k, p}, D_opt_law {k, p} (N_opt = k C^p), budgets (one per IsoFLOP
+                     budget: C, N_opt, D_opt, loss_opt, n_points, n_sizes, position, used)
+    approach 1       the same power laws, envelope (rows C, N_opt, D_opt, loss, run), n_runs
+
+A file without `schema_version` is read as version 1 (what the fitters wrote before the field).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from analysis.chinchilla import ChinchillaFit
+from analysis.errors import InputError
+from analysis.estimator import SCHEMA_VERSION, FitEstimator
+from analysis.frontier import EnvelopeFit, IsoFLOPFit
+from analysis.kaplan import KaplanFit
+from contracts.jsonio import read_json_object
+
+__all__ = ["SCHEMA_VERSION", "read_fit", "write_fit"]
+
+FIT_CLASSES: dict[Any, type[FitEstimator]] = {3: ChinchillaFit, 2: IsoFLOPFit, 1: EnvelopeFit, "kaplan": KaplanFit}
+"""The fitter of each "approach"."""
+
+
+def write_fit(fit: FitEstimator | Mapping[str, Any], path: str | Path) -> Path:
+    """Write the fit JSON of a fitted estimator (or of a fit JSON dict, checked by reading it into its
+    estimator first) to `path`, atomically; returns the path."""
+    read_fit(fit).to_json(path)
+    return Path(path)
+
+
+def read_fit(source: FitEstimator | Mapping[str, Any] | str | Path, *, approach: int | str | None = None,
+             purpose: str = "this") -> FitEstimator:
+    """The fitted estimator of a fit JSON file, of its dict, or `source` itself when it is one.
+
+    With `approach` (3, "kaplan", ...), any other kind of fit is refused: "<file>: <purpose> needs an
+    approach-3 fit (got approach 2)". Every problem is one `InputError` line naming the file (or the
+    dict's source) and the field: no such file, not a fit JSON, a newer schema_version, an unknown
+    approach, a missing field ("approach-3 fit has no field 'A'") or a bad value.
+    """
+    if isinstance(source, FitEstimator):
+        if approach is not None and not isinstance(source, FIT_CLASSES[approach]):
+            raise InputError(f"{type(source).__name__}: {purpose} needs an approach-{approach} fit "
+                             f"(got approach {source.approach!r})")
+        return source
+    if isinstance(source, Mapping):
+        where, d = str(source.get("source") or "fit JSON"), dict(source)
+    else:
+        where, d = str(source), read_json_object(source, "fit", error=InputError)
+    kind = d.get("approach", 3 if d.get("law") == "chinchilla" else None)
+    cls = FIT_CLASSES.get(_approach_key(kind))
+    if approach is not None and cls is not FIT_CLASSES[approach]:
+        raise InputError(f"{where}: {purpose} needs an approach-{approach} fit (got approach {kind!r})")
+    if cls is None:
+        raise InputError(f"{where}: field 'approach': {kind!r} is not 1, 2, 3 or 'kaplan'")
+    version = d.get("schema_version", 1)
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= SCHEMA_VERSION:
+        raise InputError(f"{where}: field 'schema_version': {version!r} is not a fit JSON version this "
+                         f"reader knows (1 to {SCHEMA_VERSION})")
+    try:
+        return cls.from_dict(d)
+    except InputError:
+        raise
+    except KeyError as exc:
+        raise InputError(f"{where}: approach-{cls.approach} fit has no field {exc.args[0]!r}") from None
+    except (TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise InputError(f"{where}: bad value in fit: {exc}") from None
+
+
+def _approach_key(kind: Any) -> Any:
+    """3, 3.0 and "3" alike, "kaplan" in any case (an approach as written by hand or an older fitter);
+    None for anything else."""
+    if isinstance(kind, str):
+        key = kind.strip().lower()
+        return int(key) if key.isdigit() else key
+    return kind if isinstance(kind, (int, float)) and not isinstance(kind, bool) else None
