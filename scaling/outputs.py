@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from typing import Any
 
 import torch
 
-from contracts.jsonio import to_jsonable, write_atomic
+from contracts.jsonio import write_atomic, write_json
 from contracts.runs_table import CURVE_COLUMNS, POINT_COLUMNS
 from scaling import counting
 from scaling.config import RunConfig
@@ -190,7 +189,7 @@ class RunOutputs:
     def write(self) -> None:
         """trial.json, curves.csv and points.csv, each replaced atomically."""
         p: Progress = self.state.progress
-        write_atomic(self.out_dir / "trial.json", json.dumps(to_jsonable(self.trial_row()), indent=2) + "\n")
+        write_json(self.out_dir / "trial.json", self.trial_row())
         write_atomic(self.out_dir / "curves.csv", _csv(p.curves, CURVE_COLUMNS))
         write_atomic(self.out_dir / "points.csv", _csv(p.points, POINT_COLUMNS))
 

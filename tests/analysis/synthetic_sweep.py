@@ -1,4 +1,4 @@
-"""A synthetic sweep folder with the runs-table columns of DESIGN.md, drawn from a known Chinchilla law."""
+"""A synthetic sweep folder with the runs-table columns of `contracts.runs_table`, drawn from a known Chinchilla law."""
 
 from __future__ import annotations
 
