@@ -15,7 +15,6 @@ The interval is a 95% prediction interval by default (bootstrap fits + the fit's
 from __future__ import annotations
 
 import argparse
-import sys
 
 from orchestrator.cli.common import add_column_args, add_command
 
@@ -46,23 +45,15 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import warnings
-
     from analysis.backtest import backtest, leave_one_budget_out
     from analysis.errors import InputError
-    from analysis.io import FitWarning
-    from orchestrator.cli.common import print_json, write_json
+    from orchestrator.cli.common import fit_warnings_to_stderr, print_json, write_json
 
     columns = {"n": args.n_col, "d": args.d_col, "c": args.c_col, "loss": args.loss_col}
     if args.bootstrap < 0:
         raise InputError(f"--bootstrap: {args.bootstrap} must be >= 0")
 
-    def show(message, category, filename, lineno, file=None, line=None):
-        print(f"warning: {message}", file=sys.stderr)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", FitWarning)
-        warnings.showwarning = show
+    with fit_warnings_to_stderr():
         if args.lobo:
             if args.holdout:
                 raise InputError("give --holdout or --lobo, not both")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -41,6 +43,21 @@ def print_json(obj: Any) -> None:
 def write_json(obj: Any, path: str | Path) -> None:
     """`obj` as JSON at `path`, written atomically (`contracts.jsonio`)."""
     jsonio.write_json(path, obj)
+
+
+@contextlib.contextmanager
+def fit_warnings_to_stderr():
+    """Inside: every `analysis.io.FitWarning` is printed as one line `warning: ...` on stderr, each
+    time it happens (not once per place, Python's default)."""
+    from analysis.io import FitWarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", FitWarning)
+        warnings.showwarning = show
+        yield
 
 
 def add_command(subparsers, name: str, doc: str, help: str) -> argparse.ArgumentParser:

@@ -49,12 +49,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import warnings
-
     from analysis.errors import InputError
     from analysis.fitjson import write_fit
-    from analysis.io import FitWarning
-    from orchestrator.cli.common import print_json
+    from orchestrator.cli.common import fit_warnings_to_stderr, print_json
 
     if args.bootstrap < 0:
         raise InputError(f"--bootstrap: {args.bootstrap} must be >= 0")
@@ -63,12 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.level < 1:
         raise InputError(f"--level: {args.level} must lie between 0 and 1")
 
-    def show(message, category, filename, lineno, file=None, line=None):
-        print(f"warning: {message}", file=sys.stderr)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", FitWarning)
-        warnings.showwarning = show
+    with fit_warnings_to_stderr():
         est = _fit(args)
     if args.out:
         write_fit(est, args.out)
