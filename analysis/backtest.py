@@ -170,14 +170,22 @@ class BacktestResult:
         return None if n is None else n / len(self.rows)
 
     def to_dict(self) -> dict[str, Any]:
-        rows = self.rows.replace({np.nan: None}).to_dict(orient="records")
+        """The backtest JSON (`contracts.outputs` version 2): each row's interval as [lower, upper] (or
+        null), the fit compact (`analysis.fitjson.fit_json`)."""
+        from analysis.fitjson import fit_json
+        from contracts.outputs import OUTPUT_SCHEMA_VERSION
+
+        rows = []
+        for r in self.rows.replace({np.nan: None}).to_dict(orient="records"):
+            lo, hi = r.pop("lower", None), r.pop("upper", None)
+            rows.append({**r, "interval": None if lo is None or hi is None else [lo, hi]})
         return {
-            "approach": self.approach, "holdout": self.holdout, "weights": self.weights,
+            "schema_version": OUTPUT_SCHEMA_VERSION, "approach": str(self.approach), "holdout": self.holdout, "weights": self.weights,
             "n_train": self.n_train, "n_holdout": self.n_holdout,
             "interval_kind": self.interval_kind, "interval_level": self.interval_level,
             "mean_abs_rel_error": self.mean_abs_rel_error, "max_abs_rel_error": self.max_abs_rel_error,
             "n_inside": self.n_inside, "coverage": self.coverage, "rows": rows,
-            "fit": {k: v for k, v in self.fit.items() if k != "bootstrap"},
+            "fit": fit_json(self.fit),
             "units": {"N": "parameters", "D": "tokens", "C": "FLOPs", "loss": "nats/token",
                       "rel_error": "(predicted - truth) / truth"},
         }

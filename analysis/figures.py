@@ -21,6 +21,7 @@ from contracts.conventions import flops_6nd, tokens_for_flops
 from contracts.counts import format_count
 
 COLORSCALE = "Viridis"
+BUDGET_SCALE = "Plasma"
 HEIGHT = 520
 FONT = dict(size=14)
 _AXIS = dict(showline=True, linecolor="#444", mirror=True, ticks="outside", gridcolor="#e5e5e5", zeroline=False)
@@ -64,6 +65,37 @@ def _size_colorbar(N: Sequence[float]) -> go.Scatter:
                     colorbar=dict(title=dict(text="N (params)"), tickvals=ticks, ticktext=[format_count(10**t) for t in ticks],
                                   len=0.8, thickness=14)),
     )
+
+
+def budget_colors(budgets: Sequence[float]) -> list[str]:
+    """One Plasma colour per budget by log C (the same scale as `budget_colorbar`)."""
+    lo, hi = math.log(min(budgets)), math.log(max(budgets))
+    return sample_colorscale(BUDGET_SCALE, [0.85 * (math.log(c) - lo) / max(hi - lo, 1e-9) for c in budgets])
+
+
+def budget_colorbar(budgets: Sequence[float], **bar: Any) -> go.Scatter:
+    """An invisible trace carrying a log-C colour bar: the key when there are too many budgets for a legend."""
+    logs = np.log10(np.asarray(budgets, dtype=float))
+    lo, hi = float(logs.min()), float(max(logs.max(), logs.min() + 1e-9))
+    ticks = np.arange(math.ceil(lo), math.floor(hi) + 1)
+    scale = [[i / 9, c] for i, c in enumerate(sample_colorscale(BUDGET_SCALE, list(np.linspace(0, 0.85, 10))))]
+    return go.Scatter(x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
+                      marker=dict(colorscale=scale, cmin=lo, cmax=hi, color=[lo], showscale=True,
+                                  colorbar=dict(title=dict(text="C (FLOPs)"), tickvals=ticks,
+                                                ticktext=[f"1e{int(t)}" for t in ticks], thickness=14, **bar)))
+
+
+def clip_note(fig: go.Figure, values: Sequence[np.ndarray], lo: float, hi: float, what: str = "points") -> go.Figure:
+    """Say on the figure how many plotted values fall outside the y range [lo, hi] (nothing clipped silently)."""
+    v = np.concatenate([np.asarray(x, dtype=float).ravel() for x in values])
+    v = v[np.isfinite(v)]
+    above, below = int((v > hi).sum()), int((v < lo).sum())
+    if above or below:
+        parts = ([f"{above} above (up to {v.max():.4g})"] if above else []) + ([f"{below} below"] if below else [])
+        fig.add_annotation(x=0.01, y=0.99, xref="paper", yref="paper", xanchor="left", yanchor="top", showarrow=False,
+                           text=f"{what} outside the y range: " + ", ".join(parts) + " (zoom out to see them)",
+                           font=dict(size=12, color="#a15c00"), bgcolor="rgba(255,255,255,0.85)")
+    return fig
 
 
 # ---- table normalisation
@@ -140,7 +172,7 @@ def curves_figure(curves: pd.DataFrame, max_legend: int = 12) -> go.Figure:
                   "validation loss (nats/token)", logy=True)
     lo, hi = float(curves["loss"].min()), float(np.quantile(curves["loss"], 0.97))
     fig.update_yaxes(range=[math.log10(lo * 0.97), math.log10(hi * 1.03)])
-    return fig
+    return clip_note(fig, [curves["loss"].to_numpy()], lo * 0.97, hi * 1.03, what="curve points")
 
 
 def lower_envelope(curves: pd.DataFrame, n_grid: int = 200) -> pd.DataFrame:
@@ -194,6 +226,14 @@ def flops_figure(points: pd.DataFrame, curves: pd.DataFrame | None, law: Chinchi
         fig.add_trace(_points_trace(points, "final loss of each run"))
         env = envelope
     if env is not None and len(env):
+        # the best loss reachable with at most C FLOPs: the running minimum, so the envelope never steps up
+        # where a small run ends and only larger, not-yet-converged runs reach that budget
+        env = env.sort_values("C").reset_index(drop=True)
+        loss = env["loss"].to_numpy(dtype=float)
+        best = np.minimum.accumulate(loss)
+        held = np.maximum.accumulate(np.where(loss <= best, np.arange(len(env)), 0))  # the run that reached it
+        env = pd.DataFrame({"C": env["C"], "loss": best, "N": env["N"].to_numpy()[held],
+                            "run_id": env["run_id"].to_numpy()[held]})
         fig.add_trace(go.Scatter(
             x=env["C"], y=env["loss"], mode="lines", name="lower envelope (approach 1)",
             line=dict(color="black", width=3), customdata=np.stack([si(env["N"]), env["run_id"]], axis=-1),
@@ -211,11 +251,13 @@ def flops_figure(points: pd.DataFrame, curves: pd.DataFrame | None, law: Chinchi
              else "Loss vs training compute, final point of each run")
     fig = _layout(fig, title, "training compute C (FLOPs, 6ND)",
                   "loss (nats/token)", logy=True, xfmt="power", yfmt="none")
-    lo = float(points["loss"].min())
-    hi = float(np.quantile(curves["loss"] if curves is not None and len(curves) else points["loss"], 0.97))
+    shown = curves["loss"] if curves is not None and len(curves) else points["loss"]
+    lo = float(min(points["loss"].min(), shown.min()))
+    hi = float(np.quantile(shown, 0.97))
     fig.update_yaxes(range=[math.log10(lo * 0.95), math.log10(hi * 1.03)])
     fig.update_layout(legend=dict(x=0.99, xanchor="right", y=0.99))
-    return fig
+    return clip_note(fig, [shown.to_numpy()], lo * 0.95, hi * 1.03,
+                     what="curve points" if curves is not None and len(curves) else "runs")
 
 
 def _points_trace(points: pd.DataFrame, name: str, *, symbol="circle", size=8) -> go.Scatter:
@@ -233,21 +275,23 @@ def _points_trace(points: pd.DataFrame, name: str, *, symbol="circle", size=8) -
     )
 
 
-def isoflop_figure(groups: Sequence[Mapping[str, Any]]) -> go.Figure:
-    """Approach 2: per budget, loss vs N with the parabola in log N and its minimum.
+def isoflop_figure(groups: Sequence[Mapping[str, Any]], max_legend: int = 8) -> go.Figure:
+    """Approach 2: per budget, loss vs N with the parabola in log N and its minimum; past `max_legend`
+    budgets a colour bar in C replaces the legend.
 
     Each group: C (FLOPs), points (DataFrame run_id, N, D, loss), coef (quadratic in log10 N,
     highest power first, or None), N_opt, loss_opt.
     """
     fig = go.Figure()
     budgets = [g["C"] for g in groups]
-    lo, hi = math.log(min(budgets)), math.log(max(budgets))
-    colors = sample_colorscale("Plasma", [0.85 * (math.log(c) - lo) / max(hi - lo, 1e-9) for c in budgets])
+    colors = budget_colors(budgets)
+    legend = len(budgets) <= max_legend
     for g, color in zip(groups, colors):
         p = g["points"]
         label = f"C = {g['C']:.2g} FLOPs"
         fig.add_trace(go.Scatter(
             x=p["N"], y=p["loss"], mode="markers", name=label, legendgroup=label, marker=dict(color=color, size=8),
+            showlegend=legend,
             customdata=np.stack([p["run_id"], si(p["N"]), si(p["D"])], axis=-1),
             hovertemplate="run %{customdata[0]}<br>N = %{customdata[1]} params<br>D = %{customdata[2]} tokens<br>"
                           f"budget {g['C']:.3g} FLOPs<br>loss = %{{y:.4f}} nats/token<extra></extra>",
@@ -266,17 +310,24 @@ def isoflop_figure(groups: Sequence[Mapping[str, Any]]) -> go.Figure:
                               f"D_opt = {format_count(tokens_for_flops(g['C'], g['N_opt']))} tokens<br>"
                               "loss_opt = %{y:.4f} nats/token<extra>minimum</extra>",
             ))
+    if not legend:
+        fig.add_trace(budget_colorbar(budgets, len=0.8))
     fig = _layout(fig, "IsoFLOP profiles (approach 2): parabola in log N per budget, stars at the minima",
                   "model size N (parameters)", "loss (nats/token)")
     return fig
 
 
-def contour_figure(law: ChinchillaLaw, points: pd.DataFrame, *, C_max: float | None = None,
-                   frontier_C: np.ndarray | None = None) -> go.Figure:
-    """The fitted L(N, D) as contours over (N, D), the data, the law's compute-optimal frontier and, for
-    reference, Chinchilla's (Hoffmann et al. 2022 eq. 10) and Kaplan's (2020 Table 6, N = 1.3e9 C^0.73)."""
-    n_lo, n_hi = np.log10(points["N"].min()) - 0.5, np.log10(points["N"].max()) + 1.5
-    d_lo, d_hi = np.log10(points["D"].min()) - 0.5, np.log10(points["D"].max()) + 1.5
+def contour_figure(law: ChinchillaLaw, points: pd.DataFrame | None, *, C_max: float | None = None,
+                   frontier_C: np.ndarray | None = None, ranges: Mapping[str, Sequence[float]] | None = None,
+                   frontiers: Sequence[Any] = ()) -> go.Figure:
+    """The fitted L(N, D) as contours over (N, D), the data, the law's compute-optimal frontier, the other
+    approaches' frontiers (`frontiers`: `analysis.figures_paper.Frontier`s) and, for reference,
+    Chinchilla's (Hoffmann et al. 2022 eq. 10) and Kaplan's (2020 Table 6, N = 1.3e9 C^0.73). Without
+    points (a fit JSON alone) the axes span the fit's `ranges` ({N: [lo, hi], D: [lo, hi]})."""
+    if points is not None and len(points):
+        ranges = {"N": [points["N"].min(), points["N"].max()], "D": [points["D"].min(), points["D"].max()]}
+    n_lo, n_hi = np.log10(ranges["N"][0]) - 0.5, np.log10(ranges["N"][1]) + 1.5
+    d_lo, d_hi = np.log10(ranges["D"][0]) - 0.5, np.log10(ranges["D"][1]) + 1.5
     N = np.logspace(n_lo, n_hi, 120)
     D = np.logspace(d_lo, d_hi, 120)
     Z = law(N[None, :], D[:, None])
@@ -289,27 +340,39 @@ def contour_figure(law: ChinchillaLaw, points: pd.DataFrame, *, C_max: float | N
         colorbar=dict(title=dict(text="L(N, D)<br>nats/token"), x=1.0, len=0.8, thickness=14),
         hovertemplate="N = %{x:.3~e} params<br>D = %{y:.3~e} tokens<br>predicted loss = %{z:.4f} nats/token<extra>law</extra>",
     ))
-    fig.add_trace(go.Scatter(
-        x=points["N"], y=points["D"], mode="markers", name="runs",
-        marker=dict(size=7, color="white", line=dict(width=1.2, color="#222")),
-        customdata=np.stack([points["run_id"], points["loss"], points["C"], si(points["N"]), si(points["D"])], axis=-1),
-        hovertemplate="run %{customdata[0]}<br>N = %{customdata[3]} params<br>D = %{customdata[4]} tokens<br>"
-                      "C = %{customdata[2]:.3g} FLOPs<br>loss = %{customdata[1]:.4f} nats/token<extra></extra>",
-    ))
+    if points is not None and len(points):
+        fig.add_trace(_runs_nd_trace(points))
     # frontiers over the budgets the plot spans
     C = frontier_C if frontier_C is not None else np.logspace(np.log10(flops_6nd(10**n_lo, 10**d_lo)),
                                                               np.log10(flops_6nd(10**n_hi, 10**d_hi)), 200)
-    for name, lw, color, dash, (Nf, Df) in (
-        ("compute-optimal frontier (this fit)", 3.5, "#d62728", "solid", law.compute_optimal(C)),
+    lines = [("compute-optimal frontier (approach 3, this fit)", 3.5, "#d62728", "solid", law.compute_optimal(C))]
+    lines += [(f"{f.label} frontier", 2.5, f.color, "longdash", f.at(C)) for f in frontiers if f.approach != "3"]
+    lines += [
         ("Chinchilla (Hoffmann et al. 2022)", 2, "#2ca02c", "dash", CHINCHILLA_PAPER.compute_optimal(C)),
         ("Kaplan et al. 2020: N = 1.3e9 C^0.73", 2, "#9467bd", "dot", (KAPLAN_2020_N_OPT(C), tokens_for_flops(C, KAPLAN_2020_N_OPT(C)))),
-    ):
+    ]
+    for name, lw, color, dash, (Nf, Df) in lines:
         fig.add_trace(go.Scatter(
             x=Nf, y=Df, mode="lines", name=name, line=dict(color=color, width=lw, dash=dash),
             customdata=np.stack([C, si(Nf), si(Df)], axis=-1),
             hovertemplate="C = %{customdata[0]:.3g} FLOPs<br>N = %{customdata[1]} params<br>D = %{customdata[2]} tokens"
                           f"<extra>{name.split(':')[0]}</extra>",
         ))
+    return _contour_guides(fig, law, n_lo, n_hi, d_lo, d_hi, C_max)
+
+
+def _runs_nd_trace(points: pd.DataFrame) -> go.Scatter:
+    return go.Scatter(
+        x=points["N"], y=points["D"], mode="markers", name="runs",
+        marker=dict(size=7, color="white", line=dict(width=1.2, color="#222")),
+        customdata=np.stack([points["run_id"], points["loss"], points["C"], si(points["N"]), si(points["D"])], axis=-1),
+        hovertemplate="run %{customdata[0]}<br>N = %{customdata[3]} params<br>D = %{customdata[4]} tokens<br>"
+                      "C = %{customdata[2]:.3g} FLOPs<br>loss = %{customdata[1]:.4f} nats/token<extra></extra>",
+    )
+
+
+def _contour_guides(fig: go.Figure, law: ChinchillaLaw, n_lo: float, n_hi: float, d_lo: float, d_hi: float,
+                    C_max: float | None) -> go.Figure:
     # iso-FLOP guide lines with labels
     for e in range(int(np.ceil(np.log10(6) + n_lo + d_lo)), int(np.floor(np.log10(6) + n_hi + d_hi)) + 1, 2):
         c = 10.0**e

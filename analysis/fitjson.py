@@ -18,6 +18,15 @@ n_points, n_convention, flops_convention, data_range, source, columns) are descr
                      budget: C, N_opt, D_opt, loss_opt, n_points, n_sizes, position, used)
     approach 1       the same power laws, envelope (rows C, N_opt, D_opt, loss, run), n_runs
 
+What is written (`fit_json`, version 2, `contracts.outputs`): "approach" as a string ("3", "kaplan"),
+intervals {name: [lo, hi]}, n_convention "total" or "nonembedding" (a table column other than
+params / params_nonembedding, such as Chinchilla's "Model Size", counts every parameter: "total";
+its name stays in "columns"), a "units" block, "objective" with "objective_kind" for every fitter
+(approach 3: sum of Huber_delta of log residuals, Hoffmann et al. 2022 eq. 2; kaplan: sum of squared
+log residuals), "n_bootstrap" the number of draws, and the draws themselves ("bootstrap": {name:
+[...]}) only with `samples=True` (files do, so `scaling plan` can propagate them; `fit --json`
+prints them with `--samples`). The estimator's own `to_dict()` is the in-memory layout (version 1).
+
 A file without `schema_version` is read as version 1 (what the fitters wrote before the field).
 """
 
@@ -29,22 +38,53 @@ from typing import Any
 
 from analysis.chinchilla import ChinchillaFit
 from analysis.errors import InputError
-from analysis.estimator import SCHEMA_VERSION, FitEstimator
+from analysis.estimator import FitEstimator
 from analysis.frontier import EnvelopeFit, IsoFLOPFit
 from analysis.kaplan import KaplanFit
+from contracts import jsonio
+from contracts.conventions import N_CONVENTIONS, convention_of_column
 from contracts.jsonio import read_json_object
+from contracts.outputs import OUTPUT_SCHEMA_VERSION, UNITS
 
-__all__ = ["SCHEMA_VERSION", "read_fit", "write_fit"]
+__all__ = ["SCHEMA_VERSION", "fit_json", "read_fit", "write_fit"]
+
+SCHEMA_VERSION = OUTPUT_SCHEMA_VERSION
+"""The version `write_fit` and `fit_json` write; `read_fit` reads 1 to this."""
+
+OBJECTIVE_KIND = {3: "sum of Huber(delta) of log-loss residuals (Hoffmann et al. 2022 eq. 2)",
+                  "kaplan": "sum of squared log-loss residuals"}
 
 FIT_CLASSES: dict[Any, type[FitEstimator]] = {3: ChinchillaFit, 2: IsoFLOPFit, 1: EnvelopeFit, "kaplan": KaplanFit}
 """The fitter of each "approach"."""
 
 
-def write_fit(fit: FitEstimator | Mapping[str, Any], path: str | Path) -> Path:
-    """Write the fit JSON of a fitted estimator (or of a fit JSON dict, checked by reading it into its
-    estimator first) to `path`, atomically; returns the path."""
-    read_fit(fit).to_json(path)
+def write_fit(fit: FitEstimator | Mapping[str, Any], path: str | Path, *, samples: bool = True) -> Path:
+    """Write the fit JSON (`fit_json`) of a fitted estimator (or of a fit JSON dict, checked by reading
+    it into its estimator first) to `path`, atomically; returns the path. Files keep the bootstrap
+    draws unless `samples=False`."""
+    jsonio.write_atomic(path, jsonio.dumps(fit_json(fit, samples=samples)))
     return Path(path)
+
+
+def fit_json(fit: FitEstimator | Mapping[str, Any], *, samples: bool = False) -> dict[str, Any]:
+    """The fit JSON (version 2) of a fitted estimator or of any fit JSON dict: compact (intervals and
+    the number of draws) unless `samples`, which adds the draws ("bootstrap": {name: [...]})."""
+    est = read_fit(fit)
+    d = est.to_dict()
+    draws = d.pop("bootstrap", None) or {}
+    out: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "approach": str(est.approach)}
+    out.update((k, v) for k, v in d.items() if k not in ("schema_version", "approach"))
+    conv = str(d.get("n_convention") or "total")
+    out["n_convention"] = conv if conv in N_CONVENTIONS else (convention_of_column(conv) or "total")
+    if "rss" in out:
+        out["objective"] = out.pop("rss")
+    if "objective" in out:
+        out["objective_kind"] = OBJECTIVE_KIND.get(est.approach, "least squares")
+    out["n_bootstrap"] = len(next(iter(draws.values()), [])) or (int(est.bootstrap) if d.get("intervals") else 0)
+    if samples and draws:
+        out["bootstrap"] = draws
+    out["units"] = {**UNITS, "N": f"parameters ({out['n_convention']})", "C": f"FLOPs ({est.flops_convention_})"}
+    return out
 
 
 def read_fit(source: FitEstimator | Mapping[str, Any] | str | Path, *, approach: int | str | None = None,
@@ -75,8 +115,13 @@ def read_fit(source: FitEstimator | Mapping[str, Any] | str | Path, *, approach:
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= SCHEMA_VERSION:
         raise InputError(f"{where}: field 'schema_version': {version!r} is not a fit JSON version this "
                          f"reader knows (1 to {SCHEMA_VERSION})")
+    if version >= 2 and cls is KaplanFit and "rss" not in d and "objective" in d:
+        d["rss"] = d["objective"]
     try:
-        return cls.from_dict(d)
+        est = cls.from_dict(d)
+        if not d.get("bootstrap") and isinstance(d.get("n_bootstrap"), int):
+            est.bootstrap = d["n_bootstrap"]   # a compact file: intervals kept, draws left out
+        return est
     except InputError:
         raise
     except KeyError as exc:

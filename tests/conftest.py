@@ -45,3 +45,22 @@ def stdlib_data(stdlib_data_config):
     from scaling.data import prepare_data
 
     return prepare_data(stdlib_data_config, progress=False)
+
+
+@pytest.fixture(scope="session")
+def check_output():
+    """`check_output(obj, command)`: validate a command's --json output against its definition in
+    contracts/output.schema.json (raises jsonschema.ValidationError naming the field)."""
+    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is in the dev extra: pip install -e '.[dev]'")
+    import json
+
+    from contracts.outputs import SCHEMA_FILE
+
+    schema = json.loads(SCHEMA_FILE.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+
+    def check(obj, command: str):
+        jsonschema.Draft202012Validator({**schema, "$ref": f"#/$defs/{command}"}).validate(obj)
+        return obj
+
+    return check

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
                 raise InputError("give --holdout or --lobo, not both")
             folds = leave_one_budget_out(args.source, target_C=args.forecast_flops, approach=args.approach,
                                          columns=columns, n_convention=args.n_convention)
-            out = {"kind": "leave_one_budget_out", "target_C": float(folds["target_C"].iloc[0]),
+            out = {"kind": "leave_one_budget_out", "approach": str(args.approach).lower(), "target_C": float(folds["target_C"].iloc[0]),
                    "folds": folds.replace({float("nan"): None}).to_dict(orient="records"),
                    "N_opt_spread": [float(folds["N_opt_rel"].min()), float(folds["N_opt_rel"].max())],
                    "units": {"N_opt": "parameters", "D_opt": "tokens", "loss_opt": "nats/token", "target_C": "FLOPs"}}

@@ -12,6 +12,7 @@ from typing import Any, Callable
 from contracts import jsonio
 from contracts.counts import parse_count
 from contracts.errors import UserError
+from contracts.outputs import stamp
 
 
 def positive_count(text: str) -> float:
@@ -35,8 +36,9 @@ def int_count_arg(text: str) -> int:
 
 
 def print_json(obj: Any) -> None:
-    """Print one JSON object on stdout (the machine-readable output of `--json`)."""
-    sys.stdout.write(jsonio.dumps(obj))
+    """Print one JSON object on stdout (the machine-readable output of `--json`), with the output
+    `schema_version` (`contracts.outputs`: every command's --json follows contracts/output.schema.json)."""
+    sys.stdout.write(jsonio.dumps(stamp(obj)))
     sys.stdout.flush()
 
 

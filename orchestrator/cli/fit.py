@@ -42,7 +42,9 @@ def register(subparsers) -> None:
                    help="which parameter count N is (folders: picks the column; recorded in the fit)")
     p.add_argument("--budget-rtol", type=float, default=0.1, metavar="R",
                    help="approach 2 without --budget-col: points whose 6ND agree within this ratio share a budget")
-    p.add_argument("--json", action="store_true", help="print the fit as one JSON object")
+    p.add_argument("--json", action="store_true",
+                   help="print the fit as one JSON object (compact: intervals, not the bootstrap draws)")
+    p.add_argument("--samples", action="store_true", help="with --json: include every bootstrap draw")
     p.add_argument("--out", metavar="PATH", help="write the fit JSON here (for `scaling plan`)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -50,7 +52,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from analysis.errors import InputError
-    from analysis.fitjson import write_fit
+    from analysis.fitjson import fit_json, write_fit
     from orchestrator.cli.common import fit_warnings_to_stderr, print_json
 
     if args.bootstrap < 0:
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         write_fit(est, args.out)
     if args.json:
-        print_json(est.to_dict())
+        print_json(fit_json(est, samples=args.samples))
     else:
         print(format_fit(est))
         if args.out:

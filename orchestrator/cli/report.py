@@ -3,12 +3,18 @@
     scaling report sweeps-out/iso1 --out report.html           # a sweep folder: points, curves, trials
     scaling report runs.csv --n-col "Model Size" --c-col "Training FLOP" --drop-highest 5 --out r.html
     scaling report sweeps-out/iso1 --fit fit.json --holdout "largest N" --lobo --out report.html
-    scaling report fit.json --out report.html                  # parameters and plans of a fit alone
+    scaling report fit.json --out report.html                  # the law, frontier, contours and plans of a fit alone
+    scaling report sweeps-out/iso1 --static svg figs/ --json   # + every figure as figs/NN-name.svg; JSON of what it wrote
 
-The page holds loss-vs-tokens curves per run, loss vs FLOPs with the approach-1 envelope, IsoFLOP
-parabolas (approach 2), the approach-3 law's contours with its compute-optimal frontier beside
-Chinchilla's and Kaplan's, the parameter table with intervals, compute-optimal plans, residuals, and
-the backtest when --holdout is given. plotly's JavaScript is inlined: the file opens offline.
+The page holds Chinchilla's Fig. 3 row (IsoFLOP curves | N_opt(C) | D_opt(C) for every approach that
+ran, extrapolated 100x with bootstrap bands), loss-vs-tokens curves per run, loss vs FLOPs with the
+approach-1 envelope, IsoFLOP parabolas (approach 2), the approach-3 law's contours with every
+approach's frontier beside Chinchilla's and Kaplan's, L_opt(C) with its band, the parameter table
+with intervals and the bootstrap cloud of (alpha, beta), compute-optimal plans, predicted vs observed,
+residuals against C, N and D/N, and the backtest when --holdout is given. plotly's JavaScript is
+inlined: the file opens offline. `--static png|svg|pdf DIR` also writes each figure as a file for a
+paper (plotly's static export, kaleido driving the system's headless Chromium; `pip install
+"scaling-orchestrator[static]"`).
 """
 
 from __future__ import annotations
@@ -39,6 +45,9 @@ def register(subparsers) -> None:
     p.add_argument("--backtest", metavar="BT.json", help="show a backtest written by `scaling backtest --out`")
     p.add_argument("--lobo", action="store_true", help="add leave-one-budget-out forecasts (one refit per budget)")
     p.add_argument("--title", help="page title")
+    p.add_argument("--static", nargs=2, metavar=("FORMAT", "DIR"),
+                   help="also write each figure to DIR as png, svg or pdf (needs kaleido and Chromium)")
+    p.add_argument("--json", action="store_true", help="print one JSON object listing what was written")
     p.set_defaults(func=run)
 
 
@@ -46,19 +55,30 @@ def run(args: argparse.Namespace) -> int:
     import warnings
 
     from analysis.errors import InputError
-    from analysis.report import build_report
+    from analysis.report import STATIC_FORMATS, prepare_report, render_report
+    from orchestrator.cli.common import print_json
 
     if args.drop_highest < 0:
         raise InputError(f"--drop-highest: {args.drop_highest} must be >= 0")
     if args.bootstrap < 0:
         raise InputError(f"--bootstrap: {args.bootstrap} must be >= 0")
+    if args.static and args.static[0] not in STATIC_FORMATS:
+        raise InputError(f"--static: {args.static[0]!r} is not one of {', '.join(STATIC_FORMATS)}")
     columns = {"n": args.n_col, "d": args.d_col, "c": args.c_col, "loss": args.loss_col, "budget": args.budget_col}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fit warnings are shown on the page
-        path = build_report(args.source, args.out, fit=args.fit, columns=columns, n_convention=args.n_convention,
-                            drop_highest=args.drop_highest, bootstrap=args.bootstrap, random_state=args.seed,
-                            budget_rtol=args.budget_rtol, holdout=args.holdout, targets=args.targets,
-                            lobo=args.lobo, title=args.title, backtest_json=args.backtest)
-    size = path.stat().st_size / 1e6
-    print(f"wrote {path} ({size:.1f} MB; opens offline in any browser)", file=sys.stdout)
+        data = prepare_report(args.source, fit=args.fit, columns=columns, n_convention=args.n_convention,
+                              drop_highest=args.drop_highest, bootstrap=args.bootstrap, random_state=args.seed,
+                              budget_rtol=args.budget_rtol, holdout=args.holdout, targets=args.targets,
+                              lobo=args.lobo, title=args.title, backtest_json=args.backtest)
+        path = render_report(data, args.out, static=tuple(args.static) if args.static else None)
+    size = path.stat().st_size
+    if args.json:
+        print_json({"report": str(path), "bytes": size, "figures": data.figures,
+                    "static": None if not args.static else {"format": args.static[0], "files": data.static_files},
+                    "fit_warnings": len(data.warnings), "notes": data.notes})
+        return 0
+    print(f"wrote {path} ({size / 1e6:.1f} MB; opens offline in any browser)", file=sys.stdout)
+    for f in data.static_files:
+        print(f"wrote {f}")
     return 0

@@ -86,9 +86,12 @@ def run_plan(args: argparse.Namespace) -> int:
     if args.json:
         rows = [{**t.row(), "est_s": est.per_trial_s[t.run_id], "est_tokens_per_s": est.tokens_per_s[t.run_id]}
                 for t in trials]
-        print_json({"sweep": spec.sweep_name(), "design": spec.design, "trials": rows, **tot,
+        summary = {("n_trials" if k == "trials" else k): v for k, v in tot.items()}  # the list keeps "trials"
+        print_json({"sweep": spec.sweep_name(), "design": spec.design, **summary, "trials": rows,
                     "est_wall_s": est.wall_s, "slots": est.slots, "estimate_source": est.source,
-                    "estimate_note": est.note})
+                    "estimate_note": est.note,
+                    "units": {"params": "parameters", "tokens": "tokens", "flops_6nd": "FLOPs (6ND)",
+                              "est_wall_s": "seconds", "est_tokens_per_s": "tokens/s"}})
         return 0
     print(f"sweep {spec.sweep_name()}: {spec.design} design, {len(trials)} trials "
           f"(N = {spec.size_convention} parameters, C = 6ND)")

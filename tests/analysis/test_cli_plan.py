@@ -98,7 +98,7 @@ def test_backtest_cli_json_and_text(capsys, tmp_path):
     assert code == 0
     d = json.loads(out)
     assert d["n_holdout"] == sum(1 for r in d["rows"]) and d["n_holdout"] > 0
-    assert {"rel_error", "in_interval", "lower", "upper", "predicted"} <= set(d["rows"][0])
+    assert {"rel_error", "in_interval", "interval", "predicted"} <= set(d["rows"][0])
     code, out, _ = run_cli(capsys, "backtest", csv, "--holdout", "largest C", "--interval", "none")
     assert code == 0 and "mean |relative error|" in out
     code, _, err = run_cli(capsys, "backtest", csv, "--holdout", "import os")

@@ -40,9 +40,13 @@ def test_approach_3_json_and_out(runs_csv, tmp_path, capsys):
     printed = json.loads(capsys.readouterr().out)
     for key in ("E", "A", "B", "alpha", "beta", "a", "b", "G", "n_points", "objective", "intervals"):
         assert key in printed, key
-    assert printed["n_points"] == 47 and printed["n_convention"] == "Model Size"
+    # Chinchilla's "Model Size" counts every parameter: the convention is "total", the column is kept
+    assert printed["n_points"] == 47 and printed["n_convention"] == "total" and printed["columns"]["n"] == "Model Size"
     assert printed["a"] == pytest.approx(LAW.a, abs=0.03)
-    assert json.loads(out.read_text()) == printed           # --out writes what --json prints
+    assert printed["approach"] == "3" and printed["n_bootstrap"] == 30 and "bootstrap" not in printed  # compact
+    written = json.loads(out.read_text())
+    assert len(written.pop("bootstrap")["alpha"]) == 30     # the file keeps the draws for `scaling plan`
+    assert written == printed                               # and otherwise holds what --json prints
     fit = load_fit(out)
     assert isinstance(fit, ChinchillaFit) and fit.intervals_["alpha"][0] < fit.alpha_
 
@@ -66,7 +70,7 @@ def test_approach_2_with_a_budget_column(tmp_path, capsys):
     assert main(["fit", str(path), "--approach", "2", "--budget-col", "budget", "--json", "--out",
                  str(tmp_path / "a2.json")]) == 0
     d = json.loads(capsys.readouterr().out)
-    assert d["approach"] == 2 and d["a"] == pytest.approx(LAW.a, abs=0.01)
+    assert d["approach"] == "2" and d["a"] == pytest.approx(LAW.a, abs=0.01)
     assert len(d["budgets"]) == 4 and {"C", "N_opt", "D_opt", "loss_opt"} <= set(d["budgets"][0])
     assert isinstance(load_fit(tmp_path / "a2.json"), IsoFLOPFit)
     assert main(["fit", str(path), "--approach", "2", "--budget-col", "budget"]) == 0
@@ -90,7 +94,7 @@ def test_approach_1_and_kaplan_on_a_sweep_folder(tmp_path, capsys):
     pd.DataFrame(points).to_parquet(tmp_path / "points.parquet")
     assert main(["fit", str(tmp_path), "--approach", "1", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
-    assert d["approach"] == 1 and d["a"] == pytest.approx(LAW.a, abs=0.05)
+    assert d["approach"] == "1" and d["a"] == pytest.approx(LAW.a, abs=0.05)
     assert main(["fit", str(tmp_path), "--approach", "kaplan", "--n-convention", "nonembedding", "--json"]) == 0
     k = json.loads(capsys.readouterr().out)
     assert k["approach"] == "kaplan" and {"alpha_N", "N_c", "alpha_D", "D_c"} <= set(k)

@@ -37,7 +37,7 @@ def test_every_fit_round_trips_through_the_one_writer_and_reader(fits, tmp_path,
     path = write_fit(fit, tmp_path / "fit.json")
     d = json.loads(path.read_text())
     assert all(key in d for key in COMMON)
-    assert d["schema_version"] == SCHEMA_VERSION and d["approach"] == approach
+    assert d["schema_version"] == SCHEMA_VERSION and d["approach"] == str(approach)
     back = read_fit(path)
     assert type(back) is type(fit)
     assert back.to_dict() == json.loads(fit.to_json())       # what was written is what is read back

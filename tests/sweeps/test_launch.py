@@ -94,7 +94,7 @@ def test_isoflop_example_runs_every_trial_and_fits(ray_local, tmp_path, capsys):
     # for a credible law (the fit may warn); what matters here is that every point is read and fitted.
     assert main(["fit", str(out), "--json"]) == 0
     fit = json.loads(capsys.readouterr().out)
-    assert fit["approach"] == 3 and fit["n_points"] == len(planned)
+    assert fit["approach"] == "3" and fit["n_points"] == len(planned)
     assert fit["data_range"]["N"] == [points["params"].min(), points["params"].max()]
     assert all(math.isfinite(fit[k]) for k in ("E", "A", "B", "alpha", "beta"))
 
