@@ -121,7 +121,7 @@ def _isoflop_panel(fig, groups, law: ChinchillaLaw | None, budgets: Sequence[flo
                                      line=dict(color=color, width=1.5),
                                      hovertemplate=f"C = {C:.3g} FLOPs<br>N = %{{x:.3~s}}<br>L = %{{y:.4f}} nats/token"
                                                    "<extra>law</extra>"), row=1, col=1)
-    fig.add_trace(budget_colorbar(budgets, x=0.29, len=0.75), row=1, col=1)
+    fig.add_trace(budget_colorbar(budgets, x=1.01, len=0.75), row=1, col=1)
 
 
 def fig3_figure(frontiers: Sequence[Frontier], groups: Sequence[Mapping[str, Any]] | None,
@@ -161,7 +161,7 @@ def fig3_figure(frontiers: Sequence[Frontier], groups: Sequence[Mapping[str, Any
         fig.add_vrect(x0=c_hi, x1=c_hi * extend, fillcolor="rgba(120,120,120,0.08)", line_width=0, row=1, col=col)
         fig.add_annotation(x=math.log10(c_hi * math.sqrt(extend)), y=1.0, yref="paper", text="extrapolated",
                            showarrow=False, font=dict(size=11, color="#666"), xref=f"x{col}", yanchor="bottom")
-    fig.update_layout(template="plotly_white", font=FONT, height=470, margin=dict(l=70, r=20, t=70, b=60),
+    fig.update_layout(template="plotly_white", font=FONT, height=470, margin=dict(l=70, r=90, t=70, b=60),
                       title=dict(text=f"Chinchilla Fig. 3: IsoFLOP curves and the compute-optimal N and D, "
                                       f"extrapolated to {extend:g}× the largest budget", x=0.01),
                       legend=dict(orientation="h", y=-0.2, x=0, bgcolor="rgba(255,255,255,0.85)"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -13,12 +14,14 @@ from analysis.backtest import backtest
 from analysis.chinchilla import ChinchillaFit
 from analysis.errors import InputError
 from analysis.fitjson import write_fit
+from analysis.frontier import IsoFLOPFit
 from analysis.report import ReportData, build_report, isoflop_groups, prepare_report, render_report
 from chromium import chromium_path, render
 from pngio import read_png
 from synthetic_sweep import SMALL_GRID, TRUE_LAW, synthetic_points, write_sweep
 
 FAST = {"init_grid": SMALL_GRID}
+TRUE_LAW_FIT = {"approach": "3", "law": "chinchilla", **TRUE_LAW.to_dict(), "data_range": {"C": [1e16, 1e18]}}
 
 
 @pytest.fixture(scope="module")
@@ -193,6 +196,35 @@ def test_report_screenshot_is_not_blank(sweep_report, tmp_path):
     assert (img.mean(axis=2) < 200).mean() > 0.03
 
 
+def _has_kaleido() -> bool:
+    try:
+        import kaleido  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@needs_chromium
+@pytest.mark.skipif(not _has_kaleido(), reason='kaleido not installed (pip install -e ".[dev]" or ".[static]")')
+def test_static_export_writes_every_figure_as_a_file(tmp_path, capsys):
+    from orchestrator.cli import main
+
+    fit = {"approach": "3", "law": "chinchilla", **TRUE_LAW.to_dict(), "data_range": {"C": [1e16, 1e18]}}
+    (tmp_path / "fit.json").write_text(json.dumps(fit))
+    assert main(["report", str(tmp_path / "fit.json"), "--out", str(tmp_path / "r.html"), "--static", "svg",
+                 str(tmp_path / "figs"), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    files = [tmp_path / "figs" / f"{i:02d}-{f['name']}.svg" for i, f in enumerate(d["figures"], 1)]
+    assert d["static"]["files"] == [str(f) for f in files] and len(files) == 3
+    for f in files:
+        text = f.read_text()
+        assert text.lstrip().startswith("<svg") and text.count("<path") > 10   # a drawn figure, not an empty frame
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == sorted(f.name for f in files)  # no temp files left
+    assert main(["report", str(tmp_path / "fit.json"), "--out", str(tmp_path / "r.html"), "--static", "jpg",
+                 str(tmp_path / "figs")]) == 2
+    assert "--static: 'jpg' is not one of png, svg, pdf" in capsys.readouterr().err
+
+
 @needs_chromium
 def test_chromium_check_catches_a_script_error(tmp_path):
     # the negative control: a page whose script fails must be caught by the same checks
@@ -204,3 +236,46 @@ def test_chromium_check_catches_a_script_error(tmp_path):
     root = re.search(r"<html[^>]*>", shot.dom).group(0)
     assert 'data-report-errors="1"' in root
     assert any("undefinedFunctionCall" in c for c in shot.console)
+    # and a figure without data is counted as such
+    import plotly.graph_objects as go
+
+    from analysis.report_html import figure_html
+
+    empty = figure_html(go.Figure(go.Scatter(x=[None], y=[None])))
+    out.write_text(out.read_text().replace("</main>", empty + "</main>"))
+    root = re.search(r"<html[^>]*>", render(out, None).dom).group(0)
+    n_plots = int(re.search(r'data-plots="(\d+)"', root).group(1))
+    assert int(re.search(r'data-plots-with-data="(\d+)"', root).group(1)) == n_plots - 1
+
+
+def test_envelope_drawn_never_steps_up_and_clipping_is_said_on_the_figure():
+    pts = figures.points_frame(synthetic_points())
+    env = pd.DataFrame({"C": [1e16, 2e16, 4e16, 8e16], "loss": [3.0, 2.8, 2.9, 2.7], "N": [1e6, 2e6, 3e6, 4e6],
+                        "run_id": ["a", "b", "c", "d"]})
+    pts.loc[0, "loss"] = 50.0   # one run far above the rest: outside the drawn y range
+    fig = figures.flops_figure(pts, None, None, env)
+    drawn = next(t for t in fig.data if t.name == "lower envelope (approach 1)")
+    assert list(drawn.y) == [3.0, 2.8, 2.8, 2.7]                       # the running minimum
+    assert [c[1] for c in drawn.customdata] == ["a", "b", "b", "d"]     # the run that reached it
+    notes = [a.text for a in fig.layout.annotations]
+    assert any("1 above (up to 50)" in n for n in notes), notes
+
+
+def test_isoflop_figure_uses_a_colour_bar_past_eight_budgets():
+    budgets = np.logspace(16, 19, 12)
+    points = figures.points_frame(synthetic_points(budgets=budgets, sizes_per_budget=4))
+    fit2 = IsoFLOPFit(min_sizes=3).fit(points[["N", "D", "loss"]].rename(columns={"N": "params", "D": "tokens"})).to_dict()
+    fig = figures.isoflop_figure(isoflop_groups(points, fit2))
+    assert not any(t.showlegend for t in fig.data if t.showlegend is not None)
+    assert any(getattr(t.marker, "showscale", False) for t in fig.data)
+    few = figures.isoflop_figure(isoflop_groups(points, fit2)[:5])
+    assert sum(bool(t.showlegend) for t in few.data) == 5
+
+
+def test_every_fit_warning_is_kept_grouped_and_counted(tmp_path):
+    msgs = [f"runs.csv: budget C={c:.3g} FLOPs has 2 model size(s), fewer than 3; skipped" for c in np.logspace(16, 19, 30)]
+    msgs += [f"runs.csv: the fitted minimum N={n} lies outside the sizes run" for n in range(5)]
+    data = ReportData(source="x", fit3=TRUE_LAW_FIT, warnings=msgs)
+    html = render_report(data, tmp_path / "w.html").read_text()
+    assert "35 fit warning(s)</b> in 2 kind(s)" in html and "30 × " in html and "5 × " in html
+    assert all(m in html for m in msgs)
