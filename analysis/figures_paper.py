@@ -159,7 +159,7 @@ def fig3_figure(frontiers: Sequence[Frontier], groups: Sequence[Mapping[str, Any
                                                        f"<extra>{f.label} optimum</extra>"), row=1, col=col)
     for col in (2, 3):
         fig.add_vrect(x0=c_hi, x1=c_hi * extend, fillcolor="rgba(120,120,120,0.08)", line_width=0, row=1, col=col)
-        fig.add_annotation(x=math.log10(c_hi * math.sqrt(extend)), y=1.0, yref="paper", text="extrapolated",
+        fig.add_annotation(x=math.log10(c_hi * math.sqrt(extend)), y=0.02, yref="paper", text="extrapolated",
                            showarrow=False, font=dict(size=11, color="#666"), xref=f"x{col}", yanchor="bottom")
     fig.update_layout(template="plotly_white", font=FONT, height=470, margin=dict(l=70, r=90, t=70, b=60),
                       title=dict(text=f"Chinchilla Fig. 3: IsoFLOP curves and the compute-optimal N and D, "

@@ -236,17 +236,19 @@ def write_static(figs: Sequence[tuple[str, Any]], fmt: str, folder: str | Path, 
     for exe in ("chromium", "chromium-browser", "google-chrome"):
         if "BROWSER_PATH" not in os.environ and shutil.which(exe):
             os.environ["BROWSER_PATH"] = shutil.which(exe)
+    import plotly.io as pio
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for i, (name, f) in enumerate(figs, 1):
-        path = folder / f"{i:02d}-{re.sub(r'[^a-z0-9-]+', '-', name.lower())}.{fmt}"
-        tmp = path.with_name(f".{path.name}.tmp.{fmt}")
-        f.write_image(str(tmp), format=fmt, width=int(f.layout.width or 1100), height=int(f.layout.height or 520),
-                      scale=scale if fmt == "png" else 1)
+    paths = [folder / f"{i:02d}-{re.sub(r'[^a-z0-9-]+', '-', name.lower())}.{fmt}" for i, (name, _) in enumerate(figs, 1)]
+    tmps = [p.with_name(f".{p.name}.tmp.{fmt}") for p in paths]
+    # one browser for all figures (plotly.io.write_images), then each file moved into place whole
+    pio.write_images([f for _, f in figs], tmps, format=fmt, scale=scale if fmt == "png" else 1,
+                     width=[int(f.layout.width or 1100) for _, f in figs],
+                     height=[int(f.layout.height or 520) for _, f in figs])
+    for tmp, path in zip(tmps, paths):
         os.replace(tmp, path)
-        written.append(path)
-    return written
+    return paths
 
 
 def _c_range(pts, fit3, fit2, fit1) -> tuple[float, float] | None:
