@@ -63,11 +63,7 @@ def frontiers_of(fit1: Any = None, fit2: Any = None, fit3: Any = None, level: fl
     for key, est in (("1", fit1), ("2", fit2), ("3", fit3)):
         if est is None:
             continue
-        band = None
-        if hasattr(est, "bootstrap_params_"):
-            def band(C, est=est):
-                (_, nlo, nhi), (_, dlo, dhi) = est.compute_optimal(C, interval=level)
-                return (nlo, nhi), (dlo, dhi)
+        band = _band_of(est, level) if hasattr(est, "bootstrap_params_") else None
         pts = None
         if key == "2":
             used = [b for b in est.budgets_ if b.get("used")]
@@ -80,6 +76,14 @@ def frontiers_of(fit1: Any = None, fit2: Any = None, fit3: Any = None, level: fl
                 pts = pts.iloc[np.linspace(0, len(pts) - 1, 60).astype(int)]
         out.append(Frontier(key, lambda C, est=est: est.compute_optimal(C), band, pts, float(est.a_), float(est.b_)))
     return out
+
+
+def _band_of(est: Any, level: float) -> Callable:
+    """((N_lo, N_hi), (D_lo, D_hi)) at C: the `level` percentiles over the estimator's bootstrap fits."""
+    def band(C):
+        (_, nlo, nhi), (_, dlo, dhi) = est.compute_optimal(C, interval=level)
+        return (nlo, nhi), (dlo, dhi)
+    return band
 
 
 def _band(fig, x, lo, hi, color: str, name: str, row=None, col=None, showlegend=True, group=None) -> None:

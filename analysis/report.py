@@ -37,7 +37,7 @@ from analysis.errors import InputError
 from analysis.fitjson import read_fit
 from analysis.frontier import EnvelopeFit, IsoFLOPFit, group_budgets
 from analysis.io import FitWarning, load_curves
-from analysis.report_html import (CSS, DONE_HOOK, ERROR_HOOK, backtest_html, esc, figure_html, fit3_of, num,
+from analysis.report_html import (CSS, DONE_HOOK, ERROR_HOOK, backtest_html, esc, figure_html, fit3_of,
                                   parameter_table, plan_rows, row_interval, warnings_html)
 from contracts.counts import format_count
 from contracts.jsonio import read_json_object, write_atomic

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "analysis"))
-from synthetic_sweep import SMALL_GRID, synthetic_points, write_sweep  # noqa: E402
+from synthetic_sweep import synthetic_points, write_sweep  # noqa: E402
 
 from orchestrator.cli import main  # noqa: E402
 
