@@ -98,8 +98,8 @@ def test_ctrl_c_stops_the_demo_and_a_rerun_resumes_the_sweep(demo):
     assert not demo["leftover_ray"], f"Ray daemons left running: {demo['leftover_ray']}"
 
 
-def test_the_result_has_the_promised_keys_and_a_checked_forecast(demo):
-    r = demo["result"]
+def test_the_result_has_the_promised_keys_and_a_checked_forecast(demo, check_output):
+    r = check_output(demo["result"], "demo")   # `scaling demo --json` follows contracts/output.schema.json
     for key in ("budget", "N_opt", "D_opt", "predicted_loss", "interval", "actual_loss", "error_pct", "a", "b",
                 "wall_s", "report"):
         assert key in r, key

@@ -48,7 +48,7 @@ def _attempts(out: Path, run_id: str) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def test_isoflop_example_runs_every_trial_and_fits(ray_local, tmp_path, capsys):
+def test_isoflop_example_runs_every_trial_and_fits(ray_local, tmp_path, capsys, check_output):
     spec_path = EXAMPLES / "isoflop-cpu.yaml"
     overrides = [SMALL_DATA, "budgets=[3e10,9e10]", "isoflop.sizes_per_budget=4", "isoflop.spread=2",
                  "isoflop.tokens_per_param=5", "context=64", "min_steps=30", "batch.tokens=2048",
@@ -87,13 +87,13 @@ def test_isoflop_example_runs_every_trial_and_fits(ray_local, tmp_path, capsys):
 
     capsys.readouterr()
     assert main(["sweep", "status", str(out), "--json"]) == 0
-    status = json.loads(capsys.readouterr().out)
+    status = check_output(json.loads(capsys.readouterr().out), "sweep_status")   # contracts/output.schema.json
     assert status["counts"]["completed"] == len(planned) and status["flops_done"] == pytest.approx(status["flops_total"])
 
     # `scaling fit` (the analysis part) reads the sweep folder's points table. Runs this tiny are too short
     # for a credible law (the fit may warn); what matters here is that every point is read and fitted.
     assert main(["fit", str(out), "--json"]) == 0
-    fit = json.loads(capsys.readouterr().out)
+    fit = check_output(json.loads(capsys.readouterr().out), "fit")
     assert fit["approach"] == "3" and fit["n_points"] == len(planned)
     assert fit["data_range"]["N"] == [points["params"].min(), points["params"].max()]
     assert all(math.isfinite(fit[k]) for k in ("E", "A", "B", "alpha", "beta"))
