@@ -279,3 +279,28 @@ def test_every_fit_warning_is_kept_grouped_and_counted(tmp_path):
     html = render_report(data, tmp_path / "w.html").read_text()
     assert "35 fit warning(s)</b> in 2 kind(s)" in html and "30 × " in html and "5 × " in html
     assert all(m in html for m in msgs)
+
+
+def test_fig3_draws_every_approach_to_100x_with_bands_that_hold_the_line():
+    from analysis import figures_paper
+
+    pts = synthetic_points(noise=0.004)
+    fit3 = ChinchillaFit(init_grid=SMALL_GRID, bootstrap=30, random_state=0).fit(pts)
+    fit2 = IsoFLOPFit(bootstrap=30, random_state=0).fit(pts)
+    frontiers = figures_paper.frontiers_of(None, fit2, fit3)
+    assert [f.approach for f in frontiers] == ["2", "3"] and all(f.band is not None for f in frontiers)
+    c_hi = float(pts["flops_6nd"].max())
+    fig = figures_paper.fig3_figure(frontiers, None, fit3.law_, (float(pts["flops_6nd"].min()), c_hi))
+    lines = [t for t in fig.data if t.mode == "lines" and t.name and "∝" in t.name]
+    assert len(lines) == 4                                        # N_opt and D_opt of each approach
+    for t in lines:
+        assert max(t.x) == pytest.approx(100 * c_hi)              # extrapolated to 100x the largest budget
+    n3 = next(t for t in lines if t.name.startswith("approach 3") and t.xaxis == "x2")
+    C = np.asarray(n3.x)
+    assert np.asarray(n3.y) == pytest.approx(fit3.compute_optimal(C)[0], rel=1e-9)
+    bands = [t for t in fig.data if t.fill == "toself"]
+    assert len(bands) == 4
+    # the band of L_opt(C) holds the line, and is wider 100x out than at the data
+    lo, hi = figures_paper.loss_opt_band(fit3, np.array([c_hi, 100 * c_hi]), 0.95)
+    mid = fit3.law_.optimal_loss(np.array([c_hi, 100 * c_hi]))
+    assert (lo < mid).all() and (mid < hi).all() and (hi - lo)[1] > (hi - lo)[0]
