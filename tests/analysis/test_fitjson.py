@@ -83,3 +83,26 @@ def test_files_name_themselves_and_a_kind_can_be_required(tmp_path):
     (tmp_path / "a2.json").write_text(json.dumps({"approach": 2}))
     with pytest.raises(InputError, match=r"a2\.json: a plan needs an approach-3 fit \(got approach 2\)"):
         read_fit(tmp_path / "a2.json", approach=3, purpose="a plan")
+
+
+@pytest.mark.parametrize("approach", [3, "kaplan", 2])
+def test_a_version_1_file_reads_and_writes_back_as_version_2(fits, tmp_path, approach):
+    from analysis.fitjson import fit_json
+
+    old = fits[approach].to_dict()                     # the version-1 layout: approach a number, draws inside
+    old.update(schema_version=1, n_convention="Model Size")
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    back = read_fit(tmp_path / "old.json")
+    new = json.loads(write_fit(back, tmp_path / "new.json").read_text())
+    assert new["schema_version"] == 2 and new["approach"] == str(approach) and new["n_convention"] == "total"
+    for name, iv in old["intervals"].items():
+        assert new["intervals"][name] == pytest.approx(list(iv), rel=1e-12)
+    assert "rss" not in new and (approach == 2 or new["objective_kind"])
+    compact = fit_json(back)
+    assert "bootstrap" not in compact and compact["n_bootstrap"] == len(next(iter(old["bootstrap"].values())))
+    again = read_fit(compact)                          # a compact fit still carries its intervals
+    assert set(again.intervals_) == set(back.intervals_) and fit_json(again)["n_bootstrap"] == compact["n_bootstrap"]
+    for name, iv in back.intervals_.items():
+        assert again.intervals_[name] == pytest.approx(iv, rel=1e-12)
+    if approach == "kaplan":
+        assert again.rss_ == pytest.approx(old["rss"])   # "objective" reads back as Kaplan's rss
