@@ -140,7 +140,7 @@ class BacktestResult:
     predicted, lower, upper, rel_error, abs_rel_error, in_interval, target (True for extra targets)."""
 
     approach: str
-    holdout: str
+    holdout: str | None                    # the --holdout expression; None when only targets are predicted
     n_train: int
     n_holdout: int
     rows: pd.DataFrame
@@ -266,7 +266,7 @@ def backtest(
     })
     rows["in_interval"] = rows["in_interval"].astype(object).where(rows["in_interval"].notna(), None)
     return BacktestResult(
-        approach=str(approach), holdout=str(holdout) if not isinstance(holdout, str) else holdout,
+        approach=str(approach), holdout=None if holdout is None else str(holdout),
         n_train=int(train.sum()), n_holdout=len(test), rows=rows, interval_kind=interval, interval_level=level,
         weights="none" if weights is None else (weights if isinstance(weights, str) else "custom"),
         fit=fitted.fit_dict, train_mask=train,

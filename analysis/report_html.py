@@ -182,8 +182,9 @@ def backtest_html(bt: Mapping[str, Any]) -> str:
            if bt.get("n_inside") is not None else "")
         + f'<div class="kpi"><b>{bt["n_train"]} → {bt["n_holdout"]}</b><span>runs fitted → held out</span></div></div>'
     )
-    desc = (f'<p class="note">Held out: <code>{esc(bt["holdout"])}</code>; fitted with approach {esc(bt["approach"])} '
-            f'on the rest; interval: {esc(bt.get("interval_kind", ""))}.</p>')
+    what = (f'Held out: <code>{esc(bt["holdout"])}</code>; fitted with approach {esc(bt["approach"])} on the rest'
+            if bt.get("holdout") else f'Target runs predicted by approach {esc(bt["approach"])} fitted to every run')
+    desc = f'<p class="note">{what}; interval: {esc(bt.get("interval_kind", ""))}.</p>'
     return desc + summary + table(head, rows)
 
 

@@ -175,6 +175,7 @@ DEMO_INTERVAL = [2.61234, 2.71234]
 def test_the_demo_report_shows_the_interval_the_demo_printed(report_kinds):
     html = report_kinds["demo"].read_text()
     assert "2.612 – 2.712" in html and "widened by the law" in html
+    assert "Target runs predicted by approach 3 fitted to every run" in html
     assert "The demo forecast the held-out run with approach 3." in html
 
 
