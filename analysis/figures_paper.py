@@ -165,10 +165,10 @@ def fig3_figure(frontiers: Sequence[Frontier], groups: Sequence[Mapping[str, Any
         fig.add_vrect(x0=c_hi, x1=c_hi * extend, fillcolor="rgba(120,120,120,0.08)", line_width=0, row=1, col=col)
         fig.add_annotation(x=math.log10(c_hi * math.sqrt(extend)), y=0.02, yref="paper", text="extrapolated",
                            showarrow=False, font=dict(size=11, color="#666"), xref=f"x{col}", yanchor="bottom")
-    fig.update_layout(template="plotly_white", font=FONT, height=470, margin=dict(l=70, r=90, t=70, b=60),
+    fig.update_layout(template="plotly_white", font=FONT, height=540, margin=dict(l=70, r=90, t=70, b=150),
                       title=dict(text=f"Chinchilla Fig. 3: IsoFLOP curves and the compute-optimal N and D, "
                                       f"extrapolated to {extend:g}× the largest budget", x=0.01),
-                      legend=dict(orientation="h", y=-0.2, x=0, bgcolor="rgba(255,255,255,0.85)"))
+                      legend=dict(orientation="h", y=-0.22, yanchor="top", x=0, bgcolor="rgba(255,255,255,0.85)"))
     fig.update_xaxes(type="log", exponentformat="power", **_AXIS)
     fig.update_yaxes(type="log", exponentformat="B", **_AXIS)
     fig.update_xaxes(title_text="model size N (parameters)", exponentformat="B", row=1, col=1)
