@@ -5,9 +5,13 @@
     scaling train --params 1M --tokens 50M --schedule wsd --cooldowns 0.25,0.5 --out runs/r3
     scaling train --n-layer 12 --d-model 768 --context 1024 --vocab-size 50257 --tokens 2.5B \\
         --batch-tokens 512K --device cuda --compile --nproc 8 --out runs/gpt2
+    scaling plan fit.json --budget 1e18 --write-config run.json && scaling train --config run.json --out runs/p
 
 The model is either a shape (--n-layer, --d-model, [--n-head]) or a size (--params, picked by the
-shape rule of `scaling.shapes`); the data is --tokens, or --tokens-per-param times N. Unset --lr and
+shape rule of `scaling.shapes`); the data is --tokens, or --tokens-per-param times N. Or --config
+RUN.json: a `scaling.config.RunConfig` JSON (what `scaling plan --write-config` writes, or a run
+folder's config.json) instead of the model, data and training flags; the execution flags (--device,
+--dtype, --compile, --nproc, --threads, --run-id) and --cache-dir still apply to it. Unset --lr and
 --warmup-tokens follow the size rules of `scaling.recipe`. Running again with the same
 --out resumes from its checkpoint (--no-resume starts over). Writes config.json, trial.json,
 curves.csv, points.csv and checkpoint/ into --out; --json prints the trial row. A diverged run
@@ -51,7 +55,7 @@ def register(subparsers) -> None:
     data.add_argument("--cache-dir", help="where prepared corpora go (default $SCALING_CACHE or ~/.cache/scaling)")
 
     tr = p.add_argument_group("training")
-    size = tr.add_mutually_exclusive_group(required=True)
+    size = tr.add_mutually_exclusive_group()
     size.add_argument("--tokens", type=int_count_arg, metavar="D", help="training tokens, e.g. 20M")
     size.add_argument("--tokens-per-param", type=float, metavar="R", help="D = R x N (Chinchilla: about 20)")
     tr.add_argument("--batch-tokens", type=int_count_arg, default=8192, help="tokens per optimiser step (default 8192)")
@@ -71,6 +75,8 @@ def register(subparsers) -> None:
     tr.add_argument("--seed", type=int, default=0)
 
     run_ = p.add_argument_group("execution")
+    run_.add_argument("--config", metavar="RUN.json",
+                      help="a RunConfig JSON (`scaling plan --write-config`) instead of the model/data/training flags")
     run_.add_argument("--out", required=True, help="run folder (created; resumed when it holds a checkpoint)")
     run_.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     run_.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
@@ -83,7 +89,8 @@ def register(subparsers) -> None:
     run_.add_argument("--run-id", help="name in the runs table (default: the --out folder's name)")
     run_.add_argument("--json", action="store_true", help="print the trial row as JSON")
     run_.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
+    run_flags = {a.dest: a.default for g in (model, data, tr) for a in g._group_actions if a.dest != "cache_dir"}
+    p.set_defaults(func=run, _run_flags=run_flags)
 
 
 def _fractions(text: str) -> tuple[float, ...]:
@@ -144,11 +151,37 @@ def build_config(args: argparse.Namespace):
                                         run_id=args.run_id), src)
 
 
+def config_from_file(args: argparse.Namespace):
+    """The `RunConfig` of `--config`, with the execution flags that were given (not default) applied."""
+    from contracts.jsonio import read_json_object
+    from scaling.config import RunConfig, parse_config
+    from scaling.errors import ConfigError
+
+    given = sorted(dest for dest, default in args._run_flags.items() if getattr(args, dest) != default)
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise ConfigError(f"--config {args.config}: {flag} is a model/data/training flag; set it in the file instead")
+    d = read_json_object(args.config, "run config", error=ConfigError)
+    cfg = parse_config(RunConfig, d, args.config)
+    train = {k: getattr(args, k) for k in ("device", "dtype", "compile", "nproc", "threads")
+             if getattr(args, k) not in (None, False, "auto", 1)}
+    data = {"cache_dir": args.cache_dir} if args.cache_dir else {}
+    top = {"run_id": args.run_id} if args.run_id else {}
+    return parse_config(RunConfig, {**cfg.model_dump(), **top, "train": {**cfg.train.model_dump(), **train},
+                                    "data": {**cfg.data.model_dump(), **data}}, args.config)
+
+
 def run(args: argparse.Namespace) -> int:
     from scaling.data import prepare_data
+    from scaling.errors import ConfigError
     from scaling.train import train
 
-    cfg = build_config(args)
+    if args.config:
+        cfg = config_from_file(args)
+    elif args.tokens is None and args.tokens_per_param is None:
+        raise ConfigError("scaling train: give --tokens or --tokens-per-param (or --config RUN.json)")
+    else:
+        cfg = build_config(args)
     data = prepare_data(cfg.data, progress=not args.quiet)
     result = train(cfg, args.out, data=data, resume=args.resume, progress=not args.quiet)
     trial = result.trial
