@@ -80,6 +80,23 @@ def add_column_args(p: argparse.ArgumentParser, loss_help: str = "loss, nats/tok
     return cols
 
 
+def add_progress_arg(p, *aliases: str) -> None:
+    """`--no-progress` (and `aliases`, e.g. train's older `--quiet`): no progress bars or live views;
+    read as `args.no_progress`."""
+    p.add_argument("--no-progress", *aliases, dest="no_progress", action="store_true",
+                   help="no progress bars (default: shown on stderr)")
+
+
+def add_log_arg(p) -> None:
+    """`--log tensorboard|wandb|mlflow`, repeatable; read as `args.log` (a list, empty when not given)."""
+    from scaling.trackers import TRACKERS  # stdlib-only module: no torch
+
+    p.add_argument("--log", action="append", choices=TRACKERS, default=[], metavar="TRACKER",
+                   help="also log to an experiment tracker: tensorboard, wandb or mlflow (repeatable; wandb and "
+                        "mlflow need the [wandb] / [mlflow] extras; WANDB_MODE=offline and MLFLOW_TRACKING_URI "
+                        "are honoured)")
+
+
 def run_handler(func: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
     """Run a subcommand; user errors become `error: <one line>` on stderr and exit code 2."""
     try:

@@ -3,6 +3,7 @@
     scaling train --n-layer 4 --d-model 256 --tokens 20M --out runs/r1 --json          default corpus
     scaling train --params 10M --tokens-per-param 20 --corpus '~/data/*.jsonl' --out runs/r2
     scaling train --params 1M --tokens 50M --schedule wsd --cooldowns 0.25,0.5 --out runs/r3
+    scaling train --params 10M --tokens 200M --tokenizer gpt2/tokenizer.json --log tensorboard --out runs/r4
     scaling train --n-layer 12 --d-model 768 --context 1024 --vocab-size 50257 --tokens 2.5B \\
         --batch-tokens 512K --device cuda --compile --nproc 8 --out runs/gpt2
     scaling plan fit.json --budget 1e18 --write-config run.json && scaling train --config run.json --out runs/p
@@ -15,7 +16,11 @@ folder's config.json) instead of the model, data and training flags; the executi
 --warmup-tokens follow the size rules of `scaling.recipe`. Running again with the same
 --out resumes from its checkpoint (--no-resume starts over). Writes config.json, trial.json,
 curves.csv, points.csv and checkpoint/ into --out; --json prints the trial row. A diverged run
-exits 0 and says why.
+exits 0 and says why. --log tensorboard|wandb|mlflow (repeatable) also logs train/val loss, val bits
+per byte, LR, tokens/s and MFU at every evaluation, and the config with N, D and C (`scaling.trackers`).
+--tokenizer TOKENIZER.json uses a published tokenizer (e.g. GPT-2's) instead of training a BPE; every
+run records it (trial.json `tokenizer`, `tokenizer_hash`) and reports bits per byte (`val_bpb`) beside
+nats/token.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from orchestrator.cli.common import add_command, count_arg, int_count_arg, print_json
+from orchestrator.cli.common import add_command, add_log_arg, add_progress_arg, count_arg, int_count_arg, print_json
 
 
 def register(subparsers) -> None:
@@ -38,7 +43,8 @@ def register(subparsers) -> None:
     model.add_argument("--params-convention", choices=("total", "nonembedding"), default="total",
                        help="what --params (and --tokens-per-param) counts (default: total)")
     model.add_argument("--context", type=int, default=256, help="sequence length in tokens (default 256)")
-    model.add_argument("--vocab-size", type=int, default=4096, help="BPE vocabulary (default 4096)")
+    model.add_argument("--vocab-size", type=int, default=None,
+                       help="vocabulary (default: the --tokenizer's, else a 4096-token BPE trained on the corpus)")
     model.add_argument("--positions", choices=("learned", "rotary"), default="learned")
     model.add_argument("--untied", action="store_true", help="separate output head (default: tied to the embedding)")
     model.add_argument("--bias", action="store_true", help="biases in Linear and LayerNorm layers")
@@ -46,7 +52,9 @@ def register(subparsers) -> None:
     data = p.add_argument_group("data")
     data.add_argument("--corpus", nargs="+", default=[], metavar="PATH",
                       help="text files, folders, globs, .jsonl or .parquet (default: the Python standard library)")
-    data.add_argument("--text-field", default="text", help="JSONL key / Parquet column with the text")
+    data.add_argument("--tokenizer", metavar="TOKENIZER.json",
+                      help="an HF tokenizer.json (e.g. GPT-2's) instead of training a BPE on the corpus")
+    data.add_argument("--text-field", default="text", help="JSONL key / Parquet column / datasets column with the text")
     data.add_argument("--max-bytes", type=int_count_arg, help="use only the first documents up to this size")
     data.add_argument("--doc-max-bytes", type=int_count_arg,
                       help="cut documents longer than this at line boundaries (a single-file corpus needs it "
@@ -88,7 +96,8 @@ def register(subparsers) -> None:
                       help="continue from --out's checkpoint if there is one (default: yes)")
     run_.add_argument("--run-id", help="name in the runs table (default: the --out folder's name)")
     run_.add_argument("--json", action="store_true", help="print the trial row as JSON")
-    run_.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_arg(run_, "--quiet")
+    add_log_arg(run_)
     run_flags = {a.dest: a.default for g in (model, data, tr) for a in g._group_actions if a.dest != "cache_dir"}
     p.set_defaults(func=run, _run_flags=run_flags)
 
@@ -108,6 +117,13 @@ def build_config(args: argparse.Namespace):
     from scaling.shapes import heads_for_width, shape_for_params
 
     src = "scaling train"
+    if args.vocab_size is None:
+        if args.tokenizer:
+            from scaling.bpe import load_tokenizer
+
+            args.vocab_size = load_tokenizer(args.tokenizer)[0].get_vocab_size()
+        else:
+            args.vocab_size = 4096
     if args.vocab_size < 260:
         raise ConfigError(f"--vocab-size: {args.vocab_size} is too small: a byte-level BPE needs at least 260 tokens "
                           f"(256 bytes, <|endoftext|> and a few merges)")
@@ -135,7 +151,7 @@ def build_config(args: argparse.Namespace):
     data = parse_config(DataConfig, dict(corpus=tuple(args.corpus), vocab_size=args.vocab_size,
                                          text_field=args.text_field, max_bytes=args.max_bytes,
                                          doc_max_bytes=args.doc_max_bytes,
-                                         val_fraction=args.val_fraction,
+                                         val_fraction=args.val_fraction, tokenizer=args.tokenizer,
                                          cache_dir=args.cache_dir), src)
     train_fields = dict(
         tokens=tokens, batch_tokens=args.batch_tokens, micro_batch_tokens=args.micro_batch_tokens, lr=args.lr,
@@ -182,8 +198,16 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("scaling train: give --tokens or --tokens-per-param (or --config RUN.json)")
     else:
         cfg = build_config(args)
-    data = prepare_data(cfg.data, progress=not args.quiet)
-    result = train(cfg, args.out, data=data, resume=args.resume, progress=not args.quiet)
+    from scaling.trackers import check_available, open_trackers
+
+    check_available(args.log)
+    data = prepare_data(cfg.data, progress=not args.no_progress)
+    trackers = open_trackers(args.log, args.out, cfg)
+    try:
+        result = train(cfg, args.out, data=data, resume=args.resume, progress=not args.no_progress, reporter=trackers)
+    finally:
+        if trackers is not None:
+            trackers.close()
     trial = result.trial
     if args.json:
         print_json(trial)
