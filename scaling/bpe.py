@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from scaling.config import DataConfig
-from scaling.corpus import Document, iter_documents
+from scaling.corpus import Document, entry_size, iter_documents
 from scaling.errors import DataError
 
 #: The special token appended after every document (GPT-2's spelling).
@@ -99,7 +99,7 @@ def split_and_train(cfg: DataConfig, files: Sequence[Path], *, progress: bool):
     from tokenizers import trainers
     from tokenizers.pre_tokenizers import ByteLevel
 
-    total_hint = sum(p.stat().st_size for p in files)
+    total_hint = sum(entry_size(p) for p in files)
     if cfg.max_bytes is not None:
         total_hint = min(total_hint, cfg.max_bytes)
     cap = cfg.tokenizer_max_bytes
