@@ -5,6 +5,7 @@
     scaling sweep launch sweeps/examples/chinchilla-gpu.yaml --address auto --out /mnt/shared/chin1
     scaling sweep status sweeps-out/iso1 [--json]
     scaling sweep resume sweeps-out/iso1                                after a crash or Ctrl-C
+    scaling sweep launch spec.yaml --log tensorboard --log mlflow     + Ray Tune's tracker callbacks
     scaling sweep plan spec.yaml --set budgets=[1e11,3e11] --set isoflop.spread=3   override fields
 
 A spec error is one line naming the file, field and value, exit code 2, and nothing is started.
@@ -16,7 +17,7 @@ import argparse
 import math
 import sys
 
-from orchestrator.cli.common import add_command, print_json
+from orchestrator.cli.common import add_command, add_log_arg, add_progress_arg, print_json
 
 
 def register(subparsers) -> None:
@@ -37,7 +38,8 @@ def register(subparsers) -> None:
         q.add_argument("--dashboard", action="store_true", help="start Ray's dashboard (local Ray only)")
         q.add_argument("--dashboard-host", default="127.0.0.1",
                        help="address the dashboard binds to (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
-        q.add_argument("--no-progress", action="store_true", help="no live progress bar")
+        add_progress_arg(q)
+        add_log_arg(q)
         q.add_argument("--json", action="store_true", help="print the final status as one JSON object")
 
     q = sub.add_parser("plan", help="print the trials, their N, D, FLOPs and the estimated wall time")
@@ -126,7 +128,7 @@ def run_launch(args: argparse.Namespace) -> int:
     out = args.out or str(Path("sweeps-out") / spec.sweep_name())
     result = launch(spec, out, source=Path(args.spec).name, address=args.address, storage=args.storage,
                     progress=not args.no_progress, num_cpus=args.num_cpus, num_gpus=args.num_gpus,
-                    dashboard=args.dashboard, dashboard_host=args.dashboard_host)
+                    dashboard=args.dashboard, dashboard_host=args.dashboard_host, log=args.log)
     return _report(result, args.json, out)
 
 
@@ -134,7 +136,7 @@ def run_resume(args: argparse.Namespace) -> int:
     from sweeps.launch import resume
 
     result = resume(args.out, address=args.address, progress=not args.no_progress, num_cpus=args.num_cpus,
-                    num_gpus=args.num_gpus, dashboard=args.dashboard, dashboard_host=args.dashboard_host)
+                    num_gpus=args.num_gpus, dashboard=args.dashboard, dashboard_host=args.dashboard_host, log=args.log)
     return _report(result, args.json, args.out)
 
 
