@@ -97,6 +97,14 @@ def add_log_arg(p) -> None:
                         "are honoured)")
 
 
+def add_exclude_arg(p) -> None:
+    """`--exclude EXPR`: rows left out before fitting, in the `--holdout` language of `analysis.holdout`
+    ("N < 1e7", "largest C", "rows 3,5", "D / N > 100"); read as `args.exclude`."""
+    p.add_argument("--exclude", metavar="EXPR",
+                   help='leave out these rows before fitting, e.g. "N < 1e7", "D / N > 100", "rows 3,5" '
+                        '(the --holdout language)')
+
+
 def run_handler(func: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
     """Run a subcommand; user errors become `error: <one line>` on stderr and exit code 2."""
     try:
