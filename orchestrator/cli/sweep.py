@@ -42,7 +42,14 @@ def register(subparsers) -> None:
         add_log_arg(q)
         q.add_argument("--json", action="store_true", help="print the final status as one JSON object")
 
-    q = sub.add_parser("plan", help="print the trials, their N, D, FLOPs and the estimated wall time")
+    def action(name: str, help: str, examples: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, epilog="examples:\n" + examples,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    q = action("plan", "print the trials, their N, D, FLOPs and the estimated wall time",
+               "  scaling sweep plan sweeps/examples/isoflop-cpu.yaml\n"
+               "  scaling sweep plan spec.yaml --set budgets=[1e11,3e11] --set isoflop.spread=3 --json\n"
+               "  scaling sweep plan sweeps/examples/chinchilla-gpu.yaml --no-probe      assumed FLOP/s, no timing\n")
     spec_args(q)
     q.add_argument("--no-probe", action="store_true",
                    help="estimate time from an assumed FLOP/s instead of timing a few steps of each shape here")
@@ -50,7 +57,11 @@ def register(subparsers) -> None:
     q.add_argument("--json", action="store_true", help="print one JSON object")
     q.set_defaults(func=run_plan)
 
-    q = sub.add_parser("launch", help="run a sweep (local Ray by default, --address for a cluster)")
+    q = action("launch", "run a sweep (local Ray by default, --address for a cluster)",
+               "  scaling sweep launch sweeps/examples/isoflop-cpu.yaml --out sweeps-out/iso1\n"
+               "  scaling sweep launch spec.yaml --out sweeps-out/s1 --log tensorboard --log wandb\n"
+               "  scaling sweep launch sweeps/examples/chinchilla-gpu.yaml --address auto --out /mnt/shared/c1 \\\n"
+               "      --storage s3://bucket/sweeps\n")
     spec_args(q)
     q.add_argument("--out", help="sweep folder (default sweeps-out/<name>); shared by all nodes on a cluster")
     q.add_argument("--storage", help="where Ray Tune keeps checkpoints and experiment state: a path or a URI "
@@ -58,12 +69,16 @@ def register(subparsers) -> None:
     ray_args(q)
     q.set_defaults(func=run_launch)
 
-    q = sub.add_parser("resume", help="finish an interrupted sweep; completed trials are not rerun")
+    q = action("resume", "finish an interrupted sweep; completed trials are not rerun",
+               "  scaling sweep resume sweeps-out/iso1\n"
+               "  scaling sweep resume sweeps-out/iso1 --address auto --log mlflow --json\n")
     q.add_argument("out", help="the sweep folder")
     ray_args(q)
     q.set_defaults(func=run_resume)
 
-    q = sub.add_parser("status", help="trials done/running/failed, FLOPs done, tokens/s, ETA; refreshes the tables")
+    q = action("status", "trials done/running/failed, FLOPs done, tokens/s, ETA; refreshes the tables",
+               "  scaling sweep status sweeps-out/iso1\n"
+               "  scaling sweep status sweeps-out/iso1 --json\n")
     q.add_argument("out", help="the sweep folder")
     q.add_argument("--json", action="store_true", help="print one JSON object")
     q.set_defaults(func=run_status)
