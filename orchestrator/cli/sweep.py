@@ -54,6 +54,7 @@ def register(subparsers) -> None:
     q.add_argument("--no-probe", action="store_true",
                    help="estimate time from an assumed FLOP/s instead of timing a few steps of each shape here")
     q.add_argument("--slots", type=int, help="trials at once (default: max_concurrent_trials, or CPUs / cpus per trial)")
+    add_progress_arg(q)
     q.add_argument("--json", action="store_true", help="print one JSON object")
     q.set_defaults(func=run_plan)
 
@@ -98,7 +99,7 @@ def run_plan(args: argparse.Namespace) -> int:
     source = Path(args.spec).name
     trials = expand(spec, source)
     slots = args.slots or default_slots(trials, spec.max_concurrent_trials)
-    est = estimate(trials, slots=slots, probe=not args.no_probe)
+    est = estimate(trials, slots=slots, probe=not args.no_probe, progress=not args.no_progress and sys.stderr.isatty())
     tot = totals(trials)
     if args.json:
         rows = [{**t.row(), "est_s": est.per_trial_s[t.run_id], "est_tokens_per_s": est.tokens_per_s[t.run_id]}
