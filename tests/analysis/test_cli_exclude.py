@@ -1,4 +1,4 @@
-"""`scaling fit --exclude EXPR`: rows left out before fitting, in the `--holdout` language."""
+"""`scaling fit|backtest --exclude EXPR` (the `--holdout` language) and `backtest --drop-highest`: rows left out before fitting."""
 
 from __future__ import annotations
 
@@ -51,3 +51,18 @@ def test_exclude_errors_are_one_line(runs_csv, capsys, argv, message):
     assert main(["fit", str(runs_csv), *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_backtest_exclude_and_drop_highest(runs_csv, capsys):
+    def held(*argv):
+        assert main(["backtest", str(runs_csv), "--holdout", "largest N", "--bootstrap", "20", "--json", *argv]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    plain = held()
+    kept = held("--exclude", "N < 3e7", "--drop-highest", "1")
+    assert plain["n_train"] == 42 and kept["n_train"] == 42 - 6 - 1
+    assert plain["n_holdout"] == kept["n_holdout"] == 6
+    # the broken smallest runs pull the plain fit off; without them the held-out losses are predicted better
+    assert kept["mean_abs_rel_error"] < plain["mean_abs_rel_error"]
+    assert main(["backtest", str(runs_csv), "--holdout", "largest N", "--exclude", "loss > 0"]) == 2
+    assert "matches every row" in capsys.readouterr().err
