@@ -15,12 +15,16 @@ TRIAL_COLUMNS = (
     "run_id", "sweep", "status", "n_layer", "d_model", "n_head", "d_ff", "context", "vocab_size",
     "params", "params_embedding", "params_nonembedding", "tokens", "tokens_seen", "flops_6nd",
     "flops_detailed", "lr", "batch_tokens", "schedule", "seed", "final_loss", "final_train_loss",
-    "epochs", "wall_s", "tokens_per_s", "mfu", "device",
+    "epochs", "wall_s", "tokens_per_s", "mfu", "device", "val_bpb", "tokenizer",
 )
-"""`trials` columns, in order; a run's trial.json has these and more (the recipe, bytes per token, ...)."""
+"""`trials` columns, in order; a run's trial.json has these and more (the recipe, bytes per token, ...).
+`val_bpb`: `final_loss` in bits per byte; `tokenizer`: the tokenizer.json the run used (empty: its own BPE)."""
 
-CURVE_COLUMNS = ("run_id", "step", "tokens", "flops", "train_loss", "val_loss", "lr", "elapsed_s", "branch", "epochs")
-"""`curves` columns: `branch` is `trunk` or the WSD cool-down branch (`cooldown@0.5`) the row belongs to."""
+CURVE_COLUMNS = ("run_id", "step", "tokens", "flops", "train_loss", "val_loss", "lr", "elapsed_s", "branch", "epochs",
+                 "val_bpb")
+"""`curves` columns: `branch` is `trunk` or the WSD cool-down branch (`cooldown@0.5`) the row belongs to;
+`val_bpb` is `val_loss` in bits per byte of validation text (val_loss / (ln 2 x bytes per token)), comparable
+across tokenizers."""
 
 POINT_COLUMNS = (
     "run_id", "sweep", "kind", "params", "params_embedding", "params_nonembedding", "tokens",

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from scaling.config import DataConfig
-from scaling.corpus import Document, iter_documents
+from scaling.corpus import Document, entry_size, iter_documents
 from scaling.errors import DataError
 
 #: The special token appended after every document (GPT-2's spelling).
@@ -65,6 +65,29 @@ def _progress_bar(progress: bool, desc: str, total: int | None):
     return tqdm(total=total, desc=desc, unit="B", unit_scale=True, disable=not progress, leave=False)
 
 
+#: End-of-document tokens looked for in a given tokenizer.json, in this order (GPT-2, Llama 3, T5/Llama 2).
+EOT_CANDIDATES = (EOT, "<|end_of_text|>", "</s>", "<eos>", "<|eos|>")
+
+
+def load_tokenizer(path: str):
+    """An HF `tokenizers.Tokenizer` from a tokenizer.json, and its end-of-document token (DataError if none)."""
+    from tokenizers import Tokenizer
+
+    file = Path(path).expanduser()
+    try:
+        tok = Tokenizer.from_file(str(file))
+    except FileNotFoundError:
+        raise DataError(f"data.tokenizer: {path}: no such file") from None
+    except Exception as exc:  # tokenizers raises a bare Exception on a malformed file
+        raise DataError(f"data.tokenizer: {path}: not a tokenizers tokenizer.json ({str(exc)[:120]})") from None
+    eot = next((t for t in EOT_CANDIDATES if tok.token_to_id(t) is not None), None)
+    if eot is None:
+        raise DataError(f"data.tokenizer: {path}: has none of the end-of-document tokens {', '.join(EOT_CANDIDATES)}")
+    if tok.get_vocab_size() > 2**32 - 1:
+        raise DataError(f"data.tokenizer: {path}: {tok.get_vocab_size()} tokens do not fit in uint32")
+    return tok, eot
+
+
 def split_and_train(cfg: DataConfig, files: Sequence[Path], *, progress: bool):
     """Pass 1: assign each document to train/val (seeded, by document) and train the BPE on train text.
 
@@ -76,7 +99,7 @@ def split_and_train(cfg: DataConfig, files: Sequence[Path], *, progress: bool):
     from tokenizers import trainers
     from tokenizers.pre_tokenizers import ByteLevel
 
-    total_hint = sum(p.stat().st_size for p in files)
+    total_hint = sum(entry_size(p) for p in files)
     if cfg.max_bytes is not None:
         total_hint = min(total_hint, cfg.max_bytes)
     cap = cfg.tokenizer_max_bytes
@@ -105,16 +128,26 @@ def split_and_train(cfg: DataConfig, files: Sequence[Path], *, progress: bool):
             yield batch
         bar.set_postfix_str("computing merges")
 
-    tok = _new_tokenizer()
-    trainer = trainers.BpeTrainer(
-        vocab_size=cfg.vocab_size,
-        min_frequency=2,
-        special_tokens=list(SPECIAL_TOKENS),
-        initial_alphabet=ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    with bar:
-        tok.train_from_iterator(train_texts(), trainer)
+    if cfg.tokenizer:  # a given tokenizer: split only
+        tok, _ = load_tokenizer(cfg.tokenizer)
+        if tok.get_vocab_size() > cfg.vocab_size:
+            raise DataError(f"data.vocab_size: {cfg.vocab_size} is smaller than the {tok.get_vocab_size()} tokens of "
+                            f"data.tokenizer {cfg.tokenizer} (`--vocab-size {tok.get_vocab_size()}` or more)")
+        keep_p = 0.0
+        with bar:
+            for _ in train_texts():
+                pass
+    else:
+        tok = _new_tokenizer()
+        trainer = trainers.BpeTrainer(
+            vocab_size=cfg.vocab_size,
+            min_frequency=2,
+            special_tokens=list(SPECIAL_TOKENS),
+            initial_alphabet=ByteLevel.alphabet(),
+            show_progress=False,
+        )
+        with bar:
+            tok.train_from_iterator(train_texts(), trainer)
     n_docs = len(is_val)
     if n_docs == 0:
         raise DataError(f"corpus: {_describe(cfg)} holds no text ({len(files)} files, all empty or binary)")
@@ -129,7 +162,6 @@ def split_and_train(cfg: DataConfig, files: Sequence[Path], *, progress: bool):
         is_val[random.Random(cfg.split_seed).randrange(n_docs)] = 1
     if all(is_val):
         is_val[random.Random(cfg.split_seed).randrange(n_docs)] = 0
-    assert tok.get_vocab_size() <= cfg.vocab_size and tok.token_to_id(EOT) is not None
     return tok, is_val, n_bytes, tokenizer_bytes
 
 
@@ -137,13 +169,14 @@ def encode_splits(tmp: Path, cfg: DataConfig, files: Sequence[Path], tok, is_val
                    *, progress: bool, n_bytes: int):
     """Pass 2: encode the documents in ~1 MB chunks, appending ``ids + [EOT]`` to train.bin / val.bin.
 
-    Returns (tokens per split, documents per split, unigram counts of the train tokens).
+    Returns (tokens per split, documents per split, UTF-8 bytes per split, unigram counts of the train tokens).
     """
-    eot_id = tok.token_to_id(EOT)
+    eot_id = next(tok.token_to_id(t) for t in EOT_CANDIDATES if tok.token_to_id(t) is not None)
     encode_batch = getattr(tok, "encode_batch_fast", tok.encode_batch)  # same ids, no offsets (tokenizers >= 0.21)
     counts = np.zeros(cfg.vocab_size, dtype=np.int64)
     n_tokens = {"train": 0, "val": 0}
     n_docs = {"train": 0, "val": 0}
+    split_bytes = {"train": 0, "val": 0}
     pending: dict[str, list[str]] = {"train": [], "val": []}
 
     def flush(split: str, out) -> None:
@@ -172,7 +205,9 @@ def encode_splits(tmp: Path, cfg: DataConfig, files: Sequence[Path], tok, is_val
         for index, (doc, size) in enumerate(_documents(cfg, files)):
             if index >= len(is_val):
                 break
-            pending["val" if is_val[index] else "train"].append(doc.text)
+            split = "val" if is_val[index] else "train"
+            pending[split].append(doc.text)
+            split_bytes[split] += size
             pending_bytes += size
             bar.update(size)
             if pending_bytes >= _ENCODE_CHUNK_BYTES:
@@ -185,7 +220,7 @@ def encode_splits(tmp: Path, cfg: DataConfig, files: Sequence[Path], tok, is_val
         raise DataError(
             f"corpus: {_describe(cfg)} changed while being prepared ({len(is_val)} documents, then {index + 1})"
         )
-    return n_tokens, n_docs, counts
+    return n_tokens, n_docs, split_bytes, counts
 
 
 def tokenizers_version() -> str:

@@ -56,7 +56,8 @@ class ModelConfig(BaseModel):
 
 
 class DataConfig(BaseModel):
-    """Corpus and tokenizer. An empty `corpus` means the embedded default: the Python standard library."""
+    """Corpus and tokenizer. An empty `corpus` means the embedded default: the Python standard library;
+    no `tokenizer` means a byte-level BPE trained on the corpus."""
 
     model_config = _FROZEN
 
@@ -78,6 +79,11 @@ class DataConfig(BaseModel):
         default=2**25,
         gt=0,
         description="train the BPE on a seeded sample of at most this many bytes of train text; None = all of it",
+    )
+    tokenizer: str | None = Field(
+        default=None,
+        description="an HF tokenizers `tokenizer.json` (e.g. GPT-2's) used as is; None = train a byte-level BPE "
+                    "of vocab_size tokens on the corpus. vocab_size must hold its vocabulary",
     )
 
 

@@ -8,6 +8,10 @@ What counts as a document depends on the file:
 
 - ``.jsonl`` / ``.ndjson`` (optionally ``.gz``): one document per line, the string in ``text_field``;
 - ``.parquet``: one document per row, the string column ``text_field``, read in record batches;
+- a folder written by HF ``datasets`` (``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk``: Arrow
+  files with ``state.json`` or ``dataset_dict.json``) is one corpus entry, read with
+  ``datasets.load_from_disk`` (the optional ``[datasets]`` extra): one document per row of the string
+  column ``text_field``, every split in the order saved;
 - anything else: plain UTF-8 text (optionally ``.gz``), the whole file is one document. Bytes that are
   not UTF-8 become U+FFFD; files that look binary (a NUL byte in their first 8 KiB) are skipped.
 
@@ -32,7 +36,7 @@ from typing import Literal
 
 from scaling.errors import DataError
 
-Kind = Literal["text", "jsonl", "parquet"]
+Kind = Literal["text", "jsonl", "parquet", "datasets"]
 
 #: Folders of the interpreter's library that are not the standard library itself.
 _NOT_STDLIB = frozenset({"site-packages", "dist-packages"})
@@ -83,9 +87,15 @@ def resolve_corpus(corpus: Sequence[str]) -> list[Path]:
     return files
 
 
+def is_saved_dataset(path: Path) -> bool:
+    """A folder written by HF `datasets`' `save_to_disk` (a Dataset or a DatasetDict)."""
+    return path.is_dir() and ((path / "state.json").is_file() and (path / "dataset_info.json").is_file()
+                              or (path / "dataset_dict.json").is_file())
+
+
 def _expand_entry(entry: str) -> list[Path]:
     path = Path(os.path.expanduser(entry))
-    if path.is_file():
+    if path.is_file() or is_saved_dataset(path):
         return [path]
     if path.is_dir():
         return _folder_files(path)
@@ -93,7 +103,7 @@ def _expand_entry(entry: str) -> list[Path]:
         found: list[Path] = []
         for match in sorted(glob.glob(str(path), recursive=True)):
             p = Path(match)
-            found.extend([p] if p.is_file() else _folder_files(p) if p.is_dir() else [])
+            found.extend([p] if p.is_file() or is_saved_dataset(p) else _folder_files(p) if p.is_dir() else [])
         return found
     return []
 
@@ -107,7 +117,10 @@ def _folder_files(folder: Path) -> list[Path]:
 
 
 def file_kind(path: Path) -> Kind:
-    """How a file is read, from its name: ``jsonl``, ``parquet`` or ``text``."""
+    """How a corpus entry is read: ``datasets`` (a saved HF dataset folder), else from its name:
+    ``jsonl``, ``parquet`` or ``text``."""
+    if path.is_dir():
+        return "datasets"
     name = path.name.lower().removesuffix(".gz")
     if name.endswith((".jsonl", ".ndjson")):
         return "jsonl"
@@ -117,9 +130,20 @@ def file_kind(path: Path) -> Kind:
 
 
 def file_digest(path: Path) -> str:
-    """BLAKE2b digest of a file's bytes (streamed), the basis of the corpus fingerprint."""
+    """BLAKE2b digest of a file's bytes (streamed), the basis of the corpus fingerprint; for a saved
+    dataset folder, of each of its files' relative path and digest, in order."""
+    if path.is_dir():
+        h = hashlib.blake2b()
+        for f in _folder_files(path):
+            h.update(f"{f.relative_to(path).as_posix()}:{file_digest(f)}\n".encode())
+        return h.hexdigest()
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "blake2b").hexdigest()
+
+
+def entry_size(path: Path) -> int:
+    """Bytes on disk of a corpus entry (a file, or a saved dataset folder's files): a size hint."""
+    return sum(f.stat().st_size for f in _folder_files(path)) if path.is_dir() else path.stat().st_size
 
 
 @dataclass(frozen=True)
@@ -159,6 +183,8 @@ def _read_file(path: Path, text_field: str, doc_max_bytes: int | None) -> Iterat
             yield from _read_jsonl(path, text_field)
         elif kind == "parquet":
             yield from _read_parquet(path, text_field)
+        elif kind == "datasets":
+            yield from _read_saved_dataset(path, text_field)
         elif doc_max_bytes is not None:  # stream the file: a huge text file is never held whole
             with _open_binary(path) as f:
                 if b"\x00" not in f.peek(_BINARY_SNIFF_BYTES)[:_BINARY_SNIFF_BYTES]:
@@ -229,6 +255,33 @@ def _read_parquet(path: Path, text_field: str) -> Iterator[Document]:
             if value is not None:
                 yield Document(value, f"{path}:row {row}")
             row += 1
+
+
+def _read_saved_dataset(path: Path, text_field: str) -> Iterator[Document]:
+    """Rows of a `save_to_disk` folder (every split of a DatasetDict, in the order saved), memory-mapped."""
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(f"corpus: {path}: a saved HF dataset needs the datasets package "
+                        f'(pip install "scaling-orchestrator[datasets]")') from None
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        raise DataError(f"corpus: {path}: not a readable saved dataset: {str(exc).splitlines()[0]}") from None
+    splits = loaded.items() if isinstance(loaded, datasets.DatasetDict) else [("", loaded)]
+    for split, ds in splits:
+        where = f"{path}[{split}]" if split else str(path)
+        feature = ds.features.get(text_field)
+        if feature is None:
+            raise DataError(f"corpus: {where}: no column {text_field!r} (has: {', '.join(ds.column_names)})")
+        if getattr(feature, "dtype", None) not in ("string", "large_string"):
+            raise DataError(f"corpus: {where}: column {text_field!r} is {feature}, not a string column")
+        row = 0
+        for batch in ds.select_columns([text_field]).iter(batch_size=_PARQUET_BATCH_ROWS):
+            for value in batch[text_field]:
+                if value is not None:
+                    yield Document(value, f"{where}:row {row}")
+                row += 1
 
 
 def _cut(lines: Iterable[str], max_bytes: int, source: str) -> Iterator[Document]:

@@ -3,10 +3,12 @@
 `prepare_data(cfg)` turns a corpus (`scaling.corpus`) into a cached folder
 
     <cache>/tokens/<fingerprint>/
-        tokenizer.json   byte-level BPE (HF `tokenizers`), vocab_size tokens, 256-byte alphabet + <|endoftext|>
+        tokenizer.json   byte-level BPE (HF `tokenizers`), vocab_size tokens, 256-byte alphabet + <|endoftext|>;
+                         or a copy of the given `DataConfig.tokenizer` (e.g. GPT-2's), whose hash is in the key
         train.bin        uint16 tokens (uint32 when vocab_size > 65,536), documents joined by <|endoftext|>
         val.bin          the same for the held-out documents
-        meta.json        counts, dtype, fingerprint, unigram entropy, bytes per token (written last)
+        meta.json        counts, dtype, fingerprint, unigram entropy, bytes per token (whole corpus and
+                         validation split, for bits per byte), tokenizer source and hash (written last)
 
 in two streaming passes (`scaling.bpe`: split and train the BPE, then encode), then writes meta.json
 and atomically renames the finished temporary folder into place.
@@ -38,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from scaling.batches import TokenStream, val_batches
-from scaling.bpe import EOT, MIN_VOCAB, SPECIAL_TOKENS, encode_splits, split_and_train, tokenizers_version
+from scaling.bpe import EOT, EOT_CANDIDATES, MIN_VOCAB, SPECIAL_TOKENS, encode_splits, split_and_train, tokenizers_version
 from scaling.config import DataConfig
 from scaling.corpus import default_corpus_files, file_digest, file_kind, resolve_corpus
 from scaling.errors import DataError
@@ -58,7 +60,7 @@ __all__ = [
 ]
 
 #: Bumped whenever the on-disk layout or the tokenisation recipe changes (invalidates old caches).
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: validation bytes (bits per byte) and a given tokenizer in meta.json
 
 
 def cache_root(cfg: DataConfig | None = None) -> Path:
@@ -79,8 +81,20 @@ def _split_settings(cfg: DataConfig) -> dict[str, Any]:
         "text_field": cfg.text_field,
         "max_bytes": cfg.max_bytes,
         "doc_max_bytes": cfg.doc_max_bytes,
-        "tokenizer_max_bytes": cfg.tokenizer_max_bytes,
+        "tokenizer_max_bytes": None if cfg.tokenizer else cfg.tokenizer_max_bytes,
+        "tokenizer": tokenizer_digest(cfg),
     }
+
+
+def tokenizer_digest(cfg: DataConfig) -> str | None:
+    """BLAKE2b of the given tokenizer.json's bytes (None: the corpus's own BPE); recorded in every run."""
+    if not cfg.tokenizer:
+        return None
+    path = Path(cfg.tokenizer).expanduser()
+    try:
+        return file_digest(path)
+    except OSError as exc:
+        raise DataError(f"data.tokenizer: {cfg.tokenizer}: cannot read: {exc.strerror or exc}") from None
 
 
 def corpus_fingerprint(cfg: DataConfig, files: Sequence[Path] | None = None) -> str:
@@ -158,9 +172,10 @@ def _build(tmp: Path, cfg: DataConfig, files: Sequence[Path], fingerprint: str, 
     t0 = time.perf_counter()
     tok, is_val, n_bytes, tokenizer_bytes = split_and_train(cfg, files, progress=progress)
     tok.save(str(tmp / "tokenizer.json"))
-    eot_id = tok.token_to_id(EOT)
+    eot_id = next(tok.token_to_id(t) for t in EOT_CANDIDATES if tok.token_to_id(t) is not None)
     dtype = np.dtype(np.uint16 if cfg.vocab_size <= 2**16 else np.uint32)
-    n_tokens, n_docs, counts = encode_splits(tmp, cfg, files, tok, is_val, dtype, progress=progress, n_bytes=n_bytes)
+    n_tokens, n_docs, split_bytes, counts = encode_splits(tmp, cfg, files, tok, is_val, dtype, progress=progress,
+                                                          n_bytes=n_bytes)
     p = counts[counts > 0] / n_tokens["train"]
     meta = {
         "vocab_size": cfg.vocab_size,
@@ -174,6 +189,9 @@ def _build(tmp: Path, cfg: DataConfig, files: Sequence[Path], fingerprint: str, 
         "unigram_entropy": float(-(p * np.log(p)).sum()),
         "bytes_per_token": n_bytes / (n_tokens["train"] + n_tokens["val"]),
         "n_bytes": n_bytes,
+        "val_bytes": split_bytes["val"],
+        "tokenizer_source": str(cfg.tokenizer) if cfg.tokenizer else None,
+        "tokenizer_hash": tokenizer_digest(cfg),
         "tokenizer_vocab_size": tok.get_vocab_size(),
         "tokenizer_train_bytes": tokenizer_bytes,
         "corpus": list(cfg.corpus) or "default",

@@ -121,7 +121,7 @@ class RunOutputs:
         tokens = p.step * self.plan.batch_tokens
         return {
             "run_id": self.run_id, "step": p.step, "tokens": tokens, "flops": 6.0 * self.counts["params"] * tokens,
-            "train_loss": train_loss, "val_loss": val_loss, "lr": p.last_lr, "elapsed_s": self.clock.elapsed(),
+            "train_loss": train_loss, "val_loss": val_loss, "val_bpb": self.bpb(val_loss), "lr": p.last_lr, "elapsed_s": self.clock.elapsed(),
             "branch": branch, "epochs": self.state.stream.epochs,
         }
 
@@ -136,13 +136,28 @@ class RunOutputs:
             "step": p.step, "branch": branch, "train_loss": train_loss, "epochs": self.state.stream.epochs,
         }
 
+    def bpb(self, loss: float | None) -> float | None:
+        """Bits per byte of validation text: loss [nats/token] / (ln 2 x validation bytes per token), the
+        tokenizer-independent measure (Gao et al. 2020, The Pile, eq. 1-2; GPT-2 and Chinchilla report it)."""
+        bpt = getattr(self.data, "val_bytes_per_token", None) or getattr(self.data, "bytes_per_token", None)
+        if loss is None or not bpt or not math.isfinite(loss):
+            return None
+        return loss / math.log(2) / bpt
+
+    def mfu(self, tokens_per_s: float | None) -> float | None:
+        """Model FLOPs utilisation: tokens/s x model FLOPs per token / (peak FLOP/s x processes)."""
+        if tokens_per_s is None or self.peak_flops is None:
+            return None
+        return tokens_per_s * counting.model_flops_per_token(self.cfg.model) / (self.peak_flops * self.world_size)
+
     def metrics(self, row: dict) -> dict:
         """What the reporter receives after an evaluation (`row`: its curves row)."""
         p = self.state.progress
+        tokens_per_s = self.clock.tokens_per_s()
         return {
             "step": row["step"], "tokens": row["tokens"], "flops": row["flops"], "train_loss": row["train_loss"],
-            "val_loss": row["val_loss"], "lr": row["lr"], "elapsed_s": row["elapsed_s"],
-            "tokens_per_s": self.clock.tokens_per_s(),
+            "val_loss": row["val_loss"], "val_bpb": row.get("val_bpb"), "lr": row["lr"], "elapsed_s": row["elapsed_s"],
+            "tokens_per_s": tokens_per_s, "mfu": self.mfu(tokens_per_s),
             "epochs": row["epochs"], "status": p.status, "branch": row["branch"], "run_id": self.run_id,
             "params": self.counts["params"], "diverge_reason": p.diverge_reason,
         }
@@ -152,9 +167,7 @@ class RunOutputs:
         cfg, p, c, plan = self.cfg, self.state.progress, self.counts, self.plan
         m, t = cfg.model, cfg.train
         tokens_per_s = self.clock.tokens_per_s()
-        mfu = None
-        if tokens_per_s is not None and self.peak_flops is not None:
-            mfu = tokens_per_s * counting.model_flops_per_token(m) / (self.peak_flops * self.world_size)
+        mfu = self.mfu(tokens_per_s)
         final = next((pt for pt in p.points if pt["kind"] == "final"), None)
         bytes_per_token = getattr(self.data, "bytes_per_token", None)
         return {
@@ -180,8 +193,11 @@ class RunOutputs:
             "train_s": p.train_seconds, "flops_per_token_detailed": self.flops_per_token_detailed,
             "unigram_entropy": getattr(self.data, "unigram_entropy", None),
             "bytes_per_token": bytes_per_token,
-            "final_bpb": final["loss"] / math.log(2) / bytes_per_token if final and bytes_per_token else None,
+            "val_bpb": self.bpb(final["loss"]) if final else None,
+            "val_bytes_per_token": getattr(self.data, "val_bytes_per_token", None),
             "data_fingerprint": getattr(self.data, "fingerprint", None),
+            "tokenizer": self.cfg.data.tokenizer,
+            "tokenizer_hash": getattr(self.data, "tokenizer_hash", None),
             "n_train_tokens": getattr(self.data, "n_train_tokens", None),
         }
 

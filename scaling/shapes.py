@@ -13,6 +13,9 @@ from scaling.errors import ConfigError
 
 ASPECT_RATIO = 64  # d_model / n_layer
 HEAD_SIZE = 64
+GPU_WIDTH = 512  # from this width up: d_model a multiple of 64, head size 64 (128 from LARGE_HEAD_WIDTH)
+LARGE_HEAD_WIDTH = 2048
+GPU_STEP = 64
 MIN_LAYERS = 2  # Kaplan et al. 2020 Fig. 6: models with fewer than 2 layers fall off the trend
 MAX_LAYERS = 512
 MAX_RELATIVE_ERROR = 0.2  # refuse a target no shape comes within 20% of
@@ -35,19 +38,23 @@ parameter count lies between the geometric means of N(L-1, 64(L-1)), N(L, 64L) a
 / n_layer stays near 64 (within about 64 +- 32 for L >= 3; two layers take every width up to ~160, which
 is where tiny, embedding-dominated CPU models live, d / n_layer down to 8). The shape whose N is nearest
 the target (in log) is returned, so the achieved N is monotone in the target and the layer count never
-decreases as the target grows. Width grid: multiples of 4 below 256, of 8 below 4096, of 32 below 16384,
-of 64 above. Heads: below width 256 four heads where the width divides by 8, else two (head sizes stay
-even); from 256 up the even head size dividing d_model closest to 64 and within [32, 128] (widths with
-none are skipped). Works from ~2 x 10^4 parameters (vocab 512) to 10^12. The achieved N is within ~3% of
-the target from ~10^7 parameters up (the width grid and the layer boundaries set the step) and within
-~5-10% for embedding-dominated models, where one width step moves N by 4 x vocab_size; it is counted
-exactly by `scaling.counting.param_counts`, so report that number, not the target."""
+decreases as the target grows. Width grid: multiples of 4 below 256, of 8 below 512, and of 64 from 512
+up (GPU widths: tensor-core and memory tiles want d_model and the head size a multiple of 64, as in
+GPT-2/3, Chinchilla and Llama). Heads: below width 256 four heads where the width divides by 8, else two
+(head sizes stay even); from 256 to 511 the even head size dividing d_model closest to 64 and within
+[32, 128] (widths with none are skipped); from 512 up head size 64, and 128 from width 2048 up (Hoffmann
+et al. 2022 Table A9: 128 from d_model 2048 on; Touvron et al. 2023: 4096 / 32). Works from ~2 x 10^4
+parameters (vocab 512) to 10^12. The achieved N is within ~5-10% for embedding-dominated models, where one
+width step moves N by 4 x vocab_size, and within ~3% for the widths below 512. From 512 wide the sizes
+climb a staircase of one more layer, then 64 more width: (L, 64(L-1)), (L, 64L), (L+1, 64L), ... (d_model
+/ n_layer between 57 and 64), so neighbouring sizes differ by about (1 + 1/L)^2 and (1 + 1/L): the nearest
+shape is within ~12% at d_model 512-1023, ~6.5% at 1024-2047 and ~3% from 2048 up (vocab 512 to 50257).
+N is counted exactly by `scaling.counting.param_counts`, so report that number, not the target."""
 
 
 def _widths(limit: int = 65536) -> list[int]:
     """The d_model grid: fine where one step changes N a lot; widths with no head size in [32, 128] skipped."""
-    grid = list(range(8, 256, 4)) + list(range(256, 4096, 8)) + list(range(4096, 16384, 32))
-    grid += list(range(16384, limit + 1, 64))
+    grid = list(range(8, 256, 4)) + list(range(256, GPU_WIDTH, 8)) + list(range(GPU_WIDTH, limit + 1, 64))
     return [d for d in grid if d < 4 * HEAD_SIZE or 32 <= d // heads_for_width(d) <= 128]
 
 
@@ -57,8 +64,11 @@ def heads_for_width(d_model: int) -> int:
 
     Below width 256: four heads where the width divides by 8, else two (head sizes stay even). From
     width 256 up, head sizes in [32, 128] are preferred (the shape grid skips
-    widths that have none, e.g. 1744 = 16 x 109); an odd width gets a single head.
+    widths that have none, e.g. 424 = 4 x 106); an odd width gets a single head. GPU widths (a
+    multiple of 64 from 512 up): head size 64, or 128 from width 2048 when it divides.
     """
+    if d_model >= GPU_WIDTH and d_model % 64 == 0:
+        return d_model // (128 if d_model >= LARGE_HEAD_WIDTH and d_model % 128 == 0 else 64)
     if 8 <= d_model < 4 * HEAD_SIZE and d_model % 4 == 0:
         return 4 if d_model % 8 == 0 else 2
     divisors = {k for i in range(1, math.isqrt(d_model) + 1) if d_model % i == 0 for k in (i, d_model // i)}
@@ -104,11 +114,18 @@ def _chain(vocab_size: int, context: int, convention: str, frozen_kwargs: tuple)
                 hi = mid
         for d in widths[lo:]:
             n = count(L, d)
-            if n >= upper:
+            if n >= upper or d >= GPU_WIDTH:
                 break
             chain.append((n, L, d))
+        # GPU widths: a staircase (L, 64(L - 1)), (L, 64 L), (L + 1, 64 L), ... of +64 width and +1 layer
+        chain += [(count(L, d), L, d) for d in (GPU_STEP * (L - 1), GPU_STEP * L) if d >= GPU_WIDTH]
     chain.sort()
-    return tuple(chain)
+    monotone, deepest = [], 0  # the layer count never decreases as N grows
+    for n, L, d in chain:
+        if L >= deepest:
+            monotone.append((n, L, d))
+            deepest = L
+    return tuple(monotone)
 
 
 def shape_for_params(

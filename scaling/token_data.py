@@ -31,6 +31,15 @@ class TokenData:
     n_bytes: int = 0  # UTF-8 bytes of text, whole corpus
     tokenizer_vocab_size: int = 0  # tokens the BPE actually learned (<= vocab_size on a tiny corpus)
     tokenizer_train_bytes: int = 0  # bytes of train text the BPE was trained on (see tokenizer_max_bytes)
+    val_bytes: int = 0  # UTF-8 bytes of the validation documents (0: a cache older than this field)
+    tokenizer_source: str | None = None  # the given tokenizer.json (None: the corpus's own BPE)
+    tokenizer_hash: str | None = None  # BLAKE2b of that file's bytes
+
+    @property
+    def val_bytes_per_token(self) -> float | None:
+        """UTF-8 bytes of validation text per validation token (separators included): loss [nats/token] /
+        (ln 2 x this) is bits per byte."""
+        return self.val_bytes / self.n_val_tokens if self.val_bytes and self.n_val_tokens else None
 
     def train_tokens(self) -> np.memmap:
         """The train split, read-only, memory-mapped (nothing is loaded until sliced)."""

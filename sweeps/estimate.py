@@ -81,25 +81,39 @@ def assumed_tokens_per_s(trial: Trial) -> float:
     return max(1, int(trial.cpus)) * CPU_FLOPS_PER_THREAD / per_token
 
 
-def estimate(trials: list[Trial], *, slots: int, probe: bool = True, probe_steps: int = 3) -> Estimate:
-    """Per-trial and total wall time; probes CPU trials' shapes when `probe` (GPU trials are assumed)."""
+def estimate(trials: list[Trial], *, slots: int, probe: bool = True, probe_steps: int = 3,
+             progress: bool = False) -> Estimate:
+    """Per-trial and total wall time; probes CPU trials' shapes when `probe` (GPU trials are assumed),
+    with a progress bar over the shapes on stderr when `progress`."""
+    from tqdm.auto import tqdm
+
     rates: dict[str, float] = {}
     cache: dict[tuple, float] = {}
     probed = assumed = 0
-    for t in trials:
-        cpu_trial = t.config.train.device == "cpu" or (t.gpus == 0 and t.config.train.device == "auto")
-        if probe and cpu_trial:
-            key = (t.config.model, t.config.train.batch_tokens, t.config.train.threads)
-            if key not in cache:
-                cache[key] = probe_tokens_per_s(
-                    t.config.model, batch_tokens=t.config.train.batch_tokens,
-                    threads=t.config.train.threads or 1, steps=probe_steps,
-                )
-            rates[t.run_id] = cache[key]
-            probed += 1
-        else:
-            rates[t.run_id] = assumed_tokens_per_s(t)
-            assumed += 1
+
+    def key(t: Trial) -> tuple:
+        return (t.config.model, t.config.train.batch_tokens, t.config.train.threads)
+
+    def is_cpu(t: Trial) -> bool:
+        return t.config.train.device == "cpu" or (t.gpus == 0 and t.config.train.device == "auto")
+
+    n_shapes = len({key(t) for t in trials if is_cpu(t)}) if probe else 0
+    bar = tqdm(total=n_shapes, desc="probing throughput", unit="shape", disable=not progress or not n_shapes,
+               leave=False)
+    with bar:
+        for t in trials:
+            if probe and is_cpu(t):
+                if key(t) not in cache:
+                    cache[key(t)] = probe_tokens_per_s(
+                        t.config.model, batch_tokens=t.config.train.batch_tokens,
+                        threads=t.config.train.threads or 1, steps=probe_steps,
+                    )
+                    bar.update()
+                rates[t.run_id] = cache[key(t)]
+                probed += 1
+            else:
+                rates[t.run_id] = assumed_tokens_per_s(t)
+                assumed += 1
     per_trial = {}
     for t in trials:
         tr = t.config.train

@@ -4,6 +4,8 @@
     resume(out)                 finish an interrupted sweep (Ctrl-C, a killed driver): completed trials
                                 are not rerun, unfinished ones continue from their last checkpoint
     status(out)                 counts, FLOPs done, tokens/s, ETA, one line per trial (no Ray needed)
+    launch(spec, out, log=["tensorboard", "wandb", "mlflow"], return_results=True)
+                                + experiment trackers; a LaunchResult(status, Tune's ResultGrid)
 
 One trial is one `scaling.train.train` run in a Tune function trainable (`sweeps.trainable`), with
 `FailureConfig(max_failures=spec.retries)`; every evaluation is forwarded with
@@ -29,6 +31,7 @@ import datetime
 import os
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -56,13 +59,19 @@ def launch(
     dashboard_host: str = "127.0.0.1",
     reuse_actors: bool = True,
     callbacks: Sequence[Any] = (),
-) -> dict:
-    """Plan, prepare and run a sweep; returns `status(out)` at the end.
+    log: Sequence[str] = (),
+    return_results: bool = False,
+) -> dict | LaunchResult:
+    """Plan, prepare and run a sweep; returns `status(out)` at the end, or with `return_results` a
+    `LaunchResult` holding that status and Tune's `ResultGrid`.
 
-    Nothing is started (no Ray, no folder) when the spec cannot run: a design error, or a trial asking
-    for more CPUs/GPUs than this machine has (local runs) — a `SpecError` names the field.
+    `log`: experiment trackers ("tensorboard", "wandb", "mlflow") fed by Ray Tune's logger callbacks
+    (`logger_callbacks`). Nothing is started (no Ray, no folder) when the spec cannot run: a design
+    error, a missing tracker package, or a trial asking for more CPUs/GPUs than this machine has
+    (local runs) — a `SpecError` names the field.
     """
     out = Path(out).expanduser().absolute()
+    _check_trackers(log)
     if (out / store.MANIFEST).exists():
         raise store.SweepFolderError(f"{out}: already holds a sweep; continue it with `scaling sweep resume {out}`")
     trials = expand(spec, source)
@@ -103,11 +112,11 @@ def launch(
         write_json(out / store.MANIFEST, manifest)
         (out / "spec.yaml").write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
         write_json(out / store.STATE, {t.run_id: {"status": "pending", "attempts": 0} for t in trials})
-        _run(out, manifest, experiment, spec, restore=False, progress=progress, reuse_actors=reuse_actors,
-             callbacks=callbacks)
+        grid = _run(out, manifest, experiment, spec, restore=False, progress=progress, reuse_actors=reuse_actors,
+                    callbacks=[*callbacks, *logger_callbacks(log, out, spec.sweep_name())])
     finally:
         _finish(out, owned)
-    return store.status(out)
+    return LaunchResult(store.status(out), grid) if return_results else store.status(out)
 
 
 def resume(
@@ -121,9 +130,13 @@ def resume(
     dashboard_host: str = "127.0.0.1",
     reuse_actors: bool = True,
     callbacks: Sequence[Any] = (),
-) -> dict:
-    """Finish a sweep from its folder. Completed trials are never rerun; failed ones get new attempts."""
+    log: Sequence[str] = (),
+    return_results: bool = False,
+) -> dict | LaunchResult:
+    """Finish a sweep from its folder. Completed trials are never rerun; failed ones get new attempts.
+    `log` and `return_results` as for `launch` (the ResultGrid is None when nothing was left to run)."""
     out = Path(out).expanduser().absolute()
+    _check_trackers(log)
     manifest = store.read_manifest(out)
     if store.driver_alive(out):
         info = read_json(out / store.DRIVER) or {}
@@ -132,7 +145,7 @@ def resume(
     unfinished = [t for t in manifest["trials"] if not store.is_finished(store.trial_record(out, t["run_id"]))]
     if not unfinished:
         store.collect(out)
-        return store.status(out)
+        return LaunchResult(store.status(out), None) if return_results else store.status(out)
     if address is None and not _ray_initialized():
         _check_local_resources(spec, manifest.get("source", "spec"), num_cpus, num_gpus)
     data = _prepare_data(spec, progress)
@@ -140,17 +153,77 @@ def resume(
     owned = _ray_connect(address, num_cpus, num_gpus, dashboard, dashboard_host)
     try:
         experiment = manifest["experiments"][-1]
-        _run(out, manifest, experiment, spec, restore=True, progress=progress, reuse_actors=reuse_actors,
-             callbacks=callbacks)
+        grid = _run(out, manifest, experiment, spec, restore=True, progress=progress, reuse_actors=reuse_actors,
+                    callbacks=[*callbacks, *logger_callbacks(log, out, spec.sweep_name())])
     finally:
         _finish(out, owned)
-    return store.status(out)
+    return LaunchResult(store.status(out), grid) if return_results else store.status(out)
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    """What `launch(..., return_results=True)` and `resume` give back: the sweep's `status` (as
+    `store.status`) and Tune's `ResultGrid` of this session's trials (per-trial metrics, errors,
+    checkpoints, `get_dataframe()`); `results` is None when nothing was left to run."""
+
+    status: dict
+    results: Any
+
+
+# --- experiment trackers ---------------------------------------------------------------------------
+
+_TRACKER_MODULES = {"tensorboard": "tensorboardX", "wandb": "wandb", "mlflow": "mlflow"}
+
+
+def _check_trackers(log: Sequence[str]) -> None:
+    import importlib.util
+
+    for kind in log:
+        if kind not in _TRACKER_MODULES:
+            raise SpecError(f"log: {kind!r} is not one of {', '.join(_TRACKER_MODULES)}")
+        if importlib.util.find_spec(_TRACKER_MODULES[kind]) is None:
+            raise SpecError(f"log {kind}: the {_TRACKER_MODULES[kind]} package is not installed "
+                            f'(pip install "scaling-orchestrator[{kind}]")')
+
+
+def logger_callbacks(log: Sequence[str], out: Path, name: str) -> list:
+    """Ray Tune's logger callbacks for `log`: every trial's reported metrics (train/val loss, val_bpb, lr,
+    tokens_per_s, mfu, ...) and its config (the RunConfig, with N, D and C) go to
+
+    - tensorboard: `TBXLoggerCallback`, event files in each trial's folder under the Tune storage;
+    - wandb: `WandbLoggerCallback`, project $WANDB_PROJECT or "scaling", group = the sweep's name
+      (`WANDB_MODE=offline` keeps it local);
+    - mlflow: `MLflowLoggerCallback`, $MLFLOW_TRACKING_URI or the local file store `<out>/mlruns`,
+      experiment = the sweep's name.
+    """
+    callbacks: list = []
+    for kind in dict.fromkeys(log):
+        if kind == "tensorboard":
+            from ray.tune.logger import TBXLoggerCallback
+
+            callbacks.append(TBXLoggerCallback())
+        elif kind == "wandb":
+            from ray.air.integrations.wandb import WandbLoggerCallback
+
+            # Ray hands the logging actors WANDB_API_KEY only: pass the driver's WANDB_MODE on to wandb.init
+            mode = {"mode": os.environ["WANDB_MODE"]} if os.environ.get("WANDB_MODE") else {}
+            callbacks.append(WandbLoggerCallback(project=os.environ.get("WANDB_PROJECT", "scaling"), group=name,
+                                                 dir=str(out), **mode))
+        elif kind == "mlflow":
+            from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+            uri = os.environ.get("MLFLOW_TRACKING_URI")
+            if not uri:
+                uri = (out / "mlruns").absolute().as_uri()
+                os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3: the file store is opt-in
+            callbacks.append(MLflowLoggerCallback(tracking_uri=uri, experiment_name=name, save_artifact=False))
+    return callbacks
 
 
 # --- running ---------------------------------------------------------------------------------------
 
 def _run(out: Path, manifest: dict, experiment: str, spec: SweepSpec, *, restore: bool, progress: bool,
-         reuse_actors: bool, callbacks: Sequence[Any]) -> None:
+         reuse_actors: bool, callbacks: Sequence[Any]) -> Any:
     from ray import tune
 
     from sweeps.trainable import SweepCallback, make_trainable
@@ -206,7 +279,7 @@ def _run(out: Path, manifest: dict, experiment: str, spec: SweepSpec, *, restore
         )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        tuner.fit()
+        return tuner.fit()
 
 
 def _trial_name(trial) -> str:
@@ -228,6 +301,8 @@ def _tune_configs(out: Path, manifest: dict, trials: list[dict]) -> list[dict]:
             "gpus": t["gpus"],
             "data_root": manifest.get("data_root"),
             "checkpoint_sync_s": sync_s,
+            # for trackers (Tune logs the config): the trial's N, planned D and C = 6ND
+            "N": t["params"], "D": t["tokens"], "C": 6.0 * float(t["params"]) * float(t["tokens"]),
         }
         for t in ordered
     ]

@@ -27,7 +27,7 @@ from sweeps import store
 from sweeps.progress import SweepProgress
 
 FINAL_KEYS = ("status", "final_loss", "final_train_loss", "tokens_seen", "epochs", "wall_s", "tokens_per_s",
-              "params", "flops_6nd", "diverge_reason")
+              "params", "flops_6nd", "diverge_reason", "val_bpb", "mfu")
 
 
 # --- trial naming and resources (module-level so tuner.pkl pickles them by reference) --------------

@@ -2,6 +2,7 @@
 
     scaling backtest runs.csv --holdout "N >= 2e9" --approach 3 --json
     scaling backtest sweeps-out/iso1 --holdout "largest N"
+    scaling backtest sweeps-out/iso1 --holdout "largest C" --exclude "N < 1e5" --drop-highest 1
     scaling backtest ladder.csv --n-col N --d-col D --loss-col c4_loss --holdout "N >= 2B" \\
         --targets targets.csv --weights compute
     scaling backtest runs.csv --lobo                    # leave-one-budget-out forecasts
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 
-from orchestrator.cli.common import add_column_args, add_command
+from orchestrator.cli.common import add_column_args, add_command, add_exclude_arg, kept_rows
 
 
 def register(subparsers) -> None:
@@ -28,6 +29,9 @@ def register(subparsers) -> None:
                    help="which parameter count N is (folders: picks the column)")
     p.add_argument("--holdout", metavar="EXPR", help='rows to hold out, e.g. "N >= 2e9", "largest N", "rows 3,5"')
     p.add_argument("--targets", metavar="TABLE", help="extra runs to predict (same columns), e.g. published models")
+    add_exclude_arg(p)
+    p.add_argument("--drop-highest", type=int, default=0, metavar="K",
+                   help="leave out the K highest-loss rows before holding out (as `fit --drop-highest`)")
     p.add_argument("--approach", default="3", choices=["3", "kaplan"], help="law to fit: 3 (default) or kaplan")
     p.add_argument("--weights", default="none", choices=["none", "compute", "size"],
                    help="sample weights of the fit: none, compute (1 + log C/C_min), size (equal per model size)")
@@ -53,11 +57,14 @@ def run(args: argparse.Namespace) -> int:
     if args.bootstrap < 0:
         raise InputError(f"--bootstrap: {args.bootstrap} must be >= 0")
 
+    table_columns = columns
+    source, columns = kept_rows(args.source, columns, args.n_convention, exclude=args.exclude,
+                                drop_highest=args.drop_highest)
     with fit_warnings_to_stderr():
         if args.lobo:
             if args.holdout:
                 raise InputError("give --holdout or --lobo, not both")
-            folds = leave_one_budget_out(args.source, target_C=args.forecast_flops, approach=args.approach,
+            folds = leave_one_budget_out(source, target_C=args.forecast_flops, approach=args.approach,
                                          columns=columns, n_convention=args.n_convention)
             out = {"kind": "leave_one_budget_out", "approach": str(args.approach).lower(), "target_C": float(folds["target_C"].iloc[0]),
                    "folds": folds.replace({float("nan"): None}).to_dict(orient="records"),
@@ -67,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             if not args.holdout:
                 raise InputError('give --holdout EXPR (e.g. "N >= 2e9" or "largest N") or --lobo')
-            result = backtest(args.source, args.holdout, approach=args.approach, columns=columns, targets=args.targets,
+            result = backtest(source, args.holdout, approach=args.approach, columns=columns, targets=args.targets,
+                              target_columns=table_columns,
                               n_convention=args.n_convention, interval=args.interval, level=args.level,
                               bootstrap=args.bootstrap, weights=None if args.weights == "none" else args.weights,
                               random_state=args.seed)

@@ -82,6 +82,55 @@ def add_column_args(p: argparse.ArgumentParser, loss_help: str = "loss, nats/tok
     return cols
 
 
+def add_progress_arg(p, *aliases: str) -> None:
+    """`--no-progress` (and `aliases`, e.g. train's older `--quiet`): no progress bars or live views;
+    read as `args.no_progress`."""
+    p.add_argument("--no-progress", *aliases, dest="no_progress", action="store_true",
+                   help="no progress bars (default: shown on stderr)")
+
+
+def add_log_arg(p) -> None:
+    """`--log tensorboard|wandb|mlflow`, repeatable; read as `args.log` (a list, empty when not given)."""
+    from scaling.trackers import TRACKERS  # stdlib-only module: no torch
+
+    p.add_argument("--log", action="append", choices=TRACKERS, default=[], metavar="TRACKER",
+                   help="also log to an experiment tracker: tensorboard, wandb or mlflow (repeatable; wandb and "
+                        "mlflow need the [wandb] / [mlflow] extras; WANDB_MODE=offline and MLFLOW_TRACKING_URI "
+                        "are honoured)")
+
+
+def add_exclude_arg(p) -> None:
+    """`--exclude EXPR`: rows left out before fitting, in the `--holdout` language of `analysis.holdout`
+    ("N < 1e7", "largest C", "rows 3,5", "D / N > 100"); read as `args.exclude`."""
+    p.add_argument("--exclude", metavar="EXPR",
+                   help='leave out these rows before fitting, e.g. "N < 1e7", "D / N > 100", "rows 3,5" '
+                        '(the --holdout language)')
+
+
+def kept_rows(source, columns: dict, n_convention: str | None, *, exclude: str | None, drop_highest: int = 0):
+    """(source, columns) for an analysis call, less the rows `--exclude` matches and the `--drop-highest`
+    highest losses: `source` itself when neither is given, else the kept rows as a DataFrame (read by the
+    same rules as every fit, `analysis.backtest.load_frame`) with its N, D, C, loss columns mapped."""
+    if not exclude and not drop_highest:
+        return source, columns
+    from analysis.backtest import load_frame
+    from analysis.errors import InputError
+    from analysis.holdout import holdout_mask
+
+    if drop_highest < 0:
+        raise InputError(f"--drop-highest: {drop_highest} must be >= 0")
+    frame, _ = load_frame(source, columns, n_convention=n_convention)
+    if exclude:
+        frame = frame[~holdout_mask(frame, exclude)]
+        if frame.empty:
+            raise InputError(f"--exclude {exclude!r} matches every row of {source}: nothing left to fit")
+    if drop_highest:
+        if drop_highest >= len(frame):
+            raise InputError(f"--drop-highest: cannot drop {drop_highest} of {len(frame)} rows")
+        frame = frame.drop(frame["loss"].nlargest(drop_highest).index)
+    return frame.reset_index(drop=True), {**columns, "n": "N", "d": "D", "c": "C", "loss": "loss"}
+
+
 def run_handler(func: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
     """Run a subcommand; user errors become `error: <one line>` on stderr and exit code 2."""
     try:

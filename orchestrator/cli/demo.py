@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from orchestrator.cli.common import add_command, print_json
+from orchestrator.cli.common import add_command, add_progress_arg, print_json
 
 
 def register(subparsers) -> None:
@@ -30,7 +30,7 @@ def register(subparsers) -> None:
                    help="the held-out run's budget as a multiple of the sweep's largest (default 10)")
     p.add_argument("--bootstrap", type=int, help="bootstrap resamples for the intervals (default 1000; 200 quick)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_arg(p)
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(func=run)
 

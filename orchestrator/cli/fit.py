@@ -6,6 +6,7 @@
     scaling fit isoflops.csv --approach 2 --budget-col budget --n-col params --d-col tokens
     scaling fit sweeps-out/iso1 --approach 1                 # training curves: curves + trials tables
     scaling fit runs.csv --approach kaplan --n-convention nonembedding
+    scaling fit sweeps-out/iso1 --exclude "N < 1e7 or D / N > 200"   # leave rows out (the --holdout language)
 
 SOURCE is a CSV or Parquet file, a sweep folder (points.parquet; for approach 1 curves.parquet and
 trials.parquet) or a run folder (points.csv; curves.csv and trial.json). In folders the columns
@@ -20,7 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from orchestrator.cli.common import add_column_args, add_command
+from orchestrator.cli.common import add_exclude_arg, add_progress_arg, add_column_args, add_command
 
 
 def register(subparsers) -> None:
@@ -46,7 +47,8 @@ def register(subparsers) -> None:
                    help="print the fit as one JSON object (compact: intervals, not the bootstrap draws)")
     p.add_argument("--samples", action="store_true", help="with --json: include every bootstrap draw")
     p.add_argument("--out", metavar="PATH", help="write the fit JSON here (for `scaling plan`)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_exclude_arg(p)
+    add_progress_arg(p)
     p.set_defaults(func=run)
 
 
@@ -83,13 +85,18 @@ def _fit(args: argparse.Namespace):
     progress = not args.no_progress and sys.stderr.isatty()   # a bar on a terminal, none in logs
     common = dict(bootstrap=args.bootstrap, interval_level=args.level, random_state=args.seed, progress=progress)
     if args.approach == "1":
+        if args.exclude:
+            raise InputError("--exclude applies to points (approaches 2, 3, kaplan), not to curves")
         if args.drop_highest:
             raise InputError("--drop-highest applies to points (approaches 2, 3, kaplan), not to curves")
         curves = load_curves(args.source, run_col=args.run_col, n_col=args.n_col, d_col=args.d_col,
                              c_col=args.c_col, loss_col=args.loss_col, n_convention=args.n_convention)
         return EnvelopeFit(**common).fit(curves)
-    pts = load_points(args.source, n_col=args.n_col, d_col=args.d_col, c_col=args.c_col, loss_col=args.loss_col,
-                      budget_col=args.budget_col, n_convention=args.n_convention, drop_highest=args.drop_highest)
+    if args.exclude:
+        pts = _points_without(args)
+    else:
+        pts = load_points(args.source, n_col=args.n_col, d_col=args.d_col, c_col=args.c_col, loss_col=args.loss_col,
+                          budget_col=args.budget_col, n_convention=args.n_convention, drop_highest=args.drop_highest)
     if args.approach == "2":
         return IsoFLOPFit(budget_rtol=args.budget_rtol, **common).fit(pts)
     if args.budget_col:
@@ -97,6 +104,24 @@ def _fit(args: argparse.Namespace):
     if args.approach == "kaplan":
         return KaplanFit(form=args.kaplan_form, **common).fit(pts)
     return ChinchillaFit(**common).fit(pts)
+
+
+def _points_without(args: argparse.Namespace):
+    """The points of `args.source` less the rows `--exclude` matches (`analysis.holdout`), noted in the fit."""
+    from dataclasses import replace
+
+    from analysis.backtest import load_frame
+    from analysis.errors import InputError
+    from analysis.holdout import holdout_mask
+
+    columns = {"n": args.n_col, "d": args.d_col, "c": args.c_col, "loss": args.loss_col, "budget": args.budget_col}
+    frame, pts = load_frame(args.source, columns, n_convention=args.n_convention)
+    excluded = holdout_mask(frame, args.exclude)
+    if excluded.all():
+        raise InputError(f"--exclude {args.exclude!r} matches all {len(frame)} rows: nothing left to fit")
+    kept = pts.subset(~excluded)
+    kept = replace(kept, notes=kept.notes + (f"{int(excluded.sum())} rows excluded by {args.exclude!r}",))
+    return kept.drop_highest(args.drop_highest)
 
 
 # ------------------------------------------------------------------------------------------------ text output

@@ -7,8 +7,14 @@
     scaling plan fit.json --budget 1e22 --inference-tokens 2T   inference-aware (Sardana et al. 2024)
     scaling plan fit.json --budget 1e22 --flops-per-s 989e12 --mfu 0.4 --devices 8   + wall clock
 
+    scaling plan fit.json --budget 1e20 --vocab 50304 --context 2048 --write-config run.json
+    scaling train --config run.json --out runs/planned            train what the plan wrote
+
 The numbers come from `analysis.plan`; this layer adds the model shape (`scaling.shapes`) and a
-runnable `RunConfig` for it.
+runnable `RunConfig` for it (`--write-config`, read by `scaling train --config`). The vocabulary,
+context, corpus and optimiser settings of that config are those of the runs the fit came from (its
+`source`: a sweep folder's manifest, or a run folder's config.json) when they can be found, else
+`--vocab`/`--context` and the `scaling.config` defaults; `--vocab`/`--context` always win.
 """
 
 from __future__ import annotations
@@ -33,8 +39,10 @@ def register(subparsers) -> None:
     p.add_argument("--flops-per-s", type=count_arg, metavar="FLOPS", help="peak FLOP/s of one device, e.g. 989e12 (H100 bf16)")
     p.add_argument("--mfu", type=float, help="model FLOPs utilisation, 0-1, e.g. 0.4")
     p.add_argument("--devices", type=float, default=1.0, help="number of devices (default 1)")
-    p.add_argument("--vocab-size", type=int, default=None, help="vocabulary of the planned model (default: ModelConfig's)")
-    p.add_argument("--context", type=int, default=None, help="context length of the planned model (default: ModelConfig's)")
+    p.add_argument("--vocab-size", "--vocab", dest="vocab_size", type=int, default=None,
+                   help="vocabulary of the planned model (default: the fit's sweep or run, else ModelConfig's)")
+    p.add_argument("--context", type=int, default=None,
+                   help="context length of the planned model (default: the fit's sweep or run, else ModelConfig's)")
     p.add_argument("--no-shape", action="store_true", help="skip the model shape")
     p.add_argument("--write-config", metavar="PATH", help="write a RunConfig JSON for the planned run")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -46,7 +54,13 @@ def run(args: argparse.Namespace) -> int:
     from analysis.plan import Planner
     from contracts.counts import format_count
 
-    planner = Planner.from_fit(args.fit)
+    from analysis.fitjson import read_fit
+
+    for flag, value in (("--vocab", args.vocab_size), ("--context", args.context)):
+        if value is not None and value <= 0:
+            raise InputError(f"{flag}: {value} is not a positive integer")
+    est = read_fit(args.fit)
+    planner = Planner.from_fit(est)
     hw = dict(flops_per_s=args.flops_per_s, mfu=args.mfu, devices=args.devices)
     if args.inference_tokens is not None:
         if args.budget is None and args.target_loss is None:
@@ -65,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
 
     out = plan.to_dict()
     out["fit"] = str(args.fit)
-    shape = None if args.no_shape else model_shape(plan, vocab_size=args.vocab_size, context=args.context)
+    base = source_run_config(est.source_, args.fit)
+    shape = None if args.no_shape else model_shape(plan, vocab_size=args.vocab_size, context=args.context, base=base)
     if shape is not None:
         out.update(shape)
     if args.write_config:
@@ -89,20 +104,63 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def model_shape(plan, *, vocab_size: int | None, context: int | None) -> dict:
-    """The GPT shape nearest the planned N (`scaling.shapes.shape_for_params`) and a RunConfig for it."""
+#: Train settings of the fit's runs that a planned run keeps; the rest (tokens, LR, warmup, evaluation and
+#: checkpoint steps, cool-downs) follow from the planned size and D.
+_KEPT_TRAIN = ("batch_tokens", "micro_batch_tokens", "min_lr_ratio", "schedule", "decay_fraction", "weight_decay",
+               "beta1", "beta2", "eps", "grad_clip", "eval_tokens", "seed", "dtype", "diverge_factor")
+
+
+def source_run_config(source: str | None, fit_path: str) -> dict | None:
+    """The run config (a `RunConfig` dict) of the runs a fit came from, or None when it cannot be found.
+
+    A fit of a sweep folder records `<sweep>/points.parquet` as its source, a fit of a run folder
+    `<run>/points.csv`; the sweep's manifest (`sweeps.store.MANIFEST`) holds every trial's config (the
+    largest trial's is taken), the run folder its `config.json`. A relative source is tried from here
+    and from the fit JSON's folder."""
+    from pathlib import Path
+
+    from contracts.jsonio import read_json
+    from sweeps.store import MANIFEST
+
+    if not source:
+        return None
+    for base in (Path.cwd(), Path(fit_path).parent):
+        path = base / source
+        for folder in (path, path.parent):
+            if not folder.is_dir():
+                continue
+            try:
+                if (folder / MANIFEST).is_file():
+                    trials = read_json(folder / MANIFEST).get("trials") or []
+                    configs = [t["config"] for t in trials if isinstance(t, dict) and "config" in t]
+                    return max(configs, key=lambda c: c["model"]["d_model"] * c["model"]["n_layer"]) if configs else None
+                if (folder / "config.json").is_file():
+                    return read_json(folder / "config.json")
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                return None
+    return None
+
+
+def model_shape(plan, *, vocab_size: int | None, context: int | None, base: dict | None = None) -> dict:
+    """The GPT shape nearest the planned N (`scaling.shapes.shape_for_params`) and a RunConfig for it.
+
+    `base`: the run config of the fit's runs (`source_run_config`): its vocabulary, context, model
+    options, data and the train settings in `_KEPT_TRAIN` carry over; `vocab_size`/`context` win."""
     try:
         from scaling.shapes import shape_for_params
     except ImportError as exc:
         return {"shape_error": f"scaling.shapes is not available ({exc})"}
-    from scaling.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+    from scaling.config import DataConfig, ModelConfig, RunConfig, TrainConfig, parse_config
 
     fields = ModelConfig.model_fields
-    vocab = vocab_size if vocab_size is not None else fields["vocab_size"].default
-    ctx = context if context is not None else fields["context"].default
+    base_model = (base or {}).get("model") or {}
+    vocab = vocab_size or base_model.get("vocab_size") or fields["vocab_size"].default
+    ctx = context or base_model.get("context") or fields["context"].default
+    options = {k: base_model[k] for k in ("tie_embeddings", "positions", "bias") if k in base_model}
     convention = plan.n_convention if plan.n_convention in ("total", "nonembedding") else "total"
-    cfg = shape_for_params(plan.N, vocab_size=vocab, context=ctx, convention=convention)
-    out: dict = {"shape": cfg.model_dump(), "shape_convention": convention}
+    cfg = shape_for_params(plan.N, vocab_size=vocab, context=ctx, convention=convention, **options)
+    out: dict = {"shape": cfg.model_dump(), "shape_convention": convention,
+                 "shape_from": "the fit's runs" if base else "defaults"}
     out["shape"]["d_ff"] = cfg.ffw_size
     try:
         from scaling.counting import param_counts
@@ -112,10 +170,13 @@ def model_shape(plan, *, vocab_size: int | None, context: int | None) -> dict:
         out["shape_param_counts"] = counts
     except ImportError:
         pass
+    data = {**((base or {}).get("data") or {}), "vocab_size": vocab}
+    kept = {k: v for k, v in ((base or {}).get("train") or {}).items() if k in _KEPT_TRAIN}
+    src = "plan --write-config"
     run_cfg = RunConfig(
         model=cfg,
-        data=DataConfig(vocab_size=vocab),
-        train=TrainConfig(tokens=max(1, int(round(plan.D)))),
+        data=parse_config(DataConfig, data, src),
+        train=parse_config(TrainConfig, {**kept, "tokens": max(1, int(round(plan.D)))}, src),
     )
     out["run_config"] = run_cfg.model_dump(mode="json")
     return out

@@ -5,6 +5,7 @@
     scaling sweep launch sweeps/examples/chinchilla-gpu.yaml --address auto --out /mnt/shared/chin1
     scaling sweep status sweeps-out/iso1 [--json]
     scaling sweep resume sweeps-out/iso1                                after a crash or Ctrl-C
+    scaling sweep launch spec.yaml --log tensorboard --log mlflow     + Ray Tune's tracker callbacks
     scaling sweep plan spec.yaml --set budgets=[1e11,3e11] --set isoflop.spread=3   override fields
 
 A spec error is one line naming the file, field and value, exit code 2, and nothing is started.
@@ -16,7 +17,7 @@ import argparse
 import math
 import sys
 
-from orchestrator.cli.common import add_command, print_json
+from orchestrator.cli.common import add_command, add_log_arg, add_progress_arg, print_json
 
 
 def register(subparsers) -> None:
@@ -37,18 +38,31 @@ def register(subparsers) -> None:
         q.add_argument("--dashboard", action="store_true", help="start Ray's dashboard (local Ray only)")
         q.add_argument("--dashboard-host", default="127.0.0.1",
                        help="address the dashboard binds to (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
-        q.add_argument("--no-progress", action="store_true", help="no live progress bar")
+        add_progress_arg(q)
+        add_log_arg(q)
         q.add_argument("--json", action="store_true", help="print the final status as one JSON object")
 
-    q = sub.add_parser("plan", help="print the trials, their N, D, FLOPs and the estimated wall time")
+    def action(name: str, help: str, examples: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, epilog="examples:\n" + examples,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    q = action("plan", "print the trials, their N, D, FLOPs and the estimated wall time",
+               "  scaling sweep plan sweeps/examples/isoflop-cpu.yaml\n"
+               "  scaling sweep plan spec.yaml --set budgets=[1e11,3e11] --set isoflop.spread=3 --json\n"
+               "  scaling sweep plan sweeps/examples/chinchilla-gpu.yaml --no-probe      assumed FLOP/s, no timing\n")
     spec_args(q)
     q.add_argument("--no-probe", action="store_true",
                    help="estimate time from an assumed FLOP/s instead of timing a few steps of each shape here")
     q.add_argument("--slots", type=int, help="trials at once (default: max_concurrent_trials, or CPUs / cpus per trial)")
+    add_progress_arg(q)
     q.add_argument("--json", action="store_true", help="print one JSON object")
     q.set_defaults(func=run_plan)
 
-    q = sub.add_parser("launch", help="run a sweep (local Ray by default, --address for a cluster)")
+    q = action("launch", "run a sweep (local Ray by default, --address for a cluster)",
+               "  scaling sweep launch sweeps/examples/isoflop-cpu.yaml --out sweeps-out/iso1\n"
+               "  scaling sweep launch spec.yaml --out sweeps-out/s1 --log tensorboard --log wandb\n"
+               "  scaling sweep launch sweeps/examples/chinchilla-gpu.yaml --address auto --out /mnt/shared/c1 \\\n"
+               "      --storage s3://bucket/sweeps\n")
     spec_args(q)
     q.add_argument("--out", help="sweep folder (default sweeps-out/<name>); shared by all nodes on a cluster")
     q.add_argument("--storage", help="where Ray Tune keeps checkpoints and experiment state: a path or a URI "
@@ -56,12 +70,16 @@ def register(subparsers) -> None:
     ray_args(q)
     q.set_defaults(func=run_launch)
 
-    q = sub.add_parser("resume", help="finish an interrupted sweep; completed trials are not rerun")
+    q = action("resume", "finish an interrupted sweep; completed trials are not rerun",
+               "  scaling sweep resume sweeps-out/iso1\n"
+               "  scaling sweep resume sweeps-out/iso1 --address auto --log mlflow --json\n")
     q.add_argument("out", help="the sweep folder")
     ray_args(q)
     q.set_defaults(func=run_resume)
 
-    q = sub.add_parser("status", help="trials done/running/failed, FLOPs done, tokens/s, ETA; refreshes the tables")
+    q = action("status", "trials done/running/failed, FLOPs done, tokens/s, ETA; refreshes the tables",
+               "  scaling sweep status sweeps-out/iso1\n"
+               "  scaling sweep status sweeps-out/iso1 --json\n")
     q.add_argument("out", help="the sweep folder")
     q.add_argument("--json", action="store_true", help="print one JSON object")
     q.set_defaults(func=run_status)
@@ -81,7 +99,7 @@ def run_plan(args: argparse.Namespace) -> int:
     source = Path(args.spec).name
     trials = expand(spec, source)
     slots = args.slots or default_slots(trials, spec.max_concurrent_trials)
-    est = estimate(trials, slots=slots, probe=not args.no_probe)
+    est = estimate(trials, slots=slots, probe=not args.no_probe, progress=not args.no_progress and sys.stderr.isatty())
     tot = totals(trials)
     if args.json:
         rows = [{**t.row(), "est_s": est.per_trial_s[t.run_id], "est_tokens_per_s": est.tokens_per_s[t.run_id]}
@@ -129,7 +147,7 @@ def run_launch(args: argparse.Namespace) -> int:
     out = args.out or str(Path("sweeps-out") / spec.sweep_name())
     result = launch(spec, out, source=Path(args.spec).name, address=args.address, storage=args.storage,
                     progress=not args.no_progress, num_cpus=args.num_cpus, num_gpus=args.num_gpus,
-                    dashboard=args.dashboard, dashboard_host=args.dashboard_host)
+                    dashboard=args.dashboard, dashboard_host=args.dashboard_host, log=args.log)
     return _report(result, args.json, out)
 
 
@@ -137,7 +155,7 @@ def run_resume(args: argparse.Namespace) -> int:
     from sweeps.launch import resume
 
     result = resume(args.out, address=args.address, progress=not args.no_progress, num_cpus=args.num_cpus,
-                    num_gpus=args.num_gpus, dashboard=args.dashboard, dashboard_host=args.dashboard_host)
+                    num_gpus=args.num_gpus, dashboard=args.dashboard, dashboard_host=args.dashboard_host, log=args.log)
     return _report(result, args.json, args.out)
 
 

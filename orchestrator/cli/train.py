@@ -3,15 +3,24 @@
     scaling train --n-layer 4 --d-model 256 --tokens 20M --out runs/r1 --json          default corpus
     scaling train --params 10M --tokens-per-param 20 --corpus '~/data/*.jsonl' --out runs/r2
     scaling train --params 1M --tokens 50M --schedule wsd --cooldowns 0.25,0.5 --out runs/r3
+    scaling train --params 10M --tokens 200M --tokenizer gpt2/tokenizer.json --log tensorboard --out runs/r4
     scaling train --n-layer 12 --d-model 768 --context 1024 --vocab-size 50257 --tokens 2.5B \\
         --batch-tokens 512K --device cuda --compile --nproc 8 --out runs/gpt2
+    scaling plan fit.json --budget 1e18 --write-config run.json && scaling train --config run.json --out runs/p
 
 The model is either a shape (--n-layer, --d-model, [--n-head]) or a size (--params, picked by the
-shape rule of `scaling.shapes`); the data is --tokens, or --tokens-per-param times N. Unset --lr and
+shape rule of `scaling.shapes`); the data is --tokens, or --tokens-per-param times N. Or --config
+RUN.json: a `scaling.config.RunConfig` JSON (what `scaling plan --write-config` writes, or a run
+folder's config.json) instead of the model, data and training flags; the execution flags (--device,
+--dtype, --compile, --nproc, --threads, --run-id) and --cache-dir still apply to it. Unset --lr and
 --warmup-tokens follow the size rules of `scaling.recipe`. Running again with the same
 --out resumes from its checkpoint (--no-resume starts over). Writes config.json, trial.json,
 curves.csv, points.csv and checkpoint/ into --out; --json prints the trial row. A diverged run
-exits 0 and says why.
+exits 0 and says why. --log tensorboard|wandb|mlflow (repeatable) also logs train/val loss, val bits
+per byte, LR, tokens/s and MFU at every evaluation, and the config with N, D and C (`scaling.trackers`).
+--tokenizer TOKENIZER.json uses a published tokenizer (e.g. GPT-2's) instead of training a BPE; every
+run records it (trial.json `tokenizer`, `tokenizer_hash`) and reports bits per byte (`val_bpb`) beside
+nats/token.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from orchestrator.cli.common import add_command, count_arg, int_count_arg, print_json
+from orchestrator.cli.common import add_command, add_log_arg, add_progress_arg, count_arg, int_count_arg, print_json
 
 
 def register(subparsers) -> None:
@@ -34,7 +43,8 @@ def register(subparsers) -> None:
     model.add_argument("--params-convention", choices=("total", "nonembedding"), default="total",
                        help="what --params (and --tokens-per-param) counts (default: total)")
     model.add_argument("--context", type=int, default=256, help="sequence length in tokens (default 256)")
-    model.add_argument("--vocab-size", type=int, default=4096, help="BPE vocabulary (default 4096)")
+    model.add_argument("--vocab-size", type=int, default=None,
+                       help="vocabulary (default: the --tokenizer's, else a 4096-token BPE trained on the corpus)")
     model.add_argument("--positions", choices=("learned", "rotary"), default="learned")
     model.add_argument("--untied", action="store_true", help="separate output head (default: tied to the embedding)")
     model.add_argument("--bias", action="store_true", help="biases in Linear and LayerNorm layers")
@@ -42,7 +52,9 @@ def register(subparsers) -> None:
     data = p.add_argument_group("data")
     data.add_argument("--corpus", nargs="+", default=[], metavar="PATH",
                       help="text files, folders, globs, .jsonl or .parquet (default: the Python standard library)")
-    data.add_argument("--text-field", default="text", help="JSONL key / Parquet column with the text")
+    data.add_argument("--tokenizer", metavar="TOKENIZER.json",
+                      help="an HF tokenizer.json (e.g. GPT-2's) instead of training a BPE on the corpus")
+    data.add_argument("--text-field", default="text", help="JSONL key / Parquet column / datasets column with the text")
     data.add_argument("--max-bytes", type=int_count_arg, help="use only the first documents up to this size")
     data.add_argument("--doc-max-bytes", type=int_count_arg,
                       help="cut documents longer than this at line boundaries (a single-file corpus needs it "
@@ -51,7 +63,7 @@ def register(subparsers) -> None:
     data.add_argument("--cache-dir", help="where prepared corpora go (default $SCALING_CACHE or ~/.cache/scaling)")
 
     tr = p.add_argument_group("training")
-    size = tr.add_mutually_exclusive_group(required=True)
+    size = tr.add_mutually_exclusive_group()
     size.add_argument("--tokens", type=int_count_arg, metavar="D", help="training tokens, e.g. 20M")
     size.add_argument("--tokens-per-param", type=float, metavar="R", help="D = R x N (Chinchilla: about 20)")
     tr.add_argument("--batch-tokens", type=int_count_arg, default=8192, help="tokens per optimiser step (default 8192)")
@@ -71,6 +83,8 @@ def register(subparsers) -> None:
     tr.add_argument("--seed", type=int, default=0)
 
     run_ = p.add_argument_group("execution")
+    run_.add_argument("--config", metavar="RUN.json",
+                      help="a RunConfig JSON (`scaling plan --write-config`) instead of the model/data/training flags")
     run_.add_argument("--out", required=True, help="run folder (created; resumed when it holds a checkpoint)")
     run_.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
     run_.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
@@ -82,8 +96,10 @@ def register(subparsers) -> None:
                       help="continue from --out's checkpoint if there is one (default: yes)")
     run_.add_argument("--run-id", help="name in the runs table (default: the --out folder's name)")
     run_.add_argument("--json", action="store_true", help="print the trial row as JSON")
-    run_.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run)
+    add_progress_arg(run_, "--quiet")
+    add_log_arg(run_)
+    run_flags = {a.dest: a.default for g in (model, data, tr) for a in g._group_actions if a.dest != "cache_dir"}
+    p.set_defaults(func=run, _run_flags=run_flags)
 
 
 def _fractions(text: str) -> tuple[float, ...]:
@@ -101,6 +117,13 @@ def build_config(args: argparse.Namespace):
     from scaling.shapes import heads_for_width, shape_for_params
 
     src = "scaling train"
+    if args.vocab_size is None:
+        if args.tokenizer:
+            from scaling.bpe import load_tokenizer
+
+            args.vocab_size = load_tokenizer(args.tokenizer)[0].get_vocab_size()
+        else:
+            args.vocab_size = 4096
     if args.vocab_size < 260:
         raise ConfigError(f"--vocab-size: {args.vocab_size} is too small: a byte-level BPE needs at least 260 tokens "
                           f"(256 bytes, <|endoftext|> and a few merges)")
@@ -128,7 +151,7 @@ def build_config(args: argparse.Namespace):
     data = parse_config(DataConfig, dict(corpus=tuple(args.corpus), vocab_size=args.vocab_size,
                                          text_field=args.text_field, max_bytes=args.max_bytes,
                                          doc_max_bytes=args.doc_max_bytes,
-                                         val_fraction=args.val_fraction,
+                                         val_fraction=args.val_fraction, tokenizer=args.tokenizer,
                                          cache_dir=args.cache_dir), src)
     train_fields = dict(
         tokens=tokens, batch_tokens=args.batch_tokens, micro_batch_tokens=args.micro_batch_tokens, lr=args.lr,
@@ -144,13 +167,47 @@ def build_config(args: argparse.Namespace):
                                         run_id=args.run_id), src)
 
 
+def config_from_file(args: argparse.Namespace):
+    """The `RunConfig` of `--config`, with the execution flags that were given (not default) applied."""
+    from contracts.jsonio import read_json_object
+    from scaling.config import RunConfig, parse_config
+    from scaling.errors import ConfigError
+
+    given = sorted(dest for dest, default in args._run_flags.items() if getattr(args, dest) != default)
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise ConfigError(f"--config {args.config}: {flag} is a model/data/training flag; set it in the file instead")
+    d = read_json_object(args.config, "run config", error=ConfigError)
+    cfg = parse_config(RunConfig, d, args.config)
+    train = {k: getattr(args, k) for k in ("device", "dtype", "compile", "nproc", "threads")
+             if getattr(args, k) not in (None, False, "auto", 1)}
+    data = {"cache_dir": args.cache_dir} if args.cache_dir else {}
+    top = {"run_id": args.run_id} if args.run_id else {}
+    return parse_config(RunConfig, {**cfg.model_dump(), **top, "train": {**cfg.train.model_dump(), **train},
+                                    "data": {**cfg.data.model_dump(), **data}}, args.config)
+
+
 def run(args: argparse.Namespace) -> int:
     from scaling.data import prepare_data
+    from scaling.errors import ConfigError
     from scaling.train import train
 
-    cfg = build_config(args)
-    data = prepare_data(cfg.data, progress=not args.quiet)
-    result = train(cfg, args.out, data=data, resume=args.resume, progress=not args.quiet)
+    if args.config:
+        cfg = config_from_file(args)
+    elif args.tokens is None and args.tokens_per_param is None:
+        raise ConfigError("scaling train: give --tokens or --tokens-per-param (or --config RUN.json)")
+    else:
+        cfg = build_config(args)
+    from scaling.trackers import check_available, open_trackers
+
+    check_available(args.log)
+    data = prepare_data(cfg.data, progress=not args.no_progress)
+    trackers = open_trackers(args.log, args.out, cfg)
+    try:
+        result = train(cfg, args.out, data=data, resume=args.resume, progress=not args.no_progress, reporter=trackers)
+    finally:
+        if trackers is not None:
+            trackers.close()
     trial = result.trial
     if args.json:
         print_json(trial)

@@ -21,8 +21,13 @@ def test_achieved_params_and_depth_are_monotone_in_the_target(vocab_size, contex
     assert all(a.n_layer <= b.n_layer for a, b in zip(shapes, shapes[1:]))
     assert min(s.n_layer for s in shapes) >= 2  # one-layer models fall off Kaplan's trend
     errors = np.abs(np.array(achieved) / targets - 1)
+    widths = np.array([s.d_model for s in shapes])
     assert errors.max() < 0.2
-    assert errors[targets >= 1e7].max() < 0.04  # "exact-ish": within 4% once embeddings stop dominating
+    # "exact-ish" once embeddings stop dominating; the 64-wide GPU grid is coarser at 512-2047 (SHAPE_RULE)
+    assert errors[(targets >= 1e7) & (widths < 512)].max() < 0.04
+    assert errors[(widths >= 512) & (widths < 1024)].max() < 0.13
+    assert errors[(widths >= 1024) & (widths < 2048)].max() < 0.07
+    assert errors[widths >= 2048].max() < 0.035
 
 
 @pytest.mark.parametrize("vocab_size,context", SETTINGS)
@@ -35,6 +40,9 @@ def test_shapes_follow_the_aspect_ratio_and_head_rules(vocab_size, context):
         assert s.d_model % s.n_head == 0 and s.head_size % 2 == 0
         if s.d_model >= 256:
             assert 32 <= s.head_size <= 128, s
+        if s.d_model >= 512:  # GPU widths: d_model a multiple of 64, head size 64 or 128
+            assert s.d_model % 64 == 0 and s.head_size == (128 if s.d_model >= 2048 and s.d_model % 128 == 0
+                                                            else 64), s
         assert s.ffw_size == 4 * s.d_model
 
 
@@ -69,6 +77,6 @@ def test_errors_are_one_line_config_errors():
 
 
 def test_heads_for_width_and_rule_text():
-    assert heads_for_width(768) == 12 and heads_for_width(64) == 4 and heads_for_width(4096) == 64
+    assert heads_for_width(768) == 12 and heads_for_width(64) == 4 and heads_for_width(4096) == 32 and heads_for_width(1024) == 16
     assert heads_for_width(7) == 1
     assert "64" in SHAPE_RULE and "Kaplan" in SHAPE_RULE
