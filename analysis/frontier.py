@@ -85,38 +85,47 @@ class _FrontierFit(FitEstimator):
 
 
 class IsoFLOPFit(_FrontierFit):
-    """Chinchilla approach 2 (Hoffmann et al. 2022 §3.2): IsoFLOP profiles.
+    """Chinchilla approach 2 (Hoffmann et al. 2022 §3.2): IsoFLOP profiles, fitted locally.
 
-    Per FLOP budget C, fit a parabola loss = c0 + c1 u + c2 u^2 in u = log N and take its minimum
-    N_opt(C) = exp(-c1 / (2 c2)), D_opt(C) = C / (6 N_opt), loss_opt; then N_opt = k_N C^a and
+    Per FLOP budget C, a parabola loss = c0 + c1 u + c2 u^2 in u = log N is fitted to the points
+    *around that budget's lowest measured loss* (the `window` points nearest it in log N, or, with
+    `window_span`, the points within ±window_span/2 of it in ln N) and its minimum gives
+    N_opt(C) = exp(-c1 / (2 c2)), D_opt(C) = C / (6 N_opt), loss_opt. Then N_opt = k_N C^a and
     D_opt = k_D C^b by least squares on log N_opt, log D_opt against log C.
+
+    A parabola fitted over the whole profile is biased when the profile is asymmetric, and a budget
+    whose sizes do not bracket its minimum extrapolates it (Open-Athena, arXiv:2603.22339; Hoffmann
+    et al. fit each IsoFLOP curve near its valley). So a budget enters the frontier fit only when it is
+    *bracketed*: its lowest loss is at neither the smallest nor the largest size run, and the local
+    parabola opens upward with its minimum inside the window's sizes. The others are named in one
+    FitWarning with the reason and left out (`keep_unbracketed=True` keeps those that have a minimum).
+    Fewer than 2 usable budgets is an InputError. An exponent a outside (0, 1) (or b outside (0, 1))
+    is recorded in `flags_` and warned about: no compute-optimal frontier grows N faster than C.
 
     Budgets come from a budget column (`budget=` / columns["budget"]) or, without one, from C = 6ND:
     points are sorted by C and a budget collects the points within a factor (1 + budget_rtol) of its
-    smallest C; its C is their geometric mean. A budget needs `min_sizes` distinct N (else it is
-    skipped with a warning), and a minimum: a parabola that opens downward is skipped.
+    smallest C; its C is their geometric mean (`group_budgets`). A budget needs `min_sizes` distinct N.
 
-    The approach is biased when a budget's sizes do not bracket its minimum (Open-Athena,
-    arXiv:2603.22339), so each budget records `position`: "inside", "edge" (the lowest measured loss
-    is at the smallest or largest size, so one side of the minimum is missing) or "outside" (the
-    parabola's minimum lies beyond the sizes); the last two give a FitWarning, and with
-    `drop_edge_budgets` such budgets are left out of the power laws.
-
-    With `bootstrap=B`, rows are resampled within each budget (seeded by `random_state`) and the
-    whole procedure refitted, giving percentile intervals for a, b, k_N, k_D.
+    With `bootstrap=B`, the rows in each used budget's window are resampled (seeded by
+    `random_state`) and the parabolas and power laws refitted, giving percentile intervals for a, b,
+    k_N, k_D.
 
     Fitted: a_, b_, N_opt_law_, D_opt_law_ (`PowerLaw`), budgets_ (list of dicts C, N_opt, D_opt,
-    loss_opt, n_points, n_sizes, position, used), and bootstrap_params_, intervals_ when bootstrapped.
+    loss_opt, n_points, n_sizes, n_window, position, bracketed, reason, used), flags_, and
+    bootstrap_params_, intervals_ when bootstrapped.
     """
 
     approach = 2
 
-    def __init__(self, *, budget_rtol: float = 0.1, min_sizes: int = 3, drop_edge_budgets: bool = False,
+    def __init__(self, *, budget_rtol: float = 0.1, min_sizes: int = 3, window: int = 5,
+                 window_span: float | None = None, keep_unbracketed: bool = False,
                  bootstrap: int = 0, interval_level: float = 0.95, random_state: int | None = None,
                  progress: bool = False) -> None:
         self.budget_rtol = budget_rtol
         self.min_sizes = min_sizes
-        self.drop_edge_budgets = drop_edge_budgets
+        self.window = window
+        self.window_span = window_span
+        self.keep_unbracketed = keep_unbracketed
         self.bootstrap = bootstrap
         self.interval_level = interval_level
         self.random_state = random_state
@@ -127,77 +136,127 @@ class IsoFLOPFit(_FrontierFit):
             columns: Mapping[str, str | None] | None = None, source: str | None = None,
             n_convention: str | None = None) -> "IsoFLOPFit":
         """Fit to arrays (N, D or C, loss, optional budget), a DataFrame + `columns`, or `Points`."""
+        self._check_settings()
         pts = as_points(N, D, loss, C=C, budget=budget, columns=columns, source=source, n_convention=n_convention)
         groups, budget_C = self._groups(pts)
         u = np.log(pts.N)
         budgets: list[dict[str, Any]] = []
+        windows: list[np.ndarray] = []
         for g, Cg in zip(groups, budget_C):
-            budgets.append(self._profile(pts, g, Cg, u))
+            entry, w = self._profile(pts, g, Cg, u)
+            budgets.append(entry)
+            windows.append(w)
+        self._warn_unbracketed(pts.source, budgets)
         used = [b for b in budgets if b["used"]]
         if len(used) < 2:
-            found = ", ".join(f"{b['C']:.3g}" for b in budgets) or "none"
-            raise InputError(f"{pts.source}: approach 2 needs at least 2 IsoFLOP budgets with >= {self.min_sizes} "
-                             f"model sizes and a loss minimum; usable: {len(used)} (budgets found: {found})")
+            found = ", ".join(f"{b['C']:.3g} ({b['reason'] or 'bracketed'})" for b in budgets) or "none"
+            raise InputError(f"{pts.source}: approach 2 needs at least 2 IsoFLOP budgets whose loss minimum is "
+                             f"bracketed by >= {self.min_sizes} model sizes; usable: {len(used)} "
+                             f"(budgets found: {found})")
         C_used = np.array([b["C"] for b in used])
         self._fit_laws(C_used, np.array([b["N_opt"] for b in used]), np.array([b["D_opt"] for b in used]))
         self.budgets_ = budgets
         self._set_data_info(pts)
+        self.flags_ = self._flags()
+        for flag in self.flags_:
+            warnings.warn(f"{pts.source}: {flag}", FitWarning, stacklevel=2)
         self._clear_bootstrap()
         if self.bootstrap:
-            self._bootstrap(pts, groups, budget_C, u)
+            self._bootstrap(pts, windows, budget_C, u)
         return self
+
+    def _check_settings(self) -> None:
+        if int(self.window) < 3:
+            raise InputError(f"approach 2: window={self.window} must be >= 3 points (a parabola has 3 coefficients)")
+        if self.window_span is not None and not (np.isfinite(self.window_span) and self.window_span > 0):
+            raise InputError(f"approach 2: window_span={self.window_span} must be a positive span in ln N")
 
     def _groups(self, pts: Points) -> tuple[list[np.ndarray], list[float]]:
         return group_budgets(pts.C, pts.budget, self.budget_rtol)
 
-    def _profile(self, pts: Points, g: np.ndarray, Cg: float, u: np.ndarray) -> dict[str, Any]:
+    def _window(self, u: np.ndarray, loss: np.ndarray) -> np.ndarray:
+        """Positions (into u) of the points around the lowest loss: the `window` nearest in u, or those
+        within ±window_span/2 (at least 3 distinct sizes either way when the budget has them)."""
+        u0 = u[np.argmin(loss)]
+        dist = np.abs(u - u0)
+        order = np.argsort(dist, kind="stable")
+        if self.window_span is not None:
+            inside = order[dist[order] <= self.window_span / 2.0 + 1e-12]
+            if len(np.unique(u[inside])) >= 3:
+                return np.sort(inside)
+        k = int(self.window)
+        while k < len(u) and len(np.unique(u[order[:k]])) < 3:
+            k += 1
+        return np.sort(order[:k])
+
+    def _profile(self, pts: Points, g: np.ndarray, Cg: float, u: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
         sizes = np.unique(pts.N[g])
         entry: dict[str, Any] = {"C": Cg, "N_opt": None, "D_opt": None, "loss_opt": None, "n_points": int(len(g)),
-                                 "n_sizes": int(len(sizes)), "position": None, "used": False}
-        where = f"{pts.source}: budget C={Cg:.3g} FLOPs"
+                                 "n_sizes": int(len(sizes)), "n_window": 0, "position": None, "bracketed": False,
+                                 "reason": None, "used": False}
         if len(sizes) < self.min_sizes:
-            warnings.warn(f"{where} has {len(sizes)} model size(s), fewer than {self.min_sizes}; skipped",
-                          FitWarning, stacklevel=4)
-            return entry
-        coef = _parabola(u[g], pts.loss[g], None)
+            entry["reason"] = f"{len(sizes)} model size(s), fewer than {self.min_sizes}"
+            return entry, g[:0]
+        w = g[self._window(u[g], pts.loss[g])]
+        entry["n_window"] = int(len(w))
+        coef = _parabola(u[w], pts.loss[w], None)
         if coef is None or coef[2] <= 0:
-            warnings.warn(f"{where}: the loss has no minimum in log N (parabola opens downward); skipped",
-                          FitWarning, stacklevel=4)
-            return entry
-        center = float(np.mean(u[g]))
+            entry["reason"] = "the loss has no minimum in log N (the parabola opens downward)"
+            return entry, w
+        center = float(np.mean(u[w]))
         v = -coef[1] / (2.0 * coef[2])
         N_opt = float(np.exp(center + v))
         loss_opt = float(coef[0] + coef[1] * v + coef[2] * v * v)
         lo, hi = sizes.min(), sizes.max()
+        wlo, whi = pts.N[w].min(), pts.N[w].max()
         best_N = pts.N[g][np.argmin(pts.loss[g])]
-        if N_opt < lo or N_opt > hi:
-            position = "outside"
-            warnings.warn(f"{where}: the fitted minimum N={N_opt:.3g} lies outside the sizes run "
-                          f"[{lo:.3g}, {hi:.3g}]; an extrapolated minimum biases a and b", FitWarning, stacklevel=4)
-        elif best_N in (lo, hi):
+        if best_N in (lo, hi):
             position = "edge"
-            warnings.warn(f"{where}: the lowest loss is at the {'smallest' if best_N == lo else 'largest'} size "
-                          f"N={best_N:.3g}, so the minimum has no {'left' if best_N == lo else 'right'} side; "
-                          "add sizes beyond it", FitWarning, stacklevel=4)
+            side = "smallest" if best_N == lo else "largest"
+            entry["reason"] = f"the lowest loss is at the {side} size run (N={best_N:.3g})"
+        elif N_opt < wlo or N_opt > whi:
+            position = "outside"
+            entry["reason"] = f"the fitted minimum N={N_opt:.3g} lies outside the sizes fitted [{wlo:.3g}, {whi:.3g}]"
         else:
             position = "inside"
+        bracketed = position == "inside"
         entry.update(N_opt=N_opt, D_opt=float(tokens_for_flops(Cg, N_opt)), loss_opt=loss_opt, position=position,
-                     used=not (self.drop_edge_budgets and position != "inside"))
-        return entry
+                     bracketed=bracketed, used=bracketed or bool(self.keep_unbracketed))
+        return entry, w
 
-    def _bootstrap(self, pts: Points, groups, budget_C, u) -> None:
+    def _warn_unbracketed(self, source: str, budgets: list[dict[str, Any]]) -> None:
+        bad = [b for b in budgets if not b["bracketed"]]
+        if not bad:
+            return
+        listed = "; ".join(f"C={b['C']:.3g}: {b['reason']}" for b in bad)
+        kept = [b for b in bad if b["used"]]
+        what = (f"kept anyway (keep_unbracketed; their minima bias a and b)" if kept else
+                "left out of the frontier fit (--keep-unbracketed keeps those with a minimum)")
+        warnings.warn(f"{source}: {len(bad)} of {len(budgets)} IsoFLOP budgets are not bracketed by the sizes run, "
+                      f"{what}: {listed}", FitWarning, stacklevel=3)
+
+    def _flags(self) -> list[str]:
+        """Exponents no compute-optimal frontier can have: N_opt and D_opt both grow with C, slower than C."""
+        out = []
+        for name, value in (("a", self.a_), ("b", self.b_)):
+            if not 0.0 < value < 1.0:
+                out.append(f"{name} = {value:.3g} lies outside (0, 1): not a compute-optimal frontier "
+                           "(too few or too narrow budgets, or unbracketed minima); do not plan with it")
+        return out
+
+    def _bootstrap(self, pts: Points, windows, budget_C, u) -> None:
         rng = np.random.default_rng(self.random_state)
         B = int(self.bootstrap)
-        usable = [(g, Cg) for g, Cg, b in zip(groups, budget_C, self.budgets_) if b["used"]]
+        usable = [(w, Cg) for w, Cg, b in zip(windows, budget_C, self.budgets_) if b["used"]]
         logN_opt = np.full((B, len(usable)), np.nan)
-        for j, (g, Cg) in enumerate(usable):
-            counts = resample_counts(len(g), B, rng)
-            coef = _parabola(u[g], pts.loss[g], counts)          # (B, 3)
-            center = np.mean(u[g])
+        for j, (w, Cg) in enumerate(usable):
+            counts = resample_counts(len(w), B, rng)
+            coef = _parabola(u[w], pts.loss[w], counts)          # (B, 3)
+            center = np.mean(u[w])
             with np.errstate(all="ignore"):
                 v = -coef[:, 1] / (2.0 * coef[:, 2])
-            sizes_drawn = np.array([len(np.unique(pts.N[g][row > 0])) for row in counts])
-            ok = (coef[:, 2] > 0) & (sizes_drawn >= self.min_sizes) & np.isfinite(v)
+            sizes_drawn = np.array([len(np.unique(pts.N[w][row > 0])) for row in counts])
+            ok = (coef[:, 2] > 0) & (sizes_drawn >= 3) & np.isfinite(v)
             logN_opt[ok, j] = center + v[ok]
         logC = np.log([Cg for _, Cg in usable])
         draws = np.full((B, 4), np.nan)
@@ -210,12 +269,20 @@ class IsoFLOPFit(_FrontierFit):
                 draws[i] = (k, p, m, q)
         self._set_bootstrap(draws)
 
+    @classmethod
+    def _settings(cls, d: Mapping[str, Any]) -> dict[str, Any]:
+        s = d.get("settings") or {}
+        return {k: s[k] for k in ("window", "window_span", "keep_unbracketed") if k in s}
+
     def _fields(self) -> dict[str, Any]:
-        return {**super()._fields(), "budgets": [dict(b) for b in self.budgets_]}
+        return {**super()._fields(), "budgets": [dict(b) for b in self.budgets_], "flags": list(self.flags_),
+                "settings": {"window": int(self.window), "window_span": self.window_span,
+                             "keep_unbracketed": bool(self.keep_unbracketed)}}
 
     def _read_fields(self, d: Mapping[str, Any]) -> None:
         super()._read_fields(d)
         self.budgets_ = [dict(b) for b in d.get("budgets", [])]
+        self.flags_ = [str(f) for f in d.get("flags", [])]
 
 
 class EnvelopeFit(_FrontierFit):

@@ -43,6 +43,11 @@ def register(subparsers) -> None:
                    help="which parameter count N is (folders: picks the column; recorded in the fit)")
     p.add_argument("--budget-rtol", type=float, default=0.1, metavar="R",
                    help="approach 2 without --budget-col: points whose 6ND agree within this ratio share a budget")
+    p.add_argument("--keep-unbracketed", action="store_true",
+                   help="approach 2: keep budgets whose loss minimum the sizes run do not bracket (biases a, b)")
+    p.add_argument("--window", type=int, default=5, metavar="K",
+                   help="approach 2: the parabola is fitted to the K points nearest each budget's lowest loss "
+                        "in log N (default 5)")
     p.add_argument("--json", action="store_true",
                    help="print the fit as one JSON object (compact: intervals, not the bootstrap draws)")
     p.add_argument("--samples", action="store_true", help="with --json: include every bootstrap draw")
@@ -98,9 +103,12 @@ def _fit(args: argparse.Namespace):
         pts = load_points(args.source, n_col=args.n_col, d_col=args.d_col, c_col=args.c_col, loss_col=args.loss_col,
                           budget_col=args.budget_col, n_convention=args.n_convention, drop_highest=args.drop_highest)
     if args.approach == "2":
-        return IsoFLOPFit(budget_rtol=args.budget_rtol, **common).fit(pts)
+        return IsoFLOPFit(budget_rtol=args.budget_rtol, window=args.window, keep_unbracketed=args.keep_unbracketed,
+                          **common).fit(pts)
     if args.budget_col:
         raise InputError("--budget-col applies to approach 2 only")
+    if args.keep_unbracketed:
+        raise InputError("--keep-unbracketed applies to approach 2 only")
     if args.approach == "kaplan":
         return KaplanFit(form=args.kaplan_form, **common).fit(pts)
     return ChinchillaFit(**common).fit(pts)
@@ -172,6 +180,8 @@ def format_fit(fit) -> str:
                          f"D = {float(D):.3g} tokens ({float(D / N):.1f} tokens/param), "
                          f"L = {float(law(N, D)):.4f} nats/token")
     elif approach in (1, 2):
+        for flag in d.get("flags") or []:
+            lines.append(f"NOT A FRONTIER: {flag}")
         for k, unit in (("a", "- (N_opt ~ C^a)"), ("b", "- (D_opt ~ C^b)")):
             lines.append(_row(k, d[k], iv.get(k), unit))
         lines.append(_row("k_N", d["N_opt_law"]["k"], iv.get("k_N"), "params / FLOPs^a"))
@@ -182,8 +192,8 @@ def format_fit(fit) -> str:
                          f"{'sizes':>7}  minimum")
             for b in d["budgets"]:
                 pos = b["position"] or "skipped"
-                if b["position"] and not b["used"]:
-                    pos += " (not used)"
+                if not b.get("bracketed", b["position"] == "inside") and b.get("reason"):
+                    pos += f" ({'used' if b['used'] else 'not used'}: {b['reason']})"
                 lines.append(f"  {b['C']:>11.3g}{_g(b['N_opt'], 4):>16}{_g(b['D_opt'], 4):>16}"
                              f"{_g(b['loss_opt'], 4):>10}{b['n_sizes']:>7}  {pos}")
         else:

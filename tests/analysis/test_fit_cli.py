@@ -77,6 +77,28 @@ def test_approach_2_with_a_budget_column(tmp_path, capsys):
     assert "N_opt (params)" in capsys.readouterr().out
 
 
+def test_approach_2_names_unbracketed_budgets_and_keeps_them_on_request(tmp_path, capsys):
+    rows = []
+    for C, offset in ((1e18, 1.0), (1e19, 1.0), (1e20, 1.0), (1e21, 8.0)):      # 1e21: every size above its optimum
+        N_opt, _ = LAW.compute_optimal(C)
+        for N in N_opt * offset * np.geomspace(0.25, 4, 7):
+            rows.append({"params": N, "tokens": C / (6 * N), "loss": float(LAW(N, C / (6 * N))), "budget": C})
+    path = tmp_path / "iso.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    assert main(["fit", str(path), "--approach", "2", "--budget-col", "budget", "--json"]) == 0
+    out = capsys.readouterr()
+    d = json.loads(out.out)
+    assert "1 of 4 IsoFLOP budgets are not bracketed" in out.err and "C=1e+21: the lowest loss is at the smallest" \
+        in out.err
+    assert [b["used"] for b in d["budgets"]] == [True, True, True, False]
+    assert d["a"] == pytest.approx(LAW.a, abs=0.01) and d["flags"] == []
+    assert main(["fit", str(path), "--approach", "2", "--budget-col", "budget", "--keep-unbracketed"]) == 0
+    text = capsys.readouterr().out
+    assert "edge (used: the lowest loss is at the smallest size" in text
+    assert main(["fit", str(path), "--keep-unbracketed"]) == 2
+    assert "error: --keep-unbracketed applies to approach 2 only" in capsys.readouterr().err
+
+
 def test_approach_1_and_kaplan_on_a_sweep_folder(tmp_path, capsys):
     sizes = np.geomspace(2e7, 2e9, 8)
     trials, curves, points = [], [], []
