@@ -51,7 +51,7 @@ APPROACHES = ("3", "kaplan")
 
 
 def load_frame(data: Any, columns: Mapping[str, str | None] | None = None, *,
-               n_convention: str | None = None) -> tuple[pd.DataFrame, Points]:
+               n_convention: str | None = None, best_of: Any = None) -> tuple[pd.DataFrame, Points]:
     """(frame, points): the rows `analysis.io.load_points_frame` keeps (same file, folder and status
     rules as every fit), with canonical columns N, D, C, loss and run_id added, and their validated
     `Points` in the same order.
@@ -59,7 +59,7 @@ def load_frame(data: Any, columns: Mapping[str, str | None] | None = None, *,
     `data`: a CSV/Parquet file, a sweep folder (points.parquet) or run folder (points.csv), or a DataFrame.
     A table without run ids gets its `run` column or the row number ("row 3") as run_id.
     """
-    df, pts = load_points_frame(data, columns, n_convention=n_convention)
+    df, pts = load_points_frame(data, columns, n_convention=n_convention, best_of=best_of)
     frame = df.copy()
     if "run_id" not in frame.columns:
         frame["run_id"] = [str(r) for r in df["run"]] if "run" in df.columns else [f"row {i + 1}" for i in range(len(df))]
@@ -222,13 +222,14 @@ def backtest(
     weights: Any = None,
     random_state: int | None = 0,
     fit_kwargs: Mapping[str, Any] | None = None,
+    best_of: Any = None,
 ) -> BacktestResult:
     """Fit on the rows not matching `holdout`, predict the rest (and `targets`), score the predictions."""
     if interval not in ("prediction", "confidence", "none"):
         raise InputError(f"interval: {interval!r} is not prediction, confidence or none")
     if not 0 < level < 1:
         raise InputError(f"level: {level} is not in (0, 1)")
-    frame, pts = load_frame(data, columns, n_convention=n_convention)
+    frame, pts = load_frame(data, columns, n_convention=n_convention, best_of=best_of)
     held = holdout_mask(frame, holdout) if holdout is not None else np.zeros(len(frame), dtype=bool)
     train = ~held
     if train.sum() < 6:
@@ -303,6 +304,7 @@ def leave_one_budget_out(
     n_convention: str | None = None,
     fit_kwargs: Mapping[str, Any] | None = None,
     min_groups: int = 3,
+    best_of: Any = None,
 ) -> pd.DataFrame:
     """One row per fold (a budget left out) plus one for all data ("all"): the compute-optimal
     N_opt, D_opt, loss_opt forecast at `target_C` (default 100x the largest budget) by an approach-3 fit.
@@ -310,7 +312,7 @@ def leave_one_budget_out(
     Columns: left_out_C (FLOPs, nan for "all"), n_left_out, N_opt (params), D_opt (tokens), loss_opt
     (nats/token), target_C, N_opt_rel (relative to the all-data forecast).
     """
-    frame, pts = load_frame(data, columns, n_convention=n_convention)
+    frame, pts = load_frame(data, columns, n_convention=n_convention, best_of=best_of)
     groups = budget_groups(frame)
     ids = np.unique(groups)
     if len(ids) < min_groups:

@@ -21,7 +21,7 @@ count data rows from 1 (the CSV line is one more, for the header).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -176,15 +176,17 @@ def _keep_completed(df: pd.DataFrame, source: str) -> pd.DataFrame:
 
 def load_points(source: str | Path, *, n_col: str | None = None, d_col: str | None = None,
                 c_col: str | None = None, loss_col: str | None = None, budget_col: str | None = None,
-                n_convention: str | None = None, drop_highest: int = 0) -> Points:
+                n_convention: str | None = None, drop_highest: int = 0,
+                best_of: Sequence[str] | str | None = None) -> Points:
     """Points from a CSV/Parquet file, a sweep folder (`points.parquet`) or a run folder (`points.csv`):
     `load_points_frame`'s points, less the `drop_highest` highest-loss ones."""
     columns = {"n": n_col, "d": d_col, "c": c_col, "loss": loss_col, "budget": budget_col}
-    return load_points_frame(source, columns, n_convention=n_convention)[1].drop_highest(drop_highest)
+    return load_points_frame(source, columns, n_convention=n_convention, best_of=best_of)[1].drop_highest(drop_highest)
 
 
 def load_points_frame(source: str | Path | pd.DataFrame, columns: Mapping[str, str | None] | None = None, *,
-                      n_convention: str | None = None) -> tuple[pd.DataFrame, Points]:
+                      n_convention: str | None = None,
+                      best_of: Sequence[str] | str | None = None) -> tuple[pd.DataFrame, Points]:
     """(rows, points): the table's rows a fit uses, as read, and their validated `Points` in the same order.
 
     `source`: a CSV/Parquet file, a sweep folder (`points.parquet`), a run folder (`points.csv`) or a
@@ -192,7 +194,9 @@ def load_points_frame(source: str | Path | pd.DataFrame, columns: Mapping[str, s
     `points` columns (params or params_nonembedding by `n_convention`, tokens, flops_6nd, loss) and
     keep the best LR of each run (`_best_lr`); in a file or frame unmapped roles are looked up in
     `AUTO_COLUMNS` (N in the `n_convention` column when there is one). Any table with a `status`
-    column keeps only `completed` rows, with a FitWarning naming the rest.
+    column keeps only `completed` rows, with a FitWarning naming the rest. With `best_of` (column
+    names, e.g. ["lr"]) each group of rows equal in every other column but the loss keeps its lowest
+    finite loss (`best_of_rows`).
     """
     columns = {role: None for role in ROLES} | dict(columns or {})
     folder = not isinstance(source, pd.DataFrame) and Path(source).is_dir()
@@ -210,7 +214,9 @@ def load_points_frame(source: str | Path | pd.DataFrame, columns: Mapping[str, s
         if columns[role] is None and not (role in ("d", "c") and (columns["d"] or columns["c"])):
             columns[role] = col
     df = _whole_run_names(_keep_completed(df, name))
-    if folder:
+    if best_of:
+        df = best_of_rows(df, best_of, columns["loss"] or _auto(df, "loss", name), name)
+    elif folder:
         df = _best_lr(df, columns, name)
     df = df.reset_index(drop=True)
     return df, points_from_frame(df, columns, source=name, n_convention=n_convention, auto=not folder)
@@ -222,6 +228,42 @@ def _whole_run_names(df: pd.DataFrame) -> pd.DataFrame:
     if not isinstance(df.index, pd.RangeIndex) and pd.api.types.is_string_dtype(df.index) and "run" in df.columns:
         return df.assign(run=df.index.astype(str) + "," + df["run"].astype(str))
     return df
+
+
+def best_of_rows(df: pd.DataFrame, best_of: Sequence[str] | str, loss: str, source: str) -> pd.DataFrame:
+    """The best row of each setting: rows are grouped by every column except those in `best_of` (the
+    settings tried, e.g. the peak LR) and the `loss` column; each group keeps its row of lowest finite
+    loss, and rows whose loss is not finite (diverged runs) are dropped. A FitWarning counts both.
+
+    A hyperparameter sweep's scaling law is about the tuned setting at each (N, D): fitting every LR
+    mixes under-tuned runs into the law (Porian et al. 2024; Hoffmann et al. 2022 App. D tune LR per size).
+    """
+    names = [c.strip() for c in (best_of.split(",") if isinstance(best_of, str) else best_of) if c.strip()]
+    missing = [c for c in names if c not in df.columns]
+    if not names or missing:
+        raise InputError(f"{source}: --best-of {','.join(names) or repr(best_of)}: no column "
+                         f"{', '.join(map(repr, missing)) or 'named'} (columns: {_list(df)})")
+    if loss in names:
+        raise InputError(f"{source}: --best-of names the loss column {loss!r}; name the settings that vary instead")
+    values = pd.to_numeric(df[loss], errors="coerce").to_numpy(dtype=float)
+    finite = np.isfinite(values)
+    key = [c for c in df.columns if c not in names and c != loss]
+    kept = df[finite].assign(__loss=values[finite])
+    if not key:
+        best = kept.loc[[kept["__loss"].idxmin()]] if len(kept) else kept
+    else:
+        best = kept.loc[kept.groupby(key, dropna=False, sort=False)["__loss"].idxmin()]
+    best = best.drop(columns="__loss").sort_index()
+    n_groups = len(best)
+    diverged = int((~finite).sum())
+    warnings.warn(f"{source}: --best-of {','.join(names)}: kept the lowest-loss row of each of {n_groups} settings, "
+                  f"{len(best)} of {len(df)} rows ({diverged} diverged with a non-finite loss, "
+                  f"{len(kept) - len(best)} beaten)", FitWarning, stacklevel=3)
+    if len(kept) and len(best) == len(kept) and df[names].nunique().max() > 1:
+        warnings.warn(f"{source}: --best-of {','.join(names)}: no two rows agree in every other column "
+                      f"({', '.join(key)}), so nothing was compared; name every column that varies between the "
+                      "tries", FitWarning, stacklevel=3)
+    return best
 
 
 def _best_lr(df: pd.DataFrame, columns: Mapping[str, str | None], source: str) -> pd.DataFrame:

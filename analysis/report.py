@@ -322,10 +322,12 @@ def prepare_report(
     fit_kwargs: Mapping[str, Any] | None = None,
     backtest_json: str | Path | Mapping[str, Any] | None = None,
     notes: Sequence[str] = (),
+    best_of: Any = None,
 ) -> ReportData:
     """What the report of `source` shows. `fit` uses a given approach-3 fit (estimator, fit JSON path or
     dict) instead of fitting; `backtest_json` shows a backtest already made (its rows' intervals as
-    given: the demo passes the interval it printed); `notes` are shown at the top of the page."""
+    given: the demo passes the interval it printed); `notes` are shown at the top of the page;
+    `best_of` keeps the best row of each setting (`analysis.io.best_of_rows`)."""
     source = Path(source)
     data = ReportData(source=str(source), title=title or f"Scaling-law report: {source.name}", notes=list(notes))
     fit3 = None if fit is None else read_fit(fit, approach=3, purpose="a report's --fit")
@@ -338,7 +340,7 @@ def prepare_report(
     notes_: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FitWarning)
-        frame, pts = load_frame(source, columns, n_convention=n_convention)
+        frame, pts = load_frame(source, columns, n_convention=n_convention, best_of=best_of)
         if drop_highest:
             keep = np.sort(np.argsort(frame["loss"].to_numpy(), kind="stable")[: len(frame) - drop_highest])
             mask = np.zeros(len(frame), dtype=bool)

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             if args.holdout:
                 raise InputError("give --holdout or --lobo, not both")
             folds = leave_one_budget_out(source, target_C=args.forecast_flops, approach=args.approach,
-                                         columns=columns, n_convention=args.n_convention)
+                                         columns=columns, n_convention=args.n_convention, best_of=args.best_of)
             out = {"kind": "leave_one_budget_out", "approach": str(args.approach).lower(), "target_C": float(folds["target_C"].iloc[0]),
                    "folds": folds.replace({float("nan"): None}).to_dict(orient="records"),
                    "N_opt_spread": [float(folds["N_opt_rel"].min()), float(folds["N_opt_rel"].max())],
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
                               target_columns=table_columns,
                               n_convention=args.n_convention, interval=args.interval, level=args.level,
                               bootstrap=args.bootstrap, weights=None if args.weights == "none" else args.weights,
-                              random_state=args.seed)
+                              random_state=args.seed, best_of=args.best_of)
             out = result.to_dict()
             text = result.summary()
     if args.out:

@@ -79,6 +79,9 @@ def add_column_args(p: argparse.ArgumentParser, loss_help: str = "loss, nats/tok
     cols.add_argument("--d-col", metavar="COL", help="training tokens D")
     cols.add_argument("--c-col", metavar="COL", help="training FLOPs C (D = C / 6N when there is no --d-col)")
     cols.add_argument("--loss-col", metavar="COL", help=loss_help)
+    cols.add_argument("--best-of", metavar="COL[,COL]",
+                      help="settings tried per run (e.g. lr): keep the lowest finite loss of each group of rows equal "
+                           "in every other column; diverged rows are dropped")
     return cols
 
 

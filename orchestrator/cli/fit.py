@@ -92,6 +92,8 @@ def _fit(args: argparse.Namespace):
     if args.approach == "1":
         if args.exclude:
             raise InputError("--exclude applies to points (approaches 2, 3, kaplan), not to curves")
+        if args.best_of:
+            raise InputError("--best-of applies to points (approaches 2, 3, kaplan), not to curves")
         if args.drop_highest:
             raise InputError("--drop-highest applies to points (approaches 2, 3, kaplan), not to curves")
         curves = load_curves(args.source, run_col=args.run_col, n_col=args.n_col, d_col=args.d_col,
@@ -101,7 +103,8 @@ def _fit(args: argparse.Namespace):
         pts = _points_without(args)
     else:
         pts = load_points(args.source, n_col=args.n_col, d_col=args.d_col, c_col=args.c_col, loss_col=args.loss_col,
-                          budget_col=args.budget_col, n_convention=args.n_convention, drop_highest=args.drop_highest)
+                          budget_col=args.budget_col, n_convention=args.n_convention, drop_highest=args.drop_highest,
+                          best_of=args.best_of)
     if args.approach == "2":
         return IsoFLOPFit(budget_rtol=args.budget_rtol, window=args.window, keep_unbracketed=args.keep_unbracketed,
                           **common).fit(pts)
@@ -123,7 +126,7 @@ def _points_without(args: argparse.Namespace):
     from analysis.holdout import holdout_mask
 
     columns = {"n": args.n_col, "d": args.d_col, "c": args.c_col, "loss": args.loss_col, "budget": args.budget_col}
-    frame, pts = load_frame(args.source, columns, n_convention=args.n_convention)
+    frame, pts = load_frame(args.source, columns, n_convention=args.n_convention, best_of=args.best_of)
     excluded = holdout_mask(frame, args.exclude)
     if excluded.all():
         raise InputError(f"--exclude {args.exclude!r} matches all {len(frame)} rows: nothing left to fit")

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         data = prepare_report(args.source, fit=args.fit, columns=columns, n_convention=args.n_convention,
                               drop_highest=args.drop_highest, bootstrap=args.bootstrap, random_state=args.seed,
                               budget_rtol=args.budget_rtol, holdout=args.holdout, targets=args.targets,
-                              lobo=args.lobo, title=args.title, backtest_json=args.backtest)
+                              lobo=args.lobo, title=args.title, backtest_json=args.backtest, best_of=args.best_of)
         path = render_report(data, args.out, static=tuple(args.static) if args.static else None)
     size = path.stat().st_size
     if args.json:
