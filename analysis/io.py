@@ -207,9 +207,13 @@ def load_points_frame(source: str | Path | pd.DataFrame, columns: Mapping[str, s
     else:
         df, name = read_table(source), str(source)
     defaults = dict(FOLDER_COLUMNS) if folder else {}
-    if n_convention is not None and (folder or (columns["n"] is None
-                                                and _convention_column(n_convention, name) in df.columns)):
-        defaults["n"] = _convention_column(n_convention, name)
+    if n_convention is not None:
+        conv_col = _convention_column(n_convention, name)
+        if folder or (columns["n"] is None and conv_col in df.columns):
+            defaults["n"] = conv_col
+        elif columns["n"] is None and n_convention != "total":
+            raise InputError(f"{name}: --n-convention {n_convention} needs a non-embedding parameter column "
+                             f"({conv_col!r}, or name it with --n-col); columns: {_list(df)}")
     for role, col in defaults.items():
         if columns[role] is None and not (role in ("d", "c") and (columns["d"] or columns["c"])):
             columns[role] = col
@@ -321,7 +325,7 @@ def load_curves(source: str | Path, *, run_col: str | None = None, n_col: str | 
             run = run_id
         columns = {"run": run, "n": "__N", "d": d_col or CURVE_COLUMNS["d"], "c": c_col,
                    "loss": loss_col or CURVE_COLUMNS["loss"]}
-        curves = curves_from_frame(df, columns, source=name, n_convention=n_convention or _name_convention(ncol))
+        curves = curves_from_frame(df, columns, source=name, n_convention=_convention(n_convention, ncol, name))
         return replace(curves, columns={**curves.columns, "run": CURVE_COLUMNS["run"], "n": ncol})
     df, name = read_table(path), str(path)
     df = _keep_completed(df, name)
@@ -374,7 +378,7 @@ def points_from_frame(df: pd.DataFrame, columns: Mapping[str, str | None] | None
     if len(N) == 0:
         raise InputError(f"{source}: no rows to fit")
     return Points(N=N, D=D, C=C, loss=loss, budget=budget, source=source, columns=used,
-                  n_convention=n_convention or _name_convention(columns["n"]), flops_convention=flops)
+                  n_convention=_convention(n_convention, columns["n"], source), flops_convention=flops)
 
 
 def _tokens_and_flops(df: pd.DataFrame, columns: Mapping[str, str], N: np.ndarray,
@@ -448,7 +452,7 @@ def curves_from_frame(df: pd.DataFrame, columns: Mapping[str, str | None], *, so
     if len(N) == 0:
         raise InputError(f"{source}: no rows to fit")
     return Curves(run=df[columns["run"]].astype(str).to_numpy(), N=N, D=D, C=C, loss=loss, source=source,
-                  columns=used, n_convention=n_convention or _name_convention(columns["n"]),
+                  columns=used, n_convention=_convention(n_convention, columns["n"], source),
                   flops_convention=flops)
 
 
@@ -515,9 +519,25 @@ def _convention_column(n_convention: str, source: str) -> str:
     return N_CONVENTION_COLUMNS[n_convention]
 
 
-def _name_convention(col: str) -> str:
-    """'params' -> 'total', 'params_nonembedding' -> 'nonembedding', anything else -> the column name."""
-    return convention_of_column(col) or col
+def conventions_in(df: pd.DataFrame) -> list[str]:
+    """The N conventions a table can be fitted under: "total" when it has an N column other than the
+    non-embedding one (`params`, `N`), "nonembedding" when it has `params_nonembedding`."""
+    out = []
+    if any(c in df.columns for c in AUTO_COLUMNS["n"]):
+        out.append("total")
+    if N_CONVENTION_COLUMNS["nonembedding"] in df.columns:
+        out.append("nonembedding")
+    return out
+
+
+def _convention(n_convention: str | None, col: str, source: str) -> str:
+    """Which parameter count N is, as a fact: "total" or "nonembedding". Given: checked. Not given:
+    `params_nonembedding` is non-embedding, any other column (params, N, "Model Size") total; the
+    column's own name is recorded separately (`columns["n"]`)."""
+    if n_convention is None:
+        return convention_of_column(col) or "total"
+    _convention_column(n_convention, source)
+    return n_convention
 
 
 def _list(df: pd.DataFrame, limit: int = 12) -> str:

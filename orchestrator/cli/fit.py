@@ -39,8 +39,10 @@ def register(subparsers) -> None:
     p.add_argument("--bootstrap", type=int, default=0, metavar="B", help="bootstrap resamples for intervals (e.g. 1000)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the bootstrap (default 0)")
     p.add_argument("--level", type=float, default=0.95, metavar="P", help="interval level (default 0.95)")
-    p.add_argument("--n-convention", choices=["total", "nonembedding"], default=None,
-                   help="which parameter count N is (folders: picks the column; recorded in the fit)")
+    p.add_argument("--n-convention", choices=["total", "nonembedding", "all"], default=None,
+                   help="which parameter count N is: total (params) or nonembedding (params_nonembedding, or "
+                        "the --n-col column, declared non-embedding); all: one fit per convention the table has, "
+                        "side by side")
     p.add_argument("--budget-rtol", type=float, default=0.1, metavar="R",
                    help="approach 2 without --budget-col: points whose 6ND agree within this ratio share a budget")
     p.add_argument("--keep-unbracketed", action="store_true",
@@ -69,6 +71,16 @@ def run(args: argparse.Namespace) -> int:
     if not 0 < args.level < 1:
         raise InputError(f"--level: {args.level} must lie between 0 and 1")
 
+    if args.n_convention == "all":
+        if args.out:
+            raise InputError("--out writes one fit: give --n-convention total or nonembedding with it")
+        with fit_warnings_to_stderr():
+            fits = _fit_all_conventions(args)
+        if args.json:
+            print_json({"n_conventions": {conv: est.to_dict() for conv, est in fits.items()}})
+        else:
+            print(format_conventions(fits))
+        return 0
     with fit_warnings_to_stderr():
         est = _fit(args)
     if args.out:
@@ -133,6 +145,46 @@ def _points_without(args: argparse.Namespace):
     kept = pts.subset(~excluded)
     kept = replace(kept, notes=kept.notes + (f"{int(excluded.sum())} rows excluded by {args.exclude!r}",))
     return kept.drop_highest(args.drop_highest)
+
+
+def _fit_all_conventions(args: argparse.Namespace) -> dict:
+    """One fit per N convention the table has columns for (`analysis.io.conventions_in`)."""
+    import copy
+    import warnings
+
+    from analysis.errors import InputError
+    from analysis.io import conventions_in, load_points_frame
+
+    if args.approach == "1":
+        raise InputError("--n-convention all applies to points (approaches 2, 3, kaplan), not to curves")
+    if args.n_col:
+        raise InputError("--n-convention all reads params and params_nonembedding; --n-col names one column: "
+                         "give --n-convention total or nonembedding with it")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rows, _ = load_points_frame(args.source, {"d": args.d_col, "c": args.c_col, "loss": args.loss_col})
+    found = conventions_in(rows)
+    if not found:
+        raise InputError(f"{args.source}: no parameter column for any N convention (params, N, params_nonembedding)")
+    fits = {}
+    for conv in found:
+        one = copy.copy(args)
+        one.n_convention = conv
+        fits[conv] = _fit(one)
+    return fits
+
+
+def format_conventions(fits: dict) -> str:
+    """The fits under each N convention side by side: every parameter the fits share, then each table."""
+    dicts = {conv: est.to_dict() for conv, est in fits.items()}
+    keys = [k for k in ("E", "A", "B", "alpha", "beta", "a", "b", "G", "alpha_N", "N_c", "alpha_D", "D_c")
+            if all(isinstance(d.get(k), (int, float)) for d in dicts.values())]
+    lines = [f"the same runs under each N convention ({', '.join(dicts)}):",
+             f"  {'':<9}" + "".join(f"{conv:>22}" for conv in dicts)]
+    for k in keys:
+        lines.append(f"  {k:<9}" + "".join(f"{_g(d[k]):>22}" for d in dicts.values()))
+    lines.append(f"  {'N column':<9}" + "".join(f"{d['columns'].get('n', '?'):>22}" for d in dicts.values()))
+    return "\n".join(lines + [""] + [format_fit(est) for est in fits.values()])
 
 
 # ------------------------------------------------------------------------------------------------ text output

@@ -95,13 +95,22 @@ def run(args: argparse.Namespace) -> int:
         s = shape["shape"]
         print(f"{'model shape':<22}n_layer {s['n_layer']}, d_model {s['d_model']}, n_head {s['n_head']}, "
               f"d_ff {s['d_ff']}, context {s['context']}, vocab {s['vocab_size']}"
-              + (f" -> {format_count(shape['shape_params'])} parameters ({shape['shape_convention']})"
-                 if shape.get("shape_params") else ""))
+              + (f" -> {_shape_count_text(shape)}" if shape.get("shape_params") else ""))
     elif shape and "shape_error" in shape:
         print(f"{'model shape':<22}unavailable: {shape['shape_error']}")
     if args.write_config:
         print(f"{'run config':<22}{args.write_config}")
     return 0
+
+
+def _shape_count_text(shape: dict) -> str:
+    """The shape's size under the plan's N convention, and its total when the plan's N is non-embedding."""
+    from contracts.counts import format_count
+
+    if shape["shape_convention"] == "nonembedding":
+        return (f"{format_count(shape['shape_params'])} non-embedding parameters (the plan's N), "
+                f"{format_count(shape['shape_params_total'])} in total with embeddings")
+    return f"{format_count(shape['shape_params'])} parameters (total)"
 
 
 #: Train settings of the fit's runs that a planned run keeps; the rest (tokens, LR, warmup, evaluation and
@@ -167,6 +176,7 @@ def model_shape(plan, *, vocab_size: int | None, context: int | None, base: dict
 
         counts = param_counts(cfg)
         out["shape_params"] = counts["params" if convention == "total" else "params_nonembedding"]
+        out["shape_params_total"] = counts["params"]
         out["shape_param_counts"] = counts
     except ImportError:
         pass

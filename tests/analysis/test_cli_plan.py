@@ -64,6 +64,21 @@ def test_plan_inference_aware_is_smaller_than_compute_optimal(capsys, fit_json):
     assert d["N"] < d["reference"]["N"] and d["reference"]["total_flops_saved"] > 0
 
 
+def test_a_nonembedding_plan_gets_a_shape_matched_on_nonembedding_n_and_says_so(capsys, fit_json, tmp_path):
+    d = json.loads(fit_json.read_text())
+    d["n_convention"] = "nonembedding"
+    path = tmp_path / "ne.json"
+    path.write_text(json.dumps(d))
+    code, out, _ = run_cli(capsys, "plan", path, "--budget", "1e18", "--json")
+    plan = json.loads(out)
+    assert code == 0 and plan["shape_convention"] == "nonembedding"
+    assert plan["shape_params"] == pytest.approx(plan["N"], rel=0.2)             # matched on the plan's N
+    assert plan["shape_params_total"] > plan["shape_params"]                     # embeddings on top
+    code, out, _ = run_cli(capsys, "plan", path, "--budget", "1e18")
+    assert "non-embedding parameters (the plan's N)" in out and "in total with embeddings" in out
+    assert "N = nonembedding parameters" in out
+
+
 def test_plan_writes_a_runnable_config(capsys, fit_json, tmp_path):
     from scaling.config import RunConfig
 

@@ -124,7 +124,7 @@ def test_epoch_sum_huber_optimum_is_reproduced(epoch_fit):
         assert getattr(fit, f"{k}_") == pytest.approx(EPOCH[k], rel=2e-2), k
     assert fit.objective_ == pytest.approx(0.00101827, rel=1e-5)      # Epoch's sum-Huber minimum
     assert fit.n_starts_at_optimum_ > 100                              # many grid starts agree
-    assert fit.n_convention_ == "Model Size"
+    assert fit.n_convention_ == "total" and fit.columns_["n"] == "Model Size"
 
 
 def test_epoch_bootstrap_intervals_overlap_epochs(epoch_fit):
@@ -243,7 +243,7 @@ def test_fit_accepts_a_dataframe_with_a_column_map_and_flops_only():
     c = ChinchillaFit(init_grid=SMALL_GRID).fit(N, D, loss)
     assert a.objective_ == pytest.approx(c.objective_, rel=1e-9)
     assert b.objective_ == pytest.approx(c.objective_, rel=1e-9)
-    assert a.n_convention_ == "Model Size" and c.n_convention_ == "total"
+    assert a.n_convention_ == "total" == c.n_convention_ and a.columns_["n"] == "Model Size"
 
 
 def test_prediction_and_frontier_intervals(small_boot_fit):

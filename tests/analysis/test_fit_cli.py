@@ -168,3 +168,27 @@ def test_console_command_runs_without_traceback(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "fit", str(path)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: {path}: column 'loss', row 1: 'x' is not a number"
+
+
+def test_n_convention_all_fits_each_convention_side_by_side(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    N = np.repeat(np.geomspace(2e7, 2e9, 6), 5)
+    D = N * np.tile(np.geomspace(5, 80, 5), 6)
+    N_ne = N - 0.5 * 50304 * 256                                 # the law holds in non-embedding N
+    df = pd.DataFrame({"params": N, "params_nonembedding": N_ne, "tokens": D,
+                       "loss": LAW(N_ne, D) * np.exp(rng.normal(0, 0.002, N.size))})
+    df.to_csv(tmp_path / "runs.csv", index=False)
+    assert main(["fit", str(tmp_path / "runs.csv"), "--n-convention", "all", "--json"]) == 0
+    fits = json.loads(capsys.readouterr().out)["n_conventions"]
+    assert list(fits) == ["total", "nonembedding"]
+    assert fits["total"]["columns"]["n"] == "params" and fits["nonembedding"]["columns"]["n"] == "params_nonembedding"
+    assert fits["nonembedding"]["n_convention"] == "nonembedding" and fits["total"]["n_convention"] == "total"
+    assert fits["nonembedding"]["alpha"] == pytest.approx(LAW.alpha, abs=0.02)
+    assert abs(fits["total"]["alpha"] - LAW.alpha) > 0.05          # the wrong N bends the law
+    assert main(["fit", str(tmp_path / "runs.csv"), "--n-convention", "all"]) == 0
+    assert re.search(r"alpha\s+0\.\d+\s+0\.3\d", capsys.readouterr().out)
+    df.drop(columns="params_nonembedding").to_csv(tmp_path / "total.csv", index=False)
+    assert main(["fit", str(tmp_path / "total.csv"), "--n-convention", "nonembedding"]) == 2
+    assert "needs a non-embedding parameter column" in capsys.readouterr().err
+    assert main(["fit", str(tmp_path / "total.csv"), "--n-convention", "all", "--json"]) == 0
+    assert list(json.loads(capsys.readouterr().out)["n_conventions"]) == ["total"]

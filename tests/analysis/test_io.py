@@ -12,10 +12,12 @@ import pytest
 from analysis.errors import InputError
 from analysis.io import (
     FitWarning,
+    conventions_in,
     Points,
     as_points,
     load_curves,
     load_points,
+    load_points_frame,
     points_from_arrays,
     points_from_frame,
 )
@@ -40,7 +42,7 @@ def test_csv_with_a_column_map_derives_d_from_c(tmp_path):
     assert isinstance(pts, Points) and len(pts) == 3
     np.testing.assert_allclose(pts.D, 6e18 / (6 * np.array([1e8, 2e8, 4e8])))
     np.testing.assert_allclose(pts.C, 6e18)
-    assert pts.n_convention == "Model Size"          # a published column: the name is the convention
+    assert pts.n_convention == "total" and pts.columns["n"] == "Model Size"   # the fact, and the column apart
     assert pts.flops_convention == "6ND"
     assert "C / (6 N)" in pts.columns["d"]
     assert pts.data_range()["N"] == [1e8, 4e8]
@@ -98,6 +100,27 @@ def test_nonembedding_convention_in_a_plain_file_uses_its_column(tmp_path):
     pts = load_points(tmp_path / "p.csv", n_convention="nonembedding")
     np.testing.assert_allclose(pts.N, 0.9 * np.geomspace(1e7, 1e9, 4))
     assert pts.n_convention == "nonembedding"
+
+
+def test_nonembedding_convention_without_its_column_is_refused_not_relabelled(tmp_path):
+    _points_frame(4).drop(columns="params_nonembedding").to_csv(tmp_path / "p.csv", index=False)
+    with pytest.raises(InputError, match=r"p.csv: --n-convention nonembedding needs a non-embedding parameter column "
+                                         r"\('params_nonembedding', or name it with --n-col\); columns: run_id, .*params, "):
+        load_points(tmp_path / "p.csv", n_convention="nonembedding")
+    pts = load_points(tmp_path / "p.csv", n_col="params", n_convention="nonembedding")   # declared by the user
+    assert pts.n_convention == "nonembedding" and pts.columns["n"] == "params"
+    with pytest.raises(InputError, match="unknown N convention 'embedding'"):
+        load_points(tmp_path / "p.csv", n_col="params", n_convention="embedding")
+
+
+def test_default_convention_is_a_fact_not_a_column_name(tmp_path):
+    df = _points_frame(4)
+    ne = load_points_frame(df.rename(columns={"params": "N"}).drop(columns="params_nonembedding"))[1]
+    assert ne.n_convention == "total" and ne.columns["n"] == "N"
+    only_ne = load_points_frame(df, {"n": "params_nonembedding"})[1]
+    assert only_ne.n_convention == "nonembedding"
+    assert conventions_in(df) == ["total", "nonembedding"]
+    assert conventions_in(df.drop(columns="params_nonembedding")) == ["total"]
 
 
 def test_run_folder_reads_points_csv(tmp_path):
