@@ -5,6 +5,7 @@
     EnvelopeFit     approach 1: the lower envelope of training curves in FLOPs, then the same power laws
     KaplanFit       Kaplan et al. 2020: L(N), L(D), L(C) and L(N, D) (eq. 1.5) by least squares on log loss
                     (analysis.kaplan)
+    DataConstrainedFit  Muennighoff et al. 2023: L(N, D, U) with repeated data (analysis.data_constrained)
 
 Every fitter takes arrays (N, D, loss; D = C/(6N) when only C is given), a DataFrame with a column
 map, or `analysis.io.Points`; `fit(...)` returns self; fitted values end in `_`; `to_dict()` is the
@@ -19,12 +20,13 @@ fit JSON (`analysis.fitjson`), `write_fit(fit, path)` writes it and `load_fit(pa
 from __future__ import annotations
 
 from analysis.chinchilla import ChinchillaFit
+from analysis.data_constrained import DataConstrainedFit
 from analysis.estimator import NotFittedError
 from analysis.fitjson import read_fit, write_fit
 from analysis.frontier import EnvelopeFit, IsoFLOPFit
 from analysis.kaplan import KaplanFit
 
-__all__ = ["ChinchillaFit", "IsoFLOPFit", "EnvelopeFit", "KaplanFit", "NotFittedError", "load_fit", "read_fit",
+__all__ = ["ChinchillaFit", "DataConstrainedFit", "IsoFLOPFit", "EnvelopeFit", "KaplanFit", "NotFittedError", "load_fit", "read_fit",
            "write_fit"]
 
 load_fit = read_fit

@@ -17,6 +17,8 @@ n_points, n_convention, flops_convention, data_range, source, columns) are descr
     approach 2       a, b, N_opt_law {k, p}, D_opt_law {k, p} (N_opt = k C^p), budgets (one per IsoFLOP
                      budget: C, N_opt, D_opt, loss_opt, n_points, n_sizes, position, used)
     approach 1       the same power laws, envelope (rows C, N_opt, D_opt, loss, run), n_runs
+    approach "data_constrained"  law "data_constrained", E, A, B, alpha, beta, R_N, R_D (Muennighoff et al.
+                     2023 eqs. 5-7), a, b, G of the base law, n_single_epoch, max_epochs, rss, delta
 
 What is written (`fit_json`, version 2, `contracts.outputs`): "approach" as a string ("3", "kaplan"),
 intervals {name: [lo, hi]}, n_convention "total" or "nonembedding" (a table column other than
@@ -37,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.chinchilla import ChinchillaFit
+from analysis.data_constrained import DataConstrainedFit
 from analysis.errors import InputError
 from analysis.estimator import FitEstimator
 from analysis.frontier import EnvelopeFit, IsoFLOPFit
@@ -54,7 +57,8 @@ SCHEMA_VERSION = OUTPUT_SCHEMA_VERSION
 OBJECTIVE_KIND = {3: "sum of Huber(delta) of log-loss residuals (Hoffmann et al. 2022 eq. 2)",
                   "kaplan": "sum of squared log-loss residuals"}
 
-FIT_CLASSES: dict[Any, type[FitEstimator]] = {3: ChinchillaFit, 2: IsoFLOPFit, 1: EnvelopeFit, "kaplan": KaplanFit}
+FIT_CLASSES: dict[Any, type[FitEstimator]] = {3: ChinchillaFit, 2: IsoFLOPFit, 1: EnvelopeFit, "kaplan": KaplanFit,
+                                              "data_constrained": DataConstrainedFit}
 """The fitter of each "approach"."""
 
 
@@ -110,7 +114,7 @@ def read_fit(source: FitEstimator | Mapping[str, Any] | str | Path, *, approach:
     if approach is not None and cls is not FIT_CLASSES[approach]:
         raise InputError(f"{where}: {purpose} needs an approach-{approach} fit (got approach {kind!r})")
     if cls is None:
-        raise InputError(f"{where}: field 'approach': {kind!r} is not 1, 2, 3 or 'kaplan'")
+        raise InputError(f"{where}: field 'approach': {kind!r} is not 1, 2, 3, 'kaplan' or 'data_constrained'")
     version = d.get("schema_version", 1)
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= SCHEMA_VERSION:
         raise InputError(f"{where}: field 'schema_version': {version!r} is not a fit JSON version this "

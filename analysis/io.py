@@ -34,7 +34,10 @@ from contracts.conventions import FLOPS_6ND, N_CONVENTION_COLUMNS, convention_of
 from contracts.jsonio import read_json_object
 from contracts.runs_table import CURVE_FIT_COLUMNS, FIT_COLUMNS, FIT_STATUS, run_table_file, sweep_table_file
 
-ROLES = ("n", "d", "c", "loss", "budget")
+ROLES = ("n", "d", "c", "loss", "budget", "u")
+
+UNIQUE_TOKENS_COLUMN = "unique_tokens"
+"""The default column of the unique tokens U a run's D tokens were drawn from (D > U repeats data)."""
 
 FOLDER_COLUMNS = FIT_COLUMNS
 """Default columns of a sweep's `points.parquet` or a run's `points.csv` (`contracts.runs_table`)."""
@@ -72,6 +75,7 @@ class Points:
     C: np.ndarray
     loss: np.ndarray
     budget: np.ndarray | None = None
+    U: np.ndarray | None = None
     source: str = "arrays"
     columns: dict[str, str] = field(default_factory=dict)
     n_convention: str = "total"
@@ -84,7 +88,8 @@ class Points:
     def subset(self, mask: np.ndarray) -> "Points":
         """The rows where `mask` (boolean or index array) selects."""
         return replace(self, N=self.N[mask], D=self.D[mask], C=self.C[mask], loss=self.loss[mask],
-                       budget=None if self.budget is None else self.budget[mask])
+                       budget=None if self.budget is None else self.budget[mask],
+                       U=None if self.U is None else self.U[mask])
 
     def drop_highest(self, k: int) -> "Points":
         """Leave out the k rows with the highest loss (Besiroglu et al. 2024 drop 5 of Chinchilla's 245)."""
@@ -176,11 +181,11 @@ def _keep_completed(df: pd.DataFrame, source: str) -> pd.DataFrame:
 
 def load_points(source: str | Path, *, n_col: str | None = None, d_col: str | None = None,
                 c_col: str | None = None, loss_col: str | None = None, budget_col: str | None = None,
-                n_convention: str | None = None, drop_highest: int = 0,
+                u_col: str | None = None, n_convention: str | None = None, drop_highest: int = 0,
                 best_of: Sequence[str] | str | None = None) -> Points:
     """Points from a CSV/Parquet file, a sweep folder (`points.parquet`) or a run folder (`points.csv`):
     `load_points_frame`'s points, less the `drop_highest` highest-loss ones."""
-    columns = {"n": n_col, "d": d_col, "c": c_col, "loss": loss_col, "budget": budget_col}
+    columns = {"n": n_col, "d": d_col, "c": c_col, "loss": loss_col, "budget": budget_col, "u": u_col}
     return load_points_frame(source, columns, n_convention=n_convention, best_of=best_of)[1].drop_highest(drop_highest)
 
 
@@ -217,6 +222,8 @@ def load_points_frame(source: str | Path | pd.DataFrame, columns: Mapping[str, s
     for role, col in defaults.items():
         if columns[role] is None and not (role in ("d", "c") and (columns["d"] or columns["c"])):
             columns[role] = col
+    if columns["u"] is None and UNIQUE_TOKENS_COLUMN in df.columns:
+        columns["u"] = UNIQUE_TOKENS_COLUMN
     df = _whole_run_names(_keep_completed(df, name))
     if best_of:
         df = best_of_rows(df, best_of, columns["loss"] or _auto(df, "loss", name), name)
@@ -375,9 +382,12 @@ def points_from_frame(df: pd.DataFrame, columns: Mapping[str, str | None] | None
     loss = _numeric(df, columns["loss"], source)
     D, C, flops, used = _tokens_and_flops(df, columns, N, source)
     budget = _numeric(df, columns["budget"], source) if "budget" in columns else None
+    if "u" not in columns and auto and UNIQUE_TOKENS_COLUMN in df.columns:
+        columns["u"] = used["u"] = UNIQUE_TOKENS_COLUMN
+    U = _numeric(df, columns["u"], source) if "u" in columns else None
     if len(N) == 0:
         raise InputError(f"{source}: no rows to fit")
-    return Points(N=N, D=D, C=C, loss=loss, budget=budget, source=source, columns=used,
+    return Points(N=N, D=D, C=C, loss=loss, budget=budget, U=U, source=source, columns=used,
                   n_convention=_convention(n_convention, columns["n"], source), flops_convention=flops)
 
 

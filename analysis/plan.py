@@ -84,18 +84,35 @@ class Planner:
         self.surface = surface_for(law, bootstrap, self.k, d_opt_law=d_opt_law, method=method)
 
     @classmethod
-    def from_fit(cls, fit: FitEstimator | Mapping[str, Any] | str | Path, **kwargs) -> "Planner":
+    def from_fit(cls, fit: FitEstimator | Mapping[str, Any] | str | Path, *, unique_tokens: float | None = None,
+                 **kwargs) -> "Planner":
         """From a fitted estimator, or a fit JSON (path or dict) read into one by
         `analysis.fitjson.read_fit`: approach 3 (Chinchilla's law, closed forms), kaplan (its L(N, D),
         numeric), 1 or 2 (the frontier N_opt(C)); with the fit's bootstrap draws, data range and
-        conventions. `kwargs` override the Planner's settings."""
+        conventions. `kwargs` override the Planner's settings.
+
+        A data-constrained fit (Muennighoff et al. 2023) plans on L(N, D, U) with U = `unique_tokens`
+        (numerically: D > U repeats data, priced by eqs. 5-6), or on its base law when U is None."""
         est = read_fit(fit)
+        if unique_tokens is not None:
+            _positive("unique_tokens", unique_tokens)
+            if est.approach != "data_constrained":
+                raise InputError(f"{est.source_ or 'fit'}: --unique-tokens needs a data-constrained fit (a table "
+                                 f"with a unique-tokens column, `scaling fit --u-col`); this is approach {est.approach!r}")
         boot = getattr(est, "bootstrap_params_", None)
         common = dict(data_range=est.data_range_, interval_level=getattr(est, "interval_level_", est.interval_level),
                       n_convention=est.n_convention_, flops_convention=est.flops_convention_)
         common.update(kwargs)
         if est.approach == 3:
             return cls(est.law_, bootstrap=boot, **common)
+        if est.approach == "data_constrained":
+            if unique_tokens is None:
+                return cls(est.law_.base, **common)
+            dc_law, U = est.law_, float(unique_tokens)
+            planner = cls(lambda N, D: dc_law(N, D, U), **common)
+            planner.surface.method = (f"data-constrained L(N, D, U) (Muennighoff et al. 2023), U = {U:.4g} unique "
+                                      f"tokens, R*_N = {dc_law.R_N:.3g}, R*_D = {dc_law.R_D:.3g}")
+            return planner
         if est.approach == "kaplan":
             if est.form_ != "nd":
                 raise InputError(f"{est.source_ or 'fit'}: a Kaplan L({est.form_.upper()}) fit cannot plan N and D; "

@@ -30,9 +30,13 @@ def register(subparsers) -> None:
     p.add_argument("source", metavar="SOURCE", help="CSV/Parquet file, sweep folder or run folder")
     cols = add_column_args(p, loss_help="loss, nats/token (approach 1: default val_loss)")
     cols.add_argument("--budget-col", metavar="COL", help="approach 2: the IsoFLOP budget of each row")
+    cols.add_argument("--u-col", metavar="COL",
+                      help="unique tokens each run's data were drawn from (default unique_tokens when present): "
+                           "D > U repeats data, and approach 3 fits the data-constrained law (Muennighoff et al. 2023)")
     cols.add_argument("--run-col", metavar="COL", help="approach 1: the run each curve row belongs to (default run_id)")
-    p.add_argument("--approach", default="3", choices=["1", "2", "3", "kaplan"],
-                   help="1 envelope of curves, 2 IsoFLOP parabolas, 3 parametric L(N, D) (default), kaplan")
+    p.add_argument("--approach", default="3", choices=["1", "2", "3", "kaplan", "data-constrained"],
+                   help="1 envelope of curves, 2 IsoFLOP parabolas, 3 parametric L(N, D) (default; the "
+                        "data-constrained L(N, D, U) when the table repeats data), kaplan")
     p.add_argument("--kaplan-form", choices=["nd", "n", "d", "c"], default=None,
                    help="Kaplan law: L(N, D) eq. 1.5, L(N), L(D) or L(C) (default: nd when N and D both vary)")
     p.add_argument("--drop-highest", type=int, default=0, metavar="K", help="leave out the K highest-loss points")
@@ -115,8 +119,26 @@ def _fit(args: argparse.Namespace):
         pts = _points_without(args)
     else:
         pts = load_points(args.source, n_col=args.n_col, d_col=args.d_col, c_col=args.c_col, loss_col=args.loss_col,
-                          budget_col=args.budget_col, n_convention=args.n_convention, drop_highest=args.drop_highest,
-                          best_of=args.best_of)
+                          budget_col=args.budget_col, u_col=args.u_col, n_convention=args.n_convention,
+                          drop_highest=args.drop_highest, best_of=args.best_of)
+    import numpy as np
+
+    repeats = pts.U is not None and bool(np.any(pts.D > pts.U * (1 + 1e-9)))
+    if args.approach == "data-constrained" or (args.approach == "3" and repeats):
+        from analysis.fit import DataConstrainedFit
+
+        return DataConstrainedFit(bootstrap=args.bootstrap, interval_level=args.level,
+                                  random_state=args.seed).fit(pts)
+    if repeats:
+        import warnings
+
+        from analysis.io import FitWarning
+
+        over = pts.D > pts.U * (1 + 1e-9)
+        warnings.warn(f"{pts.source}: {int(over.sum())} of {len(pts)} rows train past their unique tokens (column "
+                      f"{pts.columns.get('u')!r}, up to {float(np.max(pts.D / pts.U)):.3g} epochs) but approach "
+                      f"{args.approach} treats every token as new; the data-constrained law prices repetition in "
+                      "(--approach 3 or data-constrained)", FitWarning, stacklevel=2)
     if args.approach == "2":
         return IsoFLOPFit(budget_rtol=args.budget_rtol, window=args.window, keep_unbracketed=args.keep_unbracketed,
                           **common).fit(pts)
@@ -210,6 +232,9 @@ def format_fit(fit) -> str:
         lines.append("Chinchilla approach 3: L(N, D) = E + A / N^alpha + B / D^beta")
     elif approach == 2:
         lines.append("Chinchilla approach 2: IsoFLOP parabolas, N_opt = k_N C^a, D_opt = k_D C^b")
+    elif approach == "data_constrained":
+        lines.append("Muennighoff et al. 2023 (eqs. 5-7): L(N, D, U) = E + A / N'^alpha + B / D'^beta, "
+                     "D' = U + U R*_D (1 - e^(-R_D / R*_D)), N' likewise")
     elif approach == 1:
         lines.append("Chinchilla approach 1: lower envelope of training curves, N_opt = k_N C^a, D_opt = k_D C^b")
     else:
@@ -234,6 +259,15 @@ def format_fit(fit) -> str:
             lines.append(f"compute-optimal at the largest budget C = {C:.3g} FLOPs: N = {float(N):.3g} params, "
                          f"D = {float(D):.3g} tokens ({float(D / N):.1f} tokens/param), "
                          f"L = {float(law(N, D)):.4f} nats/token")
+    elif approach == "data_constrained":
+        units = {"E": "nats/token", "A": "nats/token x params^alpha", "B": "nats/token x tokens^beta",
+                 "alpha": "-", "beta": "-", "R_N": "repetitions (excess parameters)",
+                 "R_D": "repetitions (repeated tokens)", "a": "- (N_opt ~ C^a, unrepeated data)",
+                 "b": "- (D_opt ~ C^b, unrepeated data)"}
+        for k, unit in units.items():
+            lines.append(_row(k, d[k], iv.get(k), unit))
+        lines.append(f"{d['n_single_epoch']} of {d['n_points']} rows single-epoch (D <= U); up to "
+                     f"{d['max_epochs']:.3g} epochs; plan with `scaling plan FIT --unique-tokens U`")
     elif approach in (1, 2):
         for flag in d.get("flags") or []:
             lines.append(f"NOT A FRONTIER: {flag}")

@@ -36,6 +36,9 @@ def register(subparsers) -> None:
     p.add_argument("--inference-tokens", type=count_arg, metavar="D_INF",
                    help="tokens to be served over the model's life: minimise training + inference FLOPs "
                         "at the loss of --budget or --target-loss")
+    p.add_argument("--unique-tokens", type=count_arg, metavar="U",
+                   help="unique tokens available (data-constrained fit): D > U repeats them, priced in by "
+                        "Muennighoff et al. 2023; the plan reports the epochs")
     p.add_argument("--flops-per-s", type=count_arg, metavar="FLOPS", help="peak FLOP/s of one device, e.g. 989e12 (H100 bf16)")
     p.add_argument("--mfu", type=float, help="model FLOPs utilisation, 0-1, e.g. 0.4")
     p.add_argument("--devices", type=float, default=1.0, help="number of devices (default 1)")
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         if value is not None and value <= 0:
             raise InputError(f"{flag}: {value} is not a positive integer")
     est = read_fit(args.fit)
-    planner = Planner.from_fit(est)
+    planner = Planner.from_fit(est, unique_tokens=args.unique_tokens)
     hw = dict(flops_per_s=args.flops_per_s, mfu=args.mfu, devices=args.devices)
     if args.inference_tokens is not None:
         if args.budget is None and args.target_loss is None:
@@ -79,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
 
     out = plan.to_dict()
     out["fit"] = str(args.fit)
+    if args.unique_tokens is not None:
+        out["unique_tokens"] = float(args.unique_tokens)
+        out["epochs"] = float(plan.D) / float(args.unique_tokens)
     base = source_run_config(est.source_, args.fit)
     shape = None if args.no_shape else model_shape(plan, vocab_size=args.vocab_size, context=args.context, base=base)
     if shape is not None:
@@ -91,6 +97,9 @@ def run(args: argparse.Namespace) -> int:
         print_json(out)
         return 0
     print(plan.summary())
+    if args.unique_tokens is not None:
+        print(f"{'epochs':<22}{out['epochs']:.3g} over {format_count(args.unique_tokens)} unique tokens "
+              "(repetition priced in: Muennighoff et al. 2023)")
     if shape and "shape" in shape:
         s = shape["shape"]
         print(f"{'model shape':<22}n_layer {s['n_layer']}, d_model {s['d_model']}, n_head {s['n_head']}, "

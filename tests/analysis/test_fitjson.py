@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis.errors import InputError
-from analysis.fit import ChinchillaFit, EnvelopeFit, IsoFLOPFit, KaplanFit
+from analysis.fit import ChinchillaFit, DataConstrainedFit, EnvelopeFit, IsoFLOPFit, KaplanFit
 from analysis.fitjson import SCHEMA_VERSION, read_fit, write_fit
 from analysis.plan import Planner
 from synthetic_sweep import SMALL_GRID, TRUE_LAW, synthetic_points
@@ -28,10 +28,11 @@ def fits():
         "kaplan": KaplanFit(form="nd", bootstrap=10, random_state=0).fit(pts),
         2: IsoFLOPFit(bootstrap=10, random_state=0).fit(pts),
         1: EnvelopeFit().fit(curves),
+        "data_constrained": DataConstrainedFit(init_grid=SMALL_GRID).fit(pts.assign(unique_tokens=pts["tokens"] / np.where(np.arange(len(pts)) % 2, 4.0, 1.0))),
     }
 
 
-@pytest.mark.parametrize("approach", [3, "kaplan", 2, 1])
+@pytest.mark.parametrize("approach", [3, "kaplan", 2, 1, "data_constrained"])
 def test_every_fit_round_trips_through_the_one_writer_and_reader(fits, tmp_path, approach):
     fit = fits[approach]
     path = write_fit(fit, tmp_path / "fit.json")
@@ -63,7 +64,7 @@ def test_planner_from_a_file_equals_planner_from_the_estimator(fits, tmp_path):
 @pytest.mark.parametrize("d, match", [
     ({"approach": 3, "E": 1.8}, r"approach-3 fit has no field 'A'"),
     ({"approach": "kaplan", "alpha_N": 0.07}, r"approach-kaplan fit has no field 'N_c'"),
-    ({"approach": 9}, r"field 'approach': 9 is not 1, 2, 3 or 'kaplan'"),
+    ({"approach": 9}, r"field 'approach': 9 is not 1, 2, 3, 'kaplan' or 'data_constrained'"),
     ({"approach": 3, "schema_version": SCHEMA_VERSION + 1, **TRUE_LAW.to_dict()}, r"field 'schema_version'"),
     ({"approach": 3, **TRUE_LAW.to_dict(), "bootstrap": {"E": [1.0, 2.0], "A": [1.0]}}, r"field 'bootstrap'"),
     ({"approach": 3, **{**TRUE_LAW.to_dict(), "E": "abc"}}, r"bad value in fit"),
