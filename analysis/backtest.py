@@ -43,7 +43,7 @@ from analysis.laws import chinchilla_loss, kaplan_nd_loss
 from analysis.plan import Planner
 from contracts.counts import format_count
 
-APPROACHES = ("3", "kaplan")
+APPROACHES = ("auto", "3", "kaplan")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -116,7 +116,13 @@ def fit_approach(pts: Any, approach: Any = 3, *, bootstrap: int = 200, random_st
     kw = dict(fit_kwargs or {})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if approach == "3":
+        if approach == "auto":
+            if sample_weight is not None:
+                raise InputError("weights: auto compares unweighted fits; use approach 3 for sample weights")
+            from analysis.auto import AutoFit
+
+            est = AutoFit(bootstrap=bootstrap, random_state=random_state, fit_kwargs=kw).fit(pts)
+        elif approach == "3":
             est = ChinchillaFit(bootstrap=bootstrap, random_state=random_state, **kw).fit(pts, sample_weight=sample_weight)
         elif approach == "kaplan":
             if sample_weight is not None:
@@ -126,7 +132,7 @@ def fit_approach(pts: Any, approach: Any = 3, *, bootstrap: int = 200, random_st
             raise InputError(f"approach {approach} gives N_opt(C), not the loss of a given (N, D): backtest with "
                              "approach 3 or kaplan")
         else:
-            raise InputError(f"approach: {approach!r} is not 3 or kaplan")
+            raise InputError(f"approach: {approach!r} is not auto, 3 or kaplan")
     return _Fitted(approach, est, est.to_dict())
 
 
@@ -204,6 +210,10 @@ class BacktestResult:
         lines.append(f"mean |relative error| {100 * self.mean_abs_rel_error:.2f}%, largest {100 * self.max_abs_rel_error:.2f}%"
                      + ("" if self.n_inside is None else f"; {self.n_inside}/{len(self.rows)} truths inside the {lvl} interval"))
         lines.append("losses in nats/token; N in parameters; D in tokens")
+        sel = self.fit.get("selection")
+        if self.approach == "auto" and sel:
+            lines.append(f"auto chose {self.fit['chosen']} ({sel['method']}): "
+                         + ", ".join(f"{r['candidate']} RMS log error {r['rms_log_error']:.4f}" for r in sel["table"]))
         return "\n".join(lines)
 
 
@@ -248,7 +258,12 @@ def backtest(
     N, D, truth = test["N"].to_numpy(), test["D"].to_numpy(), test["loss"].to_numpy()
     pred = fitted.predict(N, D)
     lower = upper = np.full(len(test), np.nan)
-    boot = fitted.bootstrap_predictions(N, D) if interval != "none" else None
+    boot = fitted.bootstrap_predictions(N, D) if interval != "none" and fitted.approach != "auto" else None
+    if fitted.approach == "auto" and interval == "prediction":
+        _, lower, upper = fitted.estimator.predict(N, D, interval=level)
+    elif fitted.approach == "auto" and interval == "confidence":
+        boot = fitted.estimator._bootstrap_log_predictions(N, D)
+        boot = None if boot is None else np.exp(boot)
     if boot is not None:
         log_draws = np.log(boot)  # (B, n)
         if interval == "prediction":

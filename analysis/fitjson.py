@@ -17,6 +17,9 @@ n_points, n_convention, flops_convention, data_range, source, columns) are descr
     approach 2       a, b, N_opt_law {k, p}, D_opt_law {k, p} (N_opt = k C^p), budgets (one per IsoFLOP
                      budget: C, N_opt, D_opt, loss_opt, n_points, n_sizes, position, used)
     approach 1       the same power laws, envelope (rows C, N_opt, D_opt, loss, run), n_runs
+    approach "auto"  chosen (candidate name), selection (method, cuts_N, table of each candidate's
+                     rms_log_error, mean_log_error, mean/max_abs_rel_error_pct, drift_per_ln_N), drift_per_ln_N,
+                     N_max, residuals, fit (the chosen law's own fit JSON)
     approach "data_constrained"  law "data_constrained", E, A, B, alpha, beta, R_N, R_D (Muennighoff et al.
                      2023 eqs. 5-7), a, b, G of the base law, n_single_epoch, max_epochs, rss, delta
 
@@ -38,6 +41,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from analysis.auto import AutoFit
 from analysis.chinchilla import ChinchillaFit
 from analysis.data_constrained import DataConstrainedFit
 from analysis.errors import InputError
@@ -58,7 +62,7 @@ OBJECTIVE_KIND = {3: "sum of Huber(delta) of log-loss residuals (Hoffmann et al.
                   "kaplan": "sum of squared log-loss residuals"}
 
 FIT_CLASSES: dict[Any, type[FitEstimator]] = {3: ChinchillaFit, 2: IsoFLOPFit, 1: EnvelopeFit, "kaplan": KaplanFit,
-                                              "data_constrained": DataConstrainedFit}
+                                              "data_constrained": DataConstrainedFit, "auto": AutoFit}
 """The fitter of each "approach"."""
 
 
@@ -114,7 +118,7 @@ def read_fit(source: FitEstimator | Mapping[str, Any] | str | Path, *, approach:
     if approach is not None and cls is not FIT_CLASSES[approach]:
         raise InputError(f"{where}: {purpose} needs an approach-{approach} fit (got approach {kind!r})")
     if cls is None:
-        raise InputError(f"{where}: field 'approach': {kind!r} is not 1, 2, 3, 'kaplan' or 'data_constrained'")
+        raise InputError(f"{where}: field 'approach': {kind!r} is not 1, 2, 3, 'kaplan', 'data_constrained' or 'auto'")
     version = d.get("schema_version", 1)
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= SCHEMA_VERSION:
         raise InputError(f"{where}: field 'schema_version': {version!r} is not a fit JSON version this "

@@ -32,7 +32,9 @@ def register(subparsers) -> None:
     add_exclude_arg(p)
     p.add_argument("--drop-highest", type=int, default=0, metavar="K",
                    help="leave out the K highest-loss rows before holding out (as `fit --drop-highest`)")
-    p.add_argument("--approach", default="3", choices=["3", "kaplan"], help="law to fit: 3 (default) or kaplan")
+    p.add_argument("--approach", default="3", choices=["auto", "3", "kaplan"],
+                   help="law to fit: 3 (default), kaplan, or auto (the candidate with the smallest error "
+                        "forecasting larger sizes from smaller ones, analysis.auto)")
     p.add_argument("--weights", default="none", choices=["none", "compute", "size"],
                    help="sample weights of the fit: none, compute (1 + log C/C_min), size (equal per model size)")
     p.add_argument("--interval", default="prediction", choices=["prediction", "confidence", "none"],
@@ -64,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         if args.lobo:
             if args.holdout:
                 raise InputError("give --holdout or --lobo, not both")
-            folds = leave_one_budget_out(source, target_C=args.forecast_flops, approach=args.approach,
+            folds = leave_one_budget_out(source, target_C=args.forecast_flops,
+                                         approach="3" if args.approach == "auto" else args.approach,
                                          columns=columns, n_convention=args.n_convention, best_of=args.best_of)
             out = {"kind": "leave_one_budget_out", "approach": str(args.approach).lower(), "target_C": float(folds["target_C"].iloc[0]),
                    "folds": folds.replace({float("nan"): None}).to_dict(orient="records"),

@@ -34,9 +34,10 @@ def register(subparsers) -> None:
                       help="unique tokens each run's data were drawn from (default unique_tokens when present): "
                            "D > U repeats data, and approach 3 fits the data-constrained law (Muennighoff et al. 2023)")
     cols.add_argument("--run-col", metavar="COL", help="approach 1: the run each curve row belongs to (default run_id)")
-    p.add_argument("--approach", default="3", choices=["1", "2", "3", "kaplan", "data-constrained"],
+    p.add_argument("--approach", default="3", choices=["1", "2", "3", "kaplan", "data-constrained", "auto"],
                    help="1 envelope of curves, 2 IsoFLOP parabolas, 3 parametric L(N, D) (default; the "
-                        "data-constrained L(N, D, U) when the table repeats data), kaplan")
+                        "data-constrained L(N, D, U) when the table repeats data), kaplan, or auto (the form "
+                        "that best forecasts larger sizes from smaller ones, with its error table)")
     p.add_argument("--kaplan-form", choices=["nd", "n", "d", "c"], default=None,
                    help="Kaplan law: L(N, D) eq. 1.5, L(N), L(D) or L(C) (default: nd when N and D both vary)")
     p.add_argument("--drop-highest", type=int, default=0, metavar="K", help="leave out the K highest-loss points")
@@ -123,6 +124,10 @@ def _fit(args: argparse.Namespace):
                           drop_highest=args.drop_highest, best_of=args.best_of)
     import numpy as np
 
+    if args.approach == "auto":
+        from analysis.auto import AutoFit
+
+        return AutoFit(bootstrap=args.bootstrap, interval_level=args.level, random_state=args.seed).fit(pts)
     repeats = pts.U is not None and bool(np.any(pts.D > pts.U * (1 + 1e-9)))
     if args.approach == "data-constrained" or (args.approach == "3" and repeats):
         from analysis.fit import DataConstrainedFit
@@ -222,6 +227,10 @@ def _row(name: str, value, interval, unit: str) -> str:
 
 def format_fit(fit) -> str:
     """A fitted estimator (`analysis.fit`) as a readable table with units."""
+    if fit.approach == "auto":
+        from analysis.auto import describe_selection
+
+        return describe_selection(fit) + "\n\n" + format_fit(fit.estimator_)
     d = fit.to_dict()
     approach = d["approach"]
     iv = d.get("intervals") or {}

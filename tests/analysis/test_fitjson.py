@@ -64,7 +64,7 @@ def test_planner_from_a_file_equals_planner_from_the_estimator(fits, tmp_path):
 @pytest.mark.parametrize("d, match", [
     ({"approach": 3, "E": 1.8}, r"approach-3 fit has no field 'A'"),
     ({"approach": "kaplan", "alpha_N": 0.07}, r"approach-kaplan fit has no field 'N_c'"),
-    ({"approach": 9}, r"field 'approach': 9 is not 1, 2, 3, 'kaplan' or 'data_constrained'"),
+    ({"approach": 9}, r"field 'approach': 9 is not 1, 2, 3, 'kaplan', 'data_constrained' or 'auto'"),
     ({"approach": 3, "schema_version": SCHEMA_VERSION + 1, **TRUE_LAW.to_dict()}, r"field 'schema_version'"),
     ({"approach": 3, **TRUE_LAW.to_dict(), "bootstrap": {"E": [1.0, 2.0], "A": [1.0]}}, r"field 'bootstrap'"),
     ({"approach": 3, **{**TRUE_LAW.to_dict(), "E": "abc"}}, r"bad value in fit"),

@@ -1,0 +1,67 @@
+"""`auto`: the form chosen by forecasting larger sizes from smaller ones; its table, JSON and intervals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.auto import AutoFit, candidates_for
+from analysis.fit import load_fit
+from analysis.io import points_from_arrays
+from analysis.laws import ChinchillaLaw, KaplanLawND
+from orchestrator.cli import main
+
+SMALL_GRID = {"a": [0, 5, 10], "b": [0, 5, 10], "e": [0, 0.5], "alpha": [0.2, 0.5], "beta": [0.2, 0.5]}
+CHIN = ChinchillaLaw(E=1.8, A=400.0, B=1500.0, alpha=0.34, beta=0.36)
+
+
+def grid(law, seed: int, noise: float = 0.003, sizes=np.geomspace(2e7, 2e9, 6)):
+    rng = np.random.default_rng(seed)
+    N = np.repeat(sizes, 5)
+    D = N * np.tile(np.geomspace(5, 80, 5), len(sizes))
+    return N, D, law(N, D) * np.exp(rng.normal(0, noise, N.size))
+
+
+def test_picks_the_true_form_and_records_the_table(tmp_path):
+    N, D, L = grid(CHIN, 0)
+    fit = AutoFit(bootstrap=30, fit_kwargs={"init_grid": SMALL_GRID}).fit(N, D, L)
+    table = {r["candidate"]: r for r in fit.selection_["table"]}
+    assert fit.chosen_ == "chinchilla" and set(table) == {"chinchilla", "kaplan_nd"}
+    assert table["chinchilla"]["rms_log_error"] < table["kaplan_nd"]["rms_log_error"]
+    assert len(fit.selection_["cuts_N"]) == 3
+    fit.to_json(tmp_path / "auto.json")
+    back = load_fit(tmp_path / "auto.json")
+    assert isinstance(back, AutoFit) and back.chosen_ == "chinchilla"
+    assert back.predict(1e10, 2e11) == pytest.approx(fit.predict(1e10, 2e11))
+    mid, lo, hi = fit.predict(np.array([1e9, 2e10]), np.array([2e10, 4e11]), interval=0.95)
+    assert np.all(lo < mid) and np.all(mid < hi)
+    # the form-error term grows with the distance beyond the largest size fitted, and is zero inside
+    assert fit.extrapolation_term(1e9) == 0.0 and fit.extrapolation_term(2e10) > fit.extrapolation_term(5e9) > 0
+
+
+def test_picks_kaplan_when_the_data_follow_kaplan():
+    law = KaplanLawND(alpha_N=0.076, alpha_D=0.103, N_c=6.4e13, D_c=1.8e13)
+    N, D, L = grid(law, 1, noise=0.001)
+    fit = AutoFit(bootstrap=0, fit_kwargs={"init_grid": SMALL_GRID}).fit(N, D, L)
+    assert fit.chosen_ == "kaplan_nd"
+
+
+def test_candidates_include_the_data_constrained_law_only_for_repeated_data():
+    N, D, L = grid(CHIN, 0)
+    assert candidates_for(points_from_arrays(N, D, L)) == ["chinchilla", "kaplan_nd"]
+
+
+def test_fit_approach_auto_prints_the_choice_and_the_errors(tmp_path, capsys):
+    N, D, L = grid(CHIN, 2)
+    pd.DataFrame({"params": N, "tokens": D, "loss": L}).to_csv(tmp_path / "runs.csv", index=False)
+    assert main(["fit", str(tmp_path / "runs.csv"), "--approach", "auto", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["approach"] == "auto" and d["chosen"] in ("chinchilla", "kaplan_nd")
+    assert {r["candidate"] for r in d["selection"]["table"]} == {"chinchilla", "kaplan_nd"}
+    assert d["fit"]["approach"] in (3, "kaplan")
+    assert main(["fit", str(tmp_path / "runs.csv"), "--approach", "auto"]) == 0
+    out = capsys.readouterr().out
+    assert "auto: " in out and "<- chosen" in out and "RMS log error" in out
