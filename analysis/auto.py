@@ -186,14 +186,16 @@ class AutoFit(FitEstimator):
                 "fit": self.estimator_.to_dict()}
 
     def _read_fields(self, d: Mapping[str, Any]) -> None:
-        from analysis.fitjson import read_fit
-
         self.chosen_ = str(d["chosen"])
         self.selection_ = dict(d["selection"])
         self.drift_per_ln_N_ = float(d["drift_per_ln_N"])
         self.N_max_ = float(d["N_max"])
         self.residuals_ = np.asarray(d.get("residuals", []), dtype=float)
-        self.estimator_ = read_fit(d["fit"])
+        inner = d["fit"]
+        classes = {3: ChinchillaFit, "kaplan": KaplanFit, "data_constrained": DataConstrainedFit}
+        if inner.get("approach") not in classes:
+            raise ValueError(f"field 'fit': approach {inner.get('approach')!r} is not a candidate of auto")
+        self.estimator_ = classes[inner["approach"]].from_dict(inner)
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
