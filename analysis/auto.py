@@ -78,35 +78,52 @@ def _predict(est: FitEstimator, N, D, U=None) -> np.ndarray:
     return np.asarray(est.predict(N, D), dtype=float)
 
 
+def size_groups(N: np.ndarray, max_groups: int = 8) -> np.ndarray:
+    """A group per row: each distinct model size, or, with more than `max_groups` sizes (digitised or
+    continuous N), `max_groups` bins of equal width in ln N (empty bins dropped), numbered by size."""
+    sizes = np.unique(N)
+    if len(sizes) <= max_groups:
+        return np.searchsorted(sizes, N)
+    edges = np.linspace(np.log(sizes[0]), np.log(sizes[-1]) + 1e-9, max_groups + 1)
+    g = np.clip(np.searchsorted(edges, np.log(N), side="right") - 1, 0, max_groups - 1)
+    return np.unique(g, return_inverse=True)[1]
+
+
 def leave_largest_out(pts: Points, names: list[str], fit_kwargs: Mapping[str, Any] | None = None,
-                      min_fit_sizes: int = 3) -> dict[str, Any]:
-    """Forecast the larger model sizes from the smaller ones, for every cut: fit each candidate on the
-    sizes up to the k-th (k = min_fit_sizes .. n - 1), forecast every larger size. Per candidate: the
-    RMS log error over all forecast rows, and the drift s = RMS over (cut, size) of
-    mean log error / ln(N_size / N_cut), the form's error per unit of ln N beyond the data."""
-    sizes = np.unique(pts.N)
-    if len(sizes) < min_fit_sizes + 1:
-        raise InputError(f"{pts.source}: auto needs at least {min_fit_sizes + 1} model sizes (fit on the smaller, "
-                         f"forecast the larger); the data have {len(sizes)}")
-    cuts = list(range(min_fit_sizes - 1, len(sizes) - 1))
+                      min_fit_groups: int = 3, max_cuts: int = 3) -> dict[str, Any]:
+    """Forecast the larger model sizes from the smaller ones, at up to `max_cuts` cuts: fit each
+    candidate on the size groups (`size_groups`) up to the k-th, forecast every larger group. Per
+    candidate: the RMS log error over all forecast rows, and the drift s = RMS over (cut, group) of
+    mean log error / ln(N_group / N_cut), N_group the group's geometric-mean size and N_cut the
+    largest size fitted: the form's error per unit of ln N beyond the data."""
+    groups = size_groups(pts.N)
+    n_groups = int(groups.max()) + 1
+    if n_groups < min_fit_groups + 1:
+        raise InputError(f"{pts.source}: auto needs at least {min_fit_groups + 1} model sizes (fit on the smaller, "
+                         f"forecast the larger); the data have {n_groups}")
+    cuts = list(range(max(min_fit_groups - 1, n_groups - 1 - max_cuts), n_groups - 1))
     rows = []
+    cut_N = [float(np.max(pts.N[groups <= k])) for k in cuts]
     for name in names:
         errs, drifts = [], []
-        for k in cuts:
-            train, test = pts.subset(pts.N <= sizes[k]), pts.subset(pts.N > sizes[k])
+        for k, n_cut in zip(cuts, cut_N):
+            train, test = pts.subset(groups <= k), pts.subset(groups > k)
             est = fit_candidate(name, train, fit_kwargs=fit_kwargs)
             log_err = np.log(_predict(est, test.N, test.D, test.U)) - np.log(test.loss)
             errs.append(log_err)
-            for n in np.unique(test.N):
-                drifts.append(float(np.mean(log_err[test.N == n])) / math.log(n / sizes[k]))
+            test_groups = groups[groups > k]
+            for g in np.unique(test_groups):
+                sel = test_groups == g
+                dist = float(np.mean(np.log(test.N[sel]))) - math.log(n_cut)
+                drifts.append(float(np.mean(log_err[sel])) / dist)
         e = np.concatenate(errs)
         rows.append({"candidate": name, "law": CANDIDATE_LAWS[name],
                      "rms_log_error": float(np.sqrt(np.mean(e**2))), "mean_log_error": float(np.mean(e)),
                      "mean_abs_rel_error_pct": float(100 * np.mean(np.abs(np.expm1(e)))),
                      "max_abs_rel_error_pct": float(100 * np.max(np.abs(np.expm1(e)))),
                      "drift_per_ln_N": float(np.sqrt(np.mean(np.square(drifts))))})
-    return {"method": f"forecast the larger model sizes from the smaller, {len(cuts)} cuts",
-            "cuts_N": [float(sizes[k]) for k in cuts], "largest_N": float(sizes[-1]), "table": rows}
+    return {"method": f"forecast the larger model sizes from the smaller, {len(cuts)} cut(s)",
+            "cuts_N": cut_N, "n_size_groups": n_groups, "table": rows}
 
 
 class AutoFit(FitEstimator):

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_fit.py                 # full: 4,500 starts both ways, 1,000-resample bootstrap
     python benchmarks/bench_fit.py --smoke-test    # a few seconds: 90 starts, 100 resamples
+    python benchmarks/bench_fit.py --auto          # only: approach 3 against `--approach auto` (target < 30 s)
 
 What it measures, on Epoch's 240 Chinchilla points (`../shared/data/chinchilla_epoch.csv`, 5 highest
 losses dropped; synthetic points when the file is absent):
@@ -14,6 +15,8 @@ losses dropped; synthetic points when the file is absent):
 3. `ChinchillaFit(bootstrap=1000)`: time of the bootstrap (target <= 60 s on 2 cores).
 4. For a sample of resamples, the bootstrap's optimum against an independent 4,500-start fit of the
    same resample (same objective within 1e-6 relative, parameters close).
+5. With --auto instead: the default approach-3 fit against `AutoFit()` (`scaling fit --approach auto`:
+   every candidate refitted at every cut, then the chosen one on all points), in the same run.
 
 Times are process CPU seconds (robust on a shared machine) and wall seconds.
 """
@@ -103,8 +106,11 @@ def main() -> int:
     ap.add_argument("--resamples", type=int, default=None, help="bootstrap resamples (default 1000; smoke 100)")
     ap.add_argument("--check", type=int, default=None,
                     help="resamples checked against independent fits (default 10; smoke 2)")
+    ap.add_argument("--auto", action="store_true", help="only time approach 3 against --approach auto")
     args = ap.parse_args()
     warnings.simplefilter("ignore", FitWarning)
+    if args.auto:
+        return bench_auto(load(Path(args.data)))
 
     pts = load(Path(args.data))
     x, y, t = np.log(pts.N), np.log(pts.D), np.log(pts.loss)
@@ -157,6 +163,21 @@ def main() -> int:
           f"{worst_f:.1e} (relative); largest parameter gaps: "
           + ", ".join(f"{k} {v:.1e}" for k, v in worst.items()))
     return 0 if same else 1
+
+
+def bench_auto(pts) -> int:
+    """Default approach-3 fit and `--approach auto` (bootstrap 0, as `scaling fit` runs them), same data."""
+    from analysis.auto import AutoFit, describe_selection
+
+    ChinchillaFit(init_grid=start_grid()[:20]).fit(pts)          # warm-up
+    _, cpu3, wall3 = timed(lambda: ChinchillaFit().fit(pts))
+    auto, cpua, walla = timed(lambda: AutoFit(bootstrap=0).fit(pts))
+    print(f"data: {pts.describe()}; cores visible: {os.cpu_count()}")
+    print(f"approach 3 (4,500 starts):  {cpu3:8.2f} s CPU  {wall3:8.2f} s wall")
+    print(f"--approach auto:            {cpua:8.2f} s CPU  {walla:8.2f} s wall   ({cpua / cpu3:.1f}x approach 3; "
+          "target < 30 s)")
+    print(describe_selection(auto))
+    return 0
 
 
 if __name__ == "__main__":

@@ -65,3 +65,23 @@ def test_fit_approach_auto_prints_the_choice_and_the_errors(tmp_path, capsys):
     assert main(["fit", str(tmp_path / "runs.csv"), "--approach", "auto"]) == 0
     out = capsys.readouterr().out
     assert "auto: " in out and "<- chosen" in out and "RMS log error" in out
+
+
+def test_intervals_cover_held_out_truths_when_the_true_form_is_not_a_candidate():
+    """The exponent of N steepens with N (alpha = 0.34 + 0.03 ln(N / 1e7)): neither candidate has that
+    form. Fit on sizes up to 7e8, forecast 1.7e9 .. 1e10: the 95% intervals cover >= 90% of the truths."""
+    from analysis.backtest import backtest
+
+    inside, n = 0, 0
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        sizes = np.geomspace(2e7, 1e10, 8)
+        N = np.repeat(sizes, 5)
+        D = N * np.tile(np.geomspace(5, 80, 5), len(sizes))
+        L = (1.8 + 400.0 / N ** (0.34 + 0.03 * np.log(N / 1e7)) + 1500.0 / D**0.36) * np.exp(rng.normal(0, 0.003, N.size))
+        bt = backtest(pd.DataFrame({"params": N, "tokens": D, "loss": L}), "N > 1.5e9", approach="auto", bootstrap=30,
+                      fit_kwargs={"init_grid": SMALL_GRID}, random_state=seed)
+        assert bt.fit["chosen"] in ("chinchilla", "kaplan_nd") and bt.fit["selection"]["table"]
+        inside += int(bt.rows["in_interval"].astype(bool).sum())
+        n += len(bt.rows)
+    assert inside / n >= 0.9, f"{inside}/{n}"
