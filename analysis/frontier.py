@@ -175,19 +175,7 @@ class IsoFLOPFit(_FrontierFit):
         return group_budgets(pts.C, pts.budget, self.budget_rtol)
 
     def _window(self, u: np.ndarray, loss: np.ndarray) -> np.ndarray:
-        """Positions (into u) of the points around the lowest loss: the `window` nearest in u, or those
-        within ±window_span/2 (at least 3 distinct sizes either way when the budget has them)."""
-        u0 = u[np.argmin(loss)]
-        dist = np.abs(u - u0)
-        order = np.argsort(dist, kind="stable")
-        if self.window_span is not None:
-            inside = order[dist[order] <= self.window_span / 2.0 + 1e-12]
-            if len(np.unique(u[inside])) >= 3:
-                return np.sort(inside)
-        k = int(self.window)
-        while k < len(u) and len(np.unique(u[order[:k]])) < 3:
-            k += 1
-        return np.sort(order[:k])
+        return parabola_window(u, loss, int(self.window), self.window_span)
 
     def _profile(self, pts: Points, g: np.ndarray, Cg: float, u: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
         sizes = np.unique(pts.N[g])
@@ -455,6 +443,23 @@ def group_budgets(C: np.ndarray | None, budget: np.ndarray | None = None,
         groups[-1].append(int(i))
     idx = [np.array(g) for g in groups]
     return idx, [float(np.exp(np.mean(np.log(C[g])))) for g in idx]
+
+
+def parabola_window(u: np.ndarray, loss: np.ndarray, window: int = 5, window_span: float | None = None) -> np.ndarray:
+    """Positions (into u = ln N) of the points an IsoFLOP parabola is fitted to: the `window` nearest
+    the lowest loss in u, or those within +-window_span/2 of it (at least 3 distinct sizes either way
+    when the budget has them). `IsoFLOPFit` and the report's IsoFLOP figure use the same window."""
+    u0 = u[np.argmin(loss)]
+    dist = np.abs(u - u0)
+    order = np.argsort(dist, kind="stable")
+    if window_span is not None:
+        inside = order[dist[order] <= window_span / 2.0 + 1e-12]
+        if len(np.unique(u[inside])) >= 3:
+            return np.sort(inside)
+    k = int(window)
+    while k < len(u) and len(np.unique(u[order[:k]])) < 3:
+        k += 1
+    return np.sort(order[:k])
 
 
 def _loglog_line(x: np.ndarray, y: np.ndarray, log_k: bool = False) -> tuple[float, float]:

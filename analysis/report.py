@@ -35,7 +35,7 @@ from analysis.backtest import backtest, leave_one_budget_out, load_frame
 from analysis.chinchilla import ChinchillaFit
 from analysis.errors import InputError
 from analysis.fitjson import read_fit
-from analysis.frontier import EnvelopeFit, IsoFLOPFit, group_budgets
+from analysis.frontier import EnvelopeFit, IsoFLOPFit, group_budgets, parabola_window
 from analysis.io import FitWarning, load_curves
 from analysis.report_html import (CSS, DONE_HOOK, ERROR_HOOK, backtest_html, esc, figure_html, fit3_of,
                                   parameter_table, plan_rows, row_interval, warnings_html)
@@ -281,8 +281,10 @@ def isoflop_groups(points: pd.DataFrame, fit2: Mapping[str, Any], *, budget: np.
 
     Points are grouped as `analysis.fit.IsoFLOPFit` groups them (`analysis.frontier.group_budgets`); each
     group is matched to the fit's budget entry by C, and the drawn parabola is the least-squares
-    quadratic in log10 N, whose minimum is the fit's N_opt.
+    quadratic in log10 N over the fit's window around the lowest loss (`frontier.parabola_window`),
+    whose minimum is the fit's N_opt.
     """
+    settings = fit2.get("settings") or {}
     idx, budget_C = group_budgets(points["C"].to_numpy(), budget, budget_rtol)
     entries = [b for b in fit2.get("budgets", []) if b.get("used")]
     groups = []
@@ -292,7 +294,9 @@ def isoflop_groups(points: pd.DataFrame, fit2: Mapping[str, Any], *, budget: np.
             continue
         b = match[0]
         sub = points.iloc[g]
-        coef = np.polyfit(np.log10(sub["N"].to_numpy()), sub["loss"].to_numpy(), 2) if sub["N"].nunique() >= 3 else None
+        w = sub.iloc[parabola_window(np.log(sub["N"].to_numpy()), sub["loss"].to_numpy(),
+                                     int(settings.get("window", 5)), settings.get("window_span"))]
+        coef = np.polyfit(np.log10(w["N"].to_numpy()), w["loss"].to_numpy(), 2) if w["N"].nunique() >= 3 else None
         groups.append({"C": b["C"], "points": sub, "coef": coef, "N_opt": b["N_opt"], "loss_opt": b["loss_opt"]})
     return groups
 
