@@ -27,6 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from analysis.backtest import backtest
+from analysis.errors import InputError
 from analysis.fit import ChinchillaFit, IsoFLOPFit, KaplanFit
 from analysis.fitjson import write_fit
 from analysis.io import FitWarning, load_points
@@ -133,7 +134,12 @@ def run_demo(settings: DemoSettings, echo: Callable[[str], None] = print) -> Dem
         points = load_points(sweep_dir, budget_col="budget")  # the budget each IsoFLOP run belongs to
         fit3 = ChinchillaFit(bootstrap=settings.bootstrap, interval_level=settings.level,
                              random_state=settings.seed).fit(points)
-        fit2 = IsoFLOPFit(bootstrap=settings.bootstrap, random_state=settings.seed).fit(points)
+        try:
+            fit2 = IsoFLOPFit(bootstrap=settings.bootstrap, random_state=settings.seed).fit(points)
+        except InputError as exc:   # a tiny sweep may bracket fewer than 2 minima: keep them, and say so
+            echo(f"      approach 2: {exc}; refitting with the unbracketed budgets kept (biased a, b)")
+            fit2 = IsoFLOPFit(bootstrap=settings.bootstrap, random_state=settings.seed,
+                              keep_unbracketed=True).fit(points)
         kaplan = KaplanFit(form="nd", bootstrap=settings.bootstrap, interval_level=settings.level,
                            random_state=settings.seed).fit(points)
     for w in caught:
