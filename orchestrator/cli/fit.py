@@ -80,11 +80,12 @@ def run(args: argparse.Namespace) -> int:
         if args.out:
             raise InputError("--out writes one fit: give --n-convention total or nonembedding with it")
         with fit_warnings_to_stderr():
-            fits = _fit_all_conventions(args)
+            fits, oos = _fit_all_conventions(args)
         if args.json:
-            print_json({"n_conventions": {conv: est.to_dict() for conv, est in fits.items()}})
+            print_json({"n_conventions": {conv: est.to_dict() for conv, est in fits.items()},
+                        "out_of_sample": oos})
         else:
-            print(format_conventions(fits))
+            print(format_conventions(fits, oos))
         return 0
     with fit_warnings_to_stderr():
         est = _fit(args)
@@ -193,16 +194,30 @@ def _fit_all_conventions(args: argparse.Namespace) -> dict:
     found = conventions_in(rows)
     if not found:
         raise InputError(f"{args.source}: no parameter column for any N convention (params, N, params_nonembedding)")
-    fits = {}
+    from analysis.auto import leave_largest_out
+    from analysis.io import load_points
+
+    candidate = {"3": "chinchilla", "kaplan": "kaplan_nd"}.get(args.approach)
+    fits, oos = {}, {}
     for conv in found:
         one = copy.copy(args)
         one.n_convention = conv
         fits[conv] = _fit(one)
-    return fits
+        if candidate is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                pts = load_points(args.source, d_col=args.d_col, c_col=args.c_col, loss_col=args.loss_col,
+                                  n_convention=conv, drop_highest=args.drop_highest, best_of=args.best_of)
+            try:
+                oos[conv] = leave_largest_out(pts, [candidate])["table"][0]
+            except InputError:
+                oos[conv] = None
+    return fits, oos
 
 
-def format_conventions(fits: dict) -> str:
-    """The fits under each N convention side by side: every parameter the fits share, then each table."""
+def format_conventions(fits: dict, oos: dict | None = None) -> str:
+    """The fits under each N convention side by side: every parameter the fits share, the error
+    forecasting the larger sizes from the smaller (`analysis.auto.leave_largest_out`), then each table."""
     dicts = {conv: est.to_dict() for conv, est in fits.items()}
     keys = [k for k in ("E", "A", "B", "alpha", "beta", "a", "b", "G", "alpha_N", "N_c", "alpha_D", "D_c")
             if all(isinstance(d.get(k), (int, float)) for d in dicts.values())]
@@ -211,6 +226,10 @@ def format_conventions(fits: dict) -> str:
     for k in keys:
         lines.append(f"  {k:<9}" + "".join(f"{_g(d[k]):>22}" for d in dicts.values()))
     lines.append(f"  {'N column':<9}" + "".join(f"{d['columns'].get('n', '?'):>22}" for d in dicts.values()))
+    if oos and any(oos.values()):
+        cells = [f"{oos[c]['mean_abs_rel_error_pct']:.2f}%" if oos.get(c) else "-" for c in dicts]
+        lines.append(f"  {'OOS err':<9}" + "".join(f"{c:>22}" for c in cells)
+                     + "   (mean |error| forecasting larger sizes from smaller)")
     return "\n".join(lines + [""] + [format_fit(est) for est in fits.values()])
 
 

@@ -179,14 +179,17 @@ def test_n_convention_all_fits_each_convention_side_by_side(tmp_path, capsys):
                        "loss": LAW(N_ne, D) * np.exp(rng.normal(0, 0.002, N.size))})
     df.to_csv(tmp_path / "runs.csv", index=False)
     assert main(["fit", str(tmp_path / "runs.csv"), "--n-convention", "all", "--json"]) == 0
-    fits = json.loads(capsys.readouterr().out)["n_conventions"]
+    out = json.loads(capsys.readouterr().out)
+    fits, oos = out["n_conventions"], out["out_of_sample"]
     assert list(fits) == ["total", "nonembedding"]
+    assert oos["nonembedding"]["rms_log_error"] < oos["total"]["rms_log_error"]     # the right N forecasts better
     assert fits["total"]["columns"]["n"] == "params" and fits["nonembedding"]["columns"]["n"] == "params_nonembedding"
     assert fits["nonembedding"]["n_convention"] == "nonembedding" and fits["total"]["n_convention"] == "total"
     assert fits["nonembedding"]["alpha"] == pytest.approx(LAW.alpha, abs=0.02)
     assert abs(fits["total"]["alpha"] - LAW.alpha) > 0.05          # the wrong N bends the law
     assert main(["fit", str(tmp_path / "runs.csv"), "--n-convention", "all"]) == 0
-    assert re.search(r"alpha\s+0\.\d+\s+0\.3\d", capsys.readouterr().out)
+    text = capsys.readouterr().out
+    assert re.search(r"alpha\s+0\.\d+\s+0\.3\d", text) and "OOS err" in text
     df.drop(columns="params_nonembedding").to_csv(tmp_path / "total.csv", index=False)
     assert main(["fit", str(tmp_path / "total.csv"), "--n-convention", "nonembedding"]) == 2
     assert "needs a non-embedding parameter column" in capsys.readouterr().err
