@@ -39,7 +39,7 @@ from analysis.chinchilla import ChinchillaFit
 from analysis.data_constrained import DataConstrainedFit
 from analysis.errors import InputError
 from analysis.estimator import FitEstimator
-from analysis.io import Points, as_points
+from analysis.io import Points, as_points, repeats_data
 from analysis.kaplan import KaplanFit
 from analysis.laws import chinchilla_loss, kaplan_nd_loss
 
@@ -52,7 +52,7 @@ def candidates_for(pts: Points) -> list[str]:
     """The forms `auto` tries on these points: approach 3, Kaplan L(N, D), and the data-constrained
     law when some row trains past its unique tokens."""
     out = ["chinchilla", "kaplan_nd"]
-    if pts.U is not None and bool(np.any(pts.D > pts.U * (1 + 1e-9))):
+    if repeats_data(pts):
         out.append("data_constrained")
     return out
 

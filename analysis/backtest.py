@@ -37,7 +37,7 @@ from analysis.chinchilla import ChinchillaFit
 from analysis.errors import InputError
 from analysis.frontier import group_budgets
 from analysis.holdout import holdout_mask
-from analysis.io import Points, load_points_frame
+from analysis.io import Points, load_points_frame, warn_repeated_data
 from analysis.kaplan import KaplanFit
 from analysis.laws import chinchilla_loss, kaplan_nd_loss
 from analysis.plan import Planner
@@ -240,6 +240,8 @@ def backtest(
     if not 0 < level < 1:
         raise InputError(f"level: {level} is not in (0, 1)")
     frame, pts = load_frame(data, columns, n_convention=n_convention, best_of=best_of)
+    if str(approach).lower() != "auto":
+        warn_repeated_data(pts, f"approach {approach}")
     held = holdout_mask(frame, holdout) if holdout is not None else np.zeros(len(frame), dtype=bool)
     train = ~held
     if train.sum() < 6:

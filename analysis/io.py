@@ -241,6 +241,23 @@ def _whole_run_names(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def repeats_data(pts: "Points") -> bool:
+    """Whether some row trains on more tokens than its unique tokens (D > U: repeated data)."""
+    return pts.U is not None and bool(np.any(pts.D > pts.U * (1 + 1e-9)))
+
+
+def warn_repeated_data(pts: "Points", law: str) -> None:
+    """A FitWarning naming the unique-tokens column when a law that treats every token as new is
+    fitted to rows that repeat data (Muennighoff et al. 2023: repeated tokens are worth less)."""
+    if not repeats_data(pts):
+        return
+    over = pts.D > pts.U * (1 + 1e-9)
+    warnings.warn(f"{pts.source}: {int(over.sum())} of {len(pts)} rows train past their unique tokens (column "
+                  f"{pts.columns.get('u')!r}, up to {float(np.max(pts.D / pts.U)):.3g} epochs) but {law} treats "
+                  "every token as new; the data-constrained law prices repetition in (scaling fit --approach 3 or "
+                  "data-constrained)", FitWarning, stacklevel=3)
+
+
 def best_of_rows(df: pd.DataFrame, best_of: Sequence[str] | str, loss: str, source: str) -> pd.DataFrame:
     """The best row of each setting: rows are grouped by every column except those in `best_of` (the
     settings tried, e.g. the peak LR) and the `loss` column; each group keeps its row of lowest finite

@@ -123,28 +123,20 @@ def _fit(args: argparse.Namespace):
         pts = load_points(args.source, n_col=args.n_col, d_col=args.d_col, c_col=args.c_col, loss_col=args.loss_col,
                           budget_col=args.budget_col, u_col=args.u_col, n_convention=args.n_convention,
                           drop_highest=args.drop_highest, best_of=args.best_of)
-    import numpy as np
+    from analysis.io import repeats_data, warn_repeated_data
 
     if args.approach == "auto":
         from analysis.auto import AutoFit
 
         return AutoFit(bootstrap=args.bootstrap, interval_level=args.level, random_state=args.seed).fit(pts)
-    repeats = pts.U is not None and bool(np.any(pts.D > pts.U * (1 + 1e-9)))
+    repeats = repeats_data(pts)
     if args.approach == "data-constrained" or (args.approach == "3" and repeats):
         from analysis.fit import DataConstrainedFit
 
         return DataConstrainedFit(bootstrap=args.bootstrap, interval_level=args.level,
                                   random_state=args.seed).fit(pts)
     if repeats:
-        import warnings
-
-        from analysis.io import FitWarning
-
-        over = pts.D > pts.U * (1 + 1e-9)
-        warnings.warn(f"{pts.source}: {int(over.sum())} of {len(pts)} rows train past their unique tokens (column "
-                      f"{pts.columns.get('u')!r}, up to {float(np.max(pts.D / pts.U)):.3g} epochs) but approach "
-                      f"{args.approach} treats every token as new; the data-constrained law prices repetition in "
-                      "(--approach 3 or data-constrained)", FitWarning, stacklevel=2)
+        warn_repeated_data(pts, f"approach {args.approach}")
     if args.approach == "2":
         return IsoFLOPFit(budget_rtol=args.budget_rtol, window=args.window, keep_unbracketed=args.keep_unbracketed,
                           **common).fit(pts)

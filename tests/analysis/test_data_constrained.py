@@ -96,3 +96,11 @@ def test_cli_fits_the_u_aware_law_and_plans_epochs(tmp_path, capsys):
     assert main(["fit", str(tmp_path / "rep.csv"), "--approach", "kaplan"]) == 0
     err = capsys.readouterr().err
     assert "rows train past their unique tokens (column 'unique_tokens', up to 64 epochs)" in err
+
+
+def test_backtest_of_repeated_data_with_a_law_that_ignores_u_warns_by_name(tmp_path):
+    from analysis.backtest import backtest
+
+    with pytest.warns(FitWarning, match=r"rows train past their unique tokens \(column 'unique_tokens', up to 64 "
+                                        r"epochs\) but approach 3 treats every token as new"):
+        backtest(repeated_table(), "N > 2e9", approach=3, interval="none", fit_kwargs={"init_grid": SMALL_GRID})
