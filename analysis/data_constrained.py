@@ -216,7 +216,7 @@ class DataConstrainedFit(FitEstimator):
         self._set_law(DataConstrainedLaw(**{k: float(d[k]) for k in ("E", "A", "B", "alpha", "beta", "R_N", "R_D")}))
         self.n_single_epoch_ = int(d.get("n_single_epoch", 0))
         self.max_epochs_ = float(d.get("max_epochs", np.nan))
-        self.rss_ = float(d.get("rss", np.nan))
+        self.rss_ = float(d.get("rss", d.get("objective", np.nan)))
 
 
 def _law_of(theta: np.ndarray) -> DataConstrainedLaw:

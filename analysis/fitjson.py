@@ -59,7 +59,8 @@ SCHEMA_VERSION = OUTPUT_SCHEMA_VERSION
 """The version `write_fit` and `fit_json` write; `read_fit` reads 1 to this."""
 
 OBJECTIVE_KIND = {3: "sum of Huber(delta) of log-loss residuals (Hoffmann et al. 2022 eq. 2)",
-                  "kaplan": "sum of squared log-loss residuals"}
+                  "kaplan": "sum of squared log-loss residuals",
+                  "data_constrained": "sum of squared log-loss residuals (Muennighoff et al. 2023 eq. 7)"}
 
 FIT_CLASSES: dict[Any, type[FitEstimator]] = {3: ChinchillaFit, 2: IsoFLOPFit, 1: EnvelopeFit, "kaplan": KaplanFit,
                                               "data_constrained": DataConstrainedFit, "auto": AutoFit}

@@ -157,7 +157,8 @@ def _points_without(args: argparse.Namespace):
     from analysis.errors import InputError
     from analysis.holdout import holdout_mask
 
-    columns = {"n": args.n_col, "d": args.d_col, "c": args.c_col, "loss": args.loss_col, "budget": args.budget_col}
+    columns = {"n": args.n_col, "d": args.d_col, "c": args.c_col, "loss": args.loss_col, "budget": args.budget_col,
+               "u": args.u_col}
     frame, pts = load_frame(args.source, columns, n_convention=args.n_convention, best_of=args.best_of)
     excluded = holdout_mask(frame, args.exclude)
     if excluded.all():
