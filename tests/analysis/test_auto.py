@@ -54,11 +54,11 @@ def test_candidates_include_the_data_constrained_law_only_for_repeated_data():
     assert candidates_for(points_from_arrays(N, D, L)) == ["chinchilla", "kaplan_nd"]
 
 
-def test_fit_approach_auto_prints_the_choice_and_the_errors(tmp_path, capsys):
+def test_fit_approach_auto_prints_the_choice_and_the_errors(tmp_path, capsys, check_output):
     N, D, L = grid(CHIN, 2)
     pd.DataFrame({"params": N, "tokens": D, "loss": L}).to_csv(tmp_path / "runs.csv", index=False)
     assert main(["fit", str(tmp_path / "runs.csv"), "--approach", "auto", "--json"]) == 0
-    d = json.loads(capsys.readouterr().out)
+    d = check_output(json.loads(capsys.readouterr().out), "fit")
     assert d["approach"] == "auto" and d["chosen"] in ("chinchilla", "kaplan_nd")
     assert {r["candidate"] for r in d["selection"]["table"]} == {"chinchilla", "kaplan_nd"}
     assert d["fit"]["approach"] in (3, "kaplan")

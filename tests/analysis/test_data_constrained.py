@@ -77,11 +77,11 @@ def test_json_round_trip_and_no_u_is_a_one_line_error(tmp_path):
         DataConstrainedFit().fit(repeated_table().drop(columns="unique_tokens"))
 
 
-def test_cli_fits_the_u_aware_law_and_plans_epochs(tmp_path, capsys):
+def test_cli_fits_the_u_aware_law_and_plans_epochs(tmp_path, capsys, check_output):
     repeated_table().to_csv(tmp_path / "rep.csv", index=False)
     assert main(["fit", str(tmp_path / "rep.csv"), "--u-col", "unique_tokens", "--out", str(tmp_path / "dc.json"),
                  "--json"]) == 0
-    d = json.loads(capsys.readouterr().out)
+    d = check_output(json.loads(capsys.readouterr().out), "fit")
     assert d["approach"] == "data_constrained" and d["R_D"] == pytest.approx(TRUE.R_D, rel=0.2)
     # a plan with U: fewer unique tokens than the unconstrained optimum -> more epochs, a worse loss
     assert main(["plan", str(tmp_path / "dc.json"), "--budget", "1e21", "--unique-tokens", "2e9", "--json",
