@@ -218,7 +218,7 @@ class IsoFLOPFit(_FrontierFit):
             return
         listed = "; ".join(f"C={b['C']:.3g}: {b['reason']}" for b in bad)
         kept = [b for b in bad if b["used"]]
-        what = (f"kept anyway (keep_unbracketed; their minima bias a and b)" if kept else
+        what = ("kept anyway (keep_unbracketed; their minima bias a and b)" if kept else
                 "left out of the frontier fit (--keep-unbracketed keeps those with a minimum)")
         warnings.warn(f"{source}: {len(bad)} of {len(budgets)} IsoFLOP budgets are not bracketed by the sizes run, "
                       f"{what}: {listed}", FitWarning, stacklevel=3)

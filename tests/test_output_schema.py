@@ -56,6 +56,13 @@ def test_plan_json(data, capsys, check_output):
     assert set(d["intervals"]) >= {"N", "D", "loss"}
 
 
+def test_plan_json_without_a_bootstrap_has_no_interval_level(data, capsys, check_output):
+    tmp, _ = data
+    main(["fit", str(tmp / "runs.csv"), "--out", str(tmp / "fit-point.json")])
+    d = check_output(cli_json(capsys, "plan", tmp / "fit-point.json", "--budget", "1e20", "--json"), "plan")
+    assert d["interval_level"] is None and not d["intervals"]
+
+
 def test_backtest_json_and_file(data, capsys, check_output):
     tmp, _ = data
     d = check_output(cli_json(capsys, "backtest", tmp / "runs.csv", "--holdout", "largest C", "--bootstrap", "20",

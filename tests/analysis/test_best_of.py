@@ -35,7 +35,7 @@ def lr_sweep(path) -> pd.DataFrame:
 
 
 def test_keeps_the_best_lr_of_each_run_and_counts_what_it_dropped(tmp_path):
-    df = lr_sweep(tmp_path / "lr.csv")
+    lr_sweep(tmp_path / "lr.csv")
     with pytest.warns(FitWarning, match=r"--best-of lr: kept the lowest-loss row of each of 30 settings, 30 of 120 "
                                         r"rows \(10 diverged with a non-finite loss, 80 beaten\)"):
         rows, pts = load_points_frame(tmp_path / "lr.csv", best_of="lr")
