@@ -17,8 +17,9 @@ PEAK_FLOPS_BF16 = (
 )
 
 
-def resolve_device(spec: str, rank: int, world_size: int) -> torch.device:
-    """`train.device` (auto, cpu, cuda, cuda:N) for DDP rank `rank`; on CUDA also selects it and allows TF32."""
+def resolve_device(spec: str, local_rank: int, world_size: int) -> torch.device:
+    """`train.device` (auto, cpu, cuda, cuda:N) for the data-parallel process with `local_rank` on its node (the
+    GPU of that index); on CUDA also selects it and allows TF32."""
     if spec == "auto":
         spec = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(spec)
@@ -26,9 +27,10 @@ def resolve_device(spec: str, rank: int, world_size: int) -> torch.device:
         if not torch.cuda.is_available():
             raise ConfigError(f"train.device: {spec!r} but CUDA is not available")
         if world_size > 1:
-            if world_size > torch.cuda.device_count():
-                raise ConfigError(f"train.nproc: {world_size} processes but {torch.cuda.device_count()} GPUs")
-            device = torch.device("cuda", rank)
+            if local_rank >= torch.cuda.device_count():
+                raise ConfigError(f"train.nproc: local rank {local_rank} of {world_size} processes but "
+                                  f"{torch.cuda.device_count()} GPUs on this node")
+            device = torch.device("cuda", local_rank)
         elif device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())
         torch.cuda.set_device(device)

@@ -27,8 +27,9 @@ also says how `tokens_per_s` and `mfu` are measured), `checkpoint/` (`scaling.ch
 
 Where the parts live: `scaling.plan` (1), `scaling.trainer` (2-6, the loop of one process),
 `scaling.run_state` (the state a checkpoint holds and a branch sets aside), `scaling.evaluation`
-(validation loss), `scaling.outputs` (rows and files), `scaling.device`, `scaling.ddp` (`nproc > 1`).
-This module is the entry point: `train` checks the data and the out_dir and starts the processes.
+(validation loss), `scaling.outputs` (rows and files), `scaling.device`, `scaling.distributed` (several
+processes: torchrun's environment, `nproc > 1`). This module is the entry point: `train` checks the data and the
+out_dir and starts the processes, or joins the ones a launcher (torchrun, Slurm, Ray Train) started.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from contracts.jsonio import write_atomic
 from scaling import checkpoint as ckpt
 from scaling.config import RunConfig
 from scaling.data import prepare_data
-from scaling.ddp import train_ddp
+from scaling import distributed
 from scaling.device import PEAK_FLOPS_BF16
 from scaling.errors import ConfigError, DataError
 from scaling.outputs import RunResult
@@ -65,23 +66,43 @@ def train(
 
     `data`: a `scaling.data.TokenData` (else prepared from `cfg.data`). `resume`: continue from
     `out_dir/checkpoint` if there is one (else start over). `reporter(metrics, checkpoint_dir)` is
-    called in this process after every evaluation. `stop_after_steps`: stop after that many optimiser
+    called in rank 0's process after every evaluation. `stop_after_steps`: stop after that many optimiser
     steps of this call, with a checkpoint and status `running`. Divergence is returned, not raised.
+
+    Processes: inside a launcher's world (`scaling.distributed.world_from_env`: torchrun, Slurm, Ray Train)
+    this process trains its rank's part (rank 0 prepares `out_dir` and writes); otherwise `cfg.train.nproc > 1`
+    starts that many local processes through torchrun's launcher (no `reporter` then: rank 0 is another
+    process), and 1 trains here.
     """
     out_dir = Path(out_dir)
+    world = distributed.world_from_env()
+    if world is not None and cfg.train.nproc not in (1, world.world_size):
+        raise ConfigError(f"train.nproc: {cfg.train.nproc}, but the launcher started {world.world_size} processes")
+    if world is None and cfg.train.nproc > 1 and reporter is not None:
+        raise ConfigError("train: a reporter needs the run's rank 0 in this process: nproc 1, or a launcher "
+                          "(torchrun, Ray Train) that runs train() on every rank")
     if data is None:
         data = prepare_data(cfg.data, progress=progress)
     _check_data(cfg, data)
+    if world is None or world.rank == 0:
+        _prepare_out_dir(cfg, out_dir, resume)
+    if world is not None:
+        return distributed.run_in_world(cfg, out_dir, data, world, reporter=reporter, progress=progress,
+                                        stop_after_steps=stop_after_steps)
+    if cfg.train.nproc > 1:
+        return distributed.launch_local(cfg, out_dir, data, progress=progress, stop_after_steps=stop_after_steps)
+    return run_process(cfg, out_dir, data, rank=0, world_size=1, reporter=reporter, progress=progress,
+                       stop_after_steps=stop_after_steps)
+
+
+def _prepare_out_dir(cfg: RunConfig, out_dir: Path, resume: bool) -> None:
+    """Create `out_dir`, drop its checkpoint (no resume) or check it is this run's, write `config.json`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if not resume:
         ckpt.remove_checkpoint(out_dir)
     elif ckpt.find_checkpoint(out_dir) is not None:
         _check_same_run(cfg, out_dir)
     write_atomic(out_dir / "config.json", json.dumps(cfg.model_dump(mode="json"), indent=2) + "\n")
-    if cfg.train.nproc > 1:
-        return train_ddp(cfg, out_dir, data, reporter=reporter, progress=progress, stop_after_steps=stop_after_steps)
-    return run_process(cfg, out_dir, data, rank=0, world_size=1, reporter=reporter, progress=progress,
-                       stop_after_steps=stop_after_steps)
 
 
 # -------------------------------------------------------------------- checks before a run

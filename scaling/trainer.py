@@ -1,6 +1,6 @@
 """The training loop of one process: `Trainer` builds the model, optimiser and data of a run and trains
 it (see `scaling.train` for the loop in words); `run_process` is the run as seen by one process, the
-whole run when it is the only one, one DDP rank otherwise (`scaling.ddp`)."""
+whole run when it is the only one, one data-parallel rank otherwise (`scaling.distributed`)."""
 
 from __future__ import annotations
 
@@ -28,15 +28,18 @@ Reporter = Callable[[dict, "Path | None"], None]
 
 
 def run_process(cfg: RunConfig, out_dir: Path, data: Any, *, rank: int, world_size: int,
-                reporter: Reporter | None, progress: bool, stop_after_steps: int | None) -> RunResult:
-    """The run as seen by one process (all of it when `world_size` is 1; one DDP rank otherwise)."""
+                reporter: Reporter | None, progress: bool, stop_after_steps: int | None,
+                local_rank: int | None = None) -> RunResult:
+    """The run as seen by one process (all of it when `world_size` is 1; one data-parallel rank otherwise,
+    in a process group already joined, `scaling.distributed`); `local_rank` picks its GPU (default `rank`)."""
     previous_threads = torch.get_num_threads()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     elif world_size > 1:  # share the cores between the processes instead of oversubscribing them
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
     try:
-        trainer = Trainer(cfg, out_dir, data, rank=rank, world_size=world_size)
+        trainer = Trainer(cfg, out_dir, data, rank=rank, world_size=world_size,
+                          local_rank=rank if local_rank is None else local_rank)
         return trainer.run(reporter=reporter if rank == 0 else None, progress=progress and rank == 0,
                            stop_after_steps=stop_after_steps)
     finally:
@@ -46,10 +49,11 @@ def run_process(cfg: RunConfig, out_dir: Path, data: Any, *, rank: int, world_si
 class Trainer:
     """Builds the model, optimiser and data for one process and runs the loop of `scaling.train`."""
 
-    def __init__(self, cfg: RunConfig, out_dir: Path, data: Any, *, rank: int = 0, world_size: int = 1):
+    def __init__(self, cfg: RunConfig, out_dir: Path, data: Any, *, rank: int = 0, world_size: int = 1,
+                 local_rank: int = 0):
         self.cfg, self.out_dir, self.data = cfg, Path(out_dir), data
         self.rank, self.world_size = rank, world_size
-        self.device = resolve_device(cfg.train.device, rank, world_size)
+        self.device = resolve_device(cfg.train.device, local_rank, world_size)
         self.dtype = resolve_dtype(cfg.train.dtype, self.device)
         self.plan = make_plan(cfg, world_size=world_size, device_type=self.device.type)
         self.run_id = cfg.run_id or self.out_dir.name

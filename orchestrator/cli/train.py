@@ -7,6 +7,7 @@
     scaling train --n-layer 12 --d-model 768 --context 1024 --vocab-size 50257 --tokens 2.5B \\
         --batch-tokens 512K --device cuda --compile --nproc 8 --out runs/gpt2
     scaling plan fit.json --budget 1e18 --write-config run.json && scaling train --config run.json --out runs/p
+    python -m torch.distributed.run --nproc-per-node 8 -m orchestrator.cli train ... --out runs/gpt2   same, torchrun
 
 The model is either a shape (--n-layer, --d-model, [--n-head]) or a size (--params, picked by the
 shape rule of `scaling.shapes`); the data is --tokens, or --tokens-per-param times N. Or --config
@@ -90,7 +91,9 @@ def register(subparsers) -> None:
     run_.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
                       help="auto: bf16 autocast on CUDA, fp32 on CPU")
     run_.add_argument("--compile", action="store_true", help="torch.compile the model")
-    run_.add_argument("--nproc", type=int, default=1, help="data-parallel processes on this machine (DDP)")
+    run_.add_argument("--nproc", type=int, default=1,
+                      help="data-parallel processes on this machine (DDP), started by torchrun's launcher; "
+                           "or run this command under torchrun / srun / Ray Train, which set RANK and WORLD_SIZE")
     run_.add_argument("--threads", type=int, help="CPU threads per process (default: torch's)")
     run_.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                       help="continue from --out's checkpoint if there is one (default: yes)")
@@ -189,6 +192,7 @@ def config_from_file(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from scaling.data import prepare_data
+    from scaling.distributed import world_from_env
     from scaling.errors import ConfigError
     from scaling.train import train
 
@@ -200,14 +204,19 @@ def run(args: argparse.Namespace) -> int:
         cfg = build_config(args)
     from scaling.trackers import check_available, open_trackers
 
+    world = world_from_env()  # under torchrun every rank runs this command; rank 0 speaks and logs
+    speaks = world is None or world.rank == 0
     check_available(args.log)
-    data = prepare_data(cfg.data, progress=not args.no_progress)
-    trackers = open_trackers(args.log, args.out, cfg)
+    data = prepare_data(cfg.data, progress=not args.no_progress and speaks)
+    trackers = open_trackers(args.log, args.out, cfg) if speaks else None
     try:
-        result = train(cfg, args.out, data=data, resume=args.resume, progress=not args.no_progress, reporter=trackers)
+        result = train(cfg, args.out, data=data, resume=args.resume, progress=not args.no_progress and speaks,
+                       reporter=trackers)
     finally:
         if trackers is not None:
             trackers.close()
+    if not speaks:
+        return 0
     trial = result.trial
     if args.json:
         print_json(trial)
