@@ -118,7 +118,10 @@ class TrainConfig(BaseModel):
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     compile: bool = False
     threads: int | None = Field(default=None, gt=0, description="torch CPU threads; None = torch default")
-    nproc: int = Field(default=1, gt=0, description="data-parallel processes (DDP) on this node")
+    nproc: int = Field(default=1, gt=0, description="data-parallel processes on this node (torchrun's launcher)")
+    parallel: Literal["ddp", "fsdp"] = Field(
+        default="ddp", description="how several processes share the model: ddp replicates it, fsdp shards it "
+                                   "(fully_shard); see scaling.parallel")
     diverge_factor: float = Field(default=3.0, gt=1, description="loss above factor x best so far = diverged")
 
     @model_validator(mode="after")

@@ -116,13 +116,14 @@ def launch_local(cfg: RunConfig, out_dir: Path, data: Any, *, progress: bool,
 
 def run_in_world(cfg: RunConfig, out_dir: Path, data: Any, world: World, *, reporter: Reporter | None,
                  progress: bool, stop_after_steps: int | None) -> RunResult:
-    """This process's part of the run at `world`'s place: join the group, train; rank 0 reports and writes."""
+    """This process's part of the run at `world`'s place: join the group, train (rank 0 writes). `reporter` is
+    called on every rank (Ray Train's `report` is a collective), with rank 0's checkpoint folder there only."""
     import torch.distributed as dist
 
     with process_group(backend_for(cfg.train.device)):
         dist.barrier()  # rank 0 has prepared out_dir (config.json, no stale checkpoint) before anyone reads it
         return run_process(cfg, out_dir, data, rank=world.rank, local_rank=world.local_rank,
-                           world_size=world.world_size, reporter=reporter if world.rank == 0 else None,
+                           world_size=world.world_size, reporter=reporter,
                            progress=progress and world.rank == 0, stop_after_steps=stop_after_steps)
 
 

@@ -187,7 +187,7 @@ class RunOutputs:
             "decay_fraction": t.decay_fraction if t.schedule == "wsd" else None,
             "cooldowns": ",".join(f"{b.fraction:g}" for b in plan.branches) or None,
             "micro_batch_tokens": plan.micro_batch_size * m.context, "accum_steps": plan.accum_steps,
-            "nproc": self.world_size, "dtype": str(self.dtype).removeprefix("torch."), "compile": t.compile,
+            "nproc": self.world_size, "parallel": t.parallel if self.world_size > 1 else None, "dtype": str(self.dtype).removeprefix("torch."), "compile": t.compile,
             "positions": m.positions, "tie_embeddings": m.tie_embeddings,
             "diverge_reason": p.diverge_reason, "tokens_processed": p.tokens_processed,
             "train_s": p.train_seconds, "flops_per_token_detailed": self.flops_per_token_detailed,

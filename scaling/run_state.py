@@ -24,6 +24,7 @@ import torch
 from scaling import checkpoint as ckpt
 from scaling.batches import TokenStream
 from scaling.errors import ConfigError
+from scaling.parallel import Replicated
 from scaling.plan import Plan
 
 _EMA = 0.9  # smoothing of the training loss for the spike test (about the last 10 steps)
@@ -90,8 +91,9 @@ class RunState:
     """Model, optimiser, token stream and `Progress` of one process, and the trunk set aside in a branch."""
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, stream: TokenStream,
-                 device: torch.device) -> None:
+                 device: torch.device, parallel: Replicated | None = None) -> None:
         self.model, self.optimizer, self.stream, self.device = model, optimizer, stream, device
+        self.parallel = parallel or Replicated(1, device)  # how model/optimiser state dicts are taken and put
         self.progress = Progress()
         self.trunk: dict | None = None  # the trunk's state while a branch runs
 
@@ -100,9 +102,10 @@ class RunState:
         """Enter branch `branch_index`: the trunk's state is kept aside, in memory on the CPU (a branch must
         not double the GPU memory the model and optimiser take) and in every checkpoint taken in the branch."""
         p = self.progress
+        model_state, optimizer_state = self.parallel.state(self.model, self.optimizer)
         self.trunk = {
-            "model": _to_cpu(self.model.state_dict()),
-            "optimizer": _to_cpu(self.optimizer.state_dict()),
+            "model": _to_cpu(model_state),
+            "optimizer": _to_cpu(optimizer_state),
             "stream": dict(self.stream.state_dict()),
             "progress": {k: getattr(p, k) for k in Progress.TRUNK_FIELDS},
         }
@@ -111,8 +114,7 @@ class RunState:
     def put_trunk_back(self) -> None:
         """Leave the branch: the trunk's state comes back bit for bit, one more branch done."""
         trunk, p = self.trunk, self.progress
-        self.model.load_state_dict(trunk["model"])
-        self.optimizer.load_state_dict(trunk["optimizer"])
+        self.parallel.load(self.model, self.optimizer, trunk["model"], trunk["optimizer"])
         self.stream.load_state_dict(trunk["stream"])
         for k, v in trunk["progress"].items():
             setattr(p, k, v)
@@ -121,12 +123,17 @@ class RunState:
         p.branches_done += 1
 
     # ---------------------------------------------------------------- checkpoints
-    def save(self, out_dir: Path, plan: Plan, *, run_id: str, world_size: int, wall_seconds: float) -> Path:
-        """Write the checkpoint `<out_dir>/checkpoint` (`scaling.checkpoint`); returns its folder."""
+    def save(self, out_dir: Path, plan: Plan, *, run_id: str, world_size: int, wall_seconds: float,
+             write: bool = True) -> Path | None:
+        """Write the checkpoint `<out_dir>/checkpoint` (`scaling.checkpoint`); returns its folder. Every rank
+        calls it (FSDP gathers the state); only the one with `write` writes, the others return None."""
         p = self.progress
+        model_state, optimizer_state = self.parallel.state(self.model, self.optimizer)
+        if not write:
+            return None
         state = {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "model": model_state,
+            "optimizer": optimizer_state,
             "stream": self.stream.state_dict(),
             "rng": ckpt.rng_state(self.device),
             "progress": asdict(p) | {"wall_seconds": wall_seconds},
@@ -149,8 +156,7 @@ class RunState:
                 f"{folder}: checkpoint of a run with {saved['steps']} steps of {saved['batch_tokens']} tokens, "
                 f"this config makes {plan.steps} of {plan.batch_tokens}; use --no-resume or another --out"
             )
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.parallel.load(self.model, self.optimizer, state["model"], state["optimizer"])
         self.stream.load_state_dict(state["stream"])
         ckpt.set_rng_state(state["rng"], self.device)
         self.progress = Progress(**state["progress"])

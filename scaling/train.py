@@ -66,7 +66,7 @@ def train(
 
     `data`: a `scaling.data.TokenData` (else prepared from `cfg.data`). `resume`: continue from
     `out_dir/checkpoint` if there is one (else start over). `reporter(metrics, checkpoint_dir)` is
-    called in rank 0's process after every evaluation. `stop_after_steps`: stop after that many optimiser
+    called in this process after every evaluation (on every rank of a launcher's world; the folder is rank 0's). `stop_after_steps`: stop after that many optimiser
     steps of this call, with a checkpoint and status `running`. Divergence is returned, not raised.
 
     Processes: inside a launcher's world (`scaling.distributed.world_from_env`: torchrun, Slurm, Ray Train)
@@ -128,6 +128,8 @@ def _check_same_run(cfg: RunConfig, out_dir: Path) -> None:
             if section == "train" and key in free or section == "data" and key == "cache_dir":
                 continue
             a, b = old.get(section, {}).get(key), new[section].get(key)
+            if section == "train" and key == "parallel" and key not in old.get(section, {}):
+                a = "ddp"  # written before train.parallel existed: a DDP (or one-process) run
             if a != b:
                 raise ConfigError(
                     f"{out_dir}: holds a run with {section}.{key} = {a!r}, not {b!r}; "

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,12 @@ from scaling.device import autocast, resolve_device, resolve_dtype, to_device
 from scaling.evaluation import evaluate
 from scaling.model import GPT
 from scaling.outputs import Clock, RunOutputs, RunResult
+from scaling.parallel import make_parallel
 from scaling.plan import Branch, make_plan
 from scaling.run_state import Progress, RunState
 
-#: `reporter(metrics, checkpoint_dir)`: called in rank 0's process after every evaluation.
+#: `reporter(metrics, checkpoint_dir)`: called after every evaluation in each process given one (the same metrics
+#: on every rank; `checkpoint_dir` is rank 0's, None on the others).
 Reporter = Callable[[dict, "Path | None"], None]
 
 
@@ -40,7 +41,7 @@ def run_process(cfg: RunConfig, out_dir: Path, data: Any, *, rank: int, world_si
     try:
         trainer = Trainer(cfg, out_dir, data, rank=rank, world_size=world_size,
                           local_rank=rank if local_rank is None else local_rank)
-        return trainer.run(reporter=reporter if rank == 0 else None, progress=progress and rank == 0,
+        return trainer.run(reporter=reporter, progress=progress and rank == 0,
                            stop_after_steps=stop_after_steps)
     finally:
         torch.set_num_threads(previous_threads)
@@ -61,6 +62,8 @@ class Trainer:
 
         torch.manual_seed(t.seed)
         self.model = GPT(cfg.model).to(self.device)
+        self.parallel = make_parallel(t.parallel, world_size, self.device, self.dtype)
+        self.parallel.shard(self.model)  # FSDP: before the optimiser sees the parameters
         # fused AdamW (one kernel over all parameters) on CUDA and, since torch 2.4, on CPU: several x faster
         # than the per-tensor loop for the many small tensors of a small model
         groups = self.model.optimizer_groups(t.weight_decay)
@@ -70,18 +73,13 @@ class Trainer:
         except (RuntimeError, ValueError):  # a device or torch version without the fused kernel
             self.optimizer = torch.optim.AdamW(groups, **adamw)
         self.eval_model: torch.nn.Module = torch.compile(self.model) if t.compile else self.model
-        self.forward_model = self.eval_model
-        if world_size > 1:
-            from torch.nn.parallel import DistributedDataParallel
-
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.forward_model = DistributedDataParallel(self.forward_model, device_ids=ids)
+        self.forward_model = self.parallel.wrap(self.model, self.eval_model)
         self.stream = TokenStream(data.train_tokens(), context=cfg.model.context,
                                   batch_size=self.plan.micro_batch_size, seed=t.seed, rank=rank, world_size=world_size)
         self.val = val_batches(data, context=cfg.model.context, n_tokens=t.eval_tokens,
                                batch_size=self.plan.micro_batch_size)
         self.trunk_schedule = self.plan.schedule(t.schedule, t.min_lr_ratio)
-        self.state = RunState(self.model, self.optimizer, self.stream, self.device)
+        self.state = RunState(self.model, self.optimizer, self.stream, self.device, self.parallel)
         self.clock = Clock(self.state, self.plan.batch_tokens)
         self.outputs = RunOutputs(cfg, self.plan, self.out_dir, data, run_id=self.run_id,
                                   counts=self.model.param_counts(), state=self.state, clock=self.clock,
@@ -157,8 +155,8 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         for micro in range(plan.accum_steps):
             x, y = to_device(*self.stream.next_batch(), self.device)
-            sync = micro == plan.accum_steps - 1 or self.world_size == 1
-            with (nullcontext() if sync else self.forward_model.no_sync()), autocast(self.device, self.dtype):
+            sync = micro == plan.accum_steps - 1
+            with self.parallel.no_sync(self.forward_model, sync), autocast(self.device, self.dtype):
                 _, loss = self.forward_model(x, y)
             (loss / plan.accum_steps).backward()
             loss_sum += loss.detach()
@@ -179,7 +177,7 @@ class Trainer:
     def evaluate(self) -> float:
         """Mean cross-entropy (nats/token) over the fixed validation batches (sharded across DDP ranks)."""
         return evaluate(self.eval_model, self.val, device=self.device, dtype=self.dtype, rank=self.rank,
-                        world_size=self.world_size)
+                        world_size=self.world_size, lockstep=self.parallel.lockstep)
 
     def _evaluate_and_record(self, reporter: Reporter | None, *, final: bool = False,
                              branch: Branch | None = None) -> None:
@@ -197,11 +195,11 @@ class Trainer:
             self.state.put_trunk_back()
 
     def _save(self) -> Path | None:
-        """Checkpoint and rows (rank 0 writes; all ranks hold the same model, optimiser and stream position)."""
-        folder = None
+        """Checkpoint and rows (every rank hands its state, gathered for FSDP; rank 0 writes; all ranks are at
+        the same step and stream position)."""
+        folder = self.state.save(self.out_dir, self.plan, run_id=self.run_id, world_size=self.world_size,
+                                 wall_seconds=self.clock.elapsed(), write=self.rank == 0)
         if self.rank == 0:
-            folder = self.state.save(self.out_dir, self.plan, run_id=self.run_id, world_size=self.world_size,
-                                     wall_seconds=self.clock.elapsed())
             self.outputs.write()
         if self.world_size > 1:
             import torch.distributed as dist

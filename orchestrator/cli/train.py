@@ -94,6 +94,8 @@ def register(subparsers) -> None:
     run_.add_argument("--nproc", type=int, default=1,
                       help="data-parallel processes on this machine (DDP), started by torchrun's launcher; "
                            "or run this command under torchrun / srun / Ray Train, which set RANK and WORLD_SIZE")
+    run_.add_argument("--parallel", choices=("ddp", "fsdp"), default="ddp",
+                      help="several processes: ddp replicates the model, fsdp shards it (fully_shard; default ddp)")
     run_.add_argument("--threads", type=int, help="CPU threads per process (default: torch's)")
     run_.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                       help="continue from --out's checkpoint if there is one (default: yes)")
@@ -161,7 +163,8 @@ def build_config(args: argparse.Namespace):
         warmup_tokens=args.warmup_tokens, schedule=args.schedule, min_lr_ratio=args.min_lr_ratio,
         decay_fraction=args.decay_fraction, cooldowns=tuple(args.cooldowns), weight_decay=args.weight_decay,
         grad_clip=args.grad_clip, eval_interval=args.eval_interval, eval_tokens=args.eval_tokens, seed=args.seed,
-        device=args.device, dtype=args.dtype, compile=args.compile, nproc=args.nproc, threads=args.threads,
+        device=args.device, dtype=args.dtype, compile=args.compile, nproc=args.nproc, parallel=args.parallel,
+        threads=args.threads,
     )
     if args.beta2 is not None:
         train_fields["beta2"] = args.beta2
