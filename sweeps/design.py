@@ -268,6 +268,7 @@ def _make_trial(spec: SweepSpec, source: str, model: ModelConfig, d_target: floa
         device=res.resolved_device,
         threads=res.threads,
         nproc=res.nproc,
+        parallel=res.strategy,
         eval_interval=spec.eval_interval,
         checkpoint_interval=spec.checkpoint_interval,
         **spec.train,
@@ -293,8 +294,8 @@ def _make_trial(spec: SweepSpec, source: str, model: ModelConfig, d_target: floa
         target_params=target,
         tokens_per_param=tokens / n,
         lr_multiplier=mult,
-        cpus=res.cpus,
-        gpus=res.gpus,
+        cpus=res.trial_cpus,
+        gpus=res.trial_gpus,
         convention=spec.size_convention,
     )
 

@@ -14,9 +14,11 @@ One trial is one `scaling.train.train` run in a Tune function trainable (`sweeps
 `Tuner.restore`; if Tune's state is unreadable (a truncated tuner.pkl, ray#58179) it falls back to the
 sweep's own manifest and starts a new Tune experiment with the unfinished trials only.
 
-Resources: each trial asks for `resources.cpus` CPUs (torch uses that many threads) and `resources.gpus`
-GPUs: a fraction shares a GPU (its memory capped to that fraction), a whole number N > 1 runs the trial
-data-parallel (DDP, N local processes) on one node.
+Resources: a one-process trial asks for `resources.cpus` CPUs (torch uses that many threads) and `resources.gpus`
+GPUs (a fraction shares a GPU, its memory capped to that fraction). A trial of several processes
+(`resources.workers > 1`, or `gpus: N > 1`) is a Ray Train V2 `TorchTrainer` driven from inside the Tune trial
+(`sweeps.train_group`: DDP or FSDP, on one node or several); Tune then holds only its driver's
+`DRIVER_CPUS`, so `max_concurrent_trials` must keep the trials' workers within the cluster (ray#54305).
 
 Security: a local Ray started here keeps Ray's token authentication as configured (on by default in
 Ray 2.60 unless `RAY_AUTH_MODE=disabled`) and its dashboard, when enabled, binds to 127.0.0.1 unless
@@ -237,7 +239,12 @@ def _run(out: Path, manifest: dict, experiment: str, spec: SweepSpec, *, restore
     store.write_driver(out)
     sweep_callback = SweepCallback(str(out), progress=progress)
     all_callbacks = [sweep_callback, *callbacks]
-    trainable = make_trainable()
+    if spec.resources.nproc > 1:
+        from sweeps.train_group import make_group_trainable
+
+        trainable = make_group_trainable()
+    else:
+        trainable = make_trainable()
     tuner = None
     if restore:
         try:
@@ -261,7 +268,7 @@ def _run(out: Path, manifest: dict, experiment: str, spec: SweepSpec, *, restore
             name = manifest["name"]
         tuner = tune.Tuner(
             trainable,
-            param_space={"trial": tune.grid_search(_tune_configs(out, manifest, todo))},
+            param_space={"trial": tune.grid_search(_tune_configs(out, manifest, todo, spec))},
             tune_config=tune.TuneConfig(
                 max_concurrent_trials=spec.max_concurrent_trials,
                 reuse_actors=reuse_actors,
@@ -288,10 +295,16 @@ def _trial_name(trial) -> str:
     return trial_name(trial)
 
 
-def _tune_configs(out: Path, manifest: dict, trials: list[dict]) -> list[dict]:
+def _tune_configs(out: Path, manifest: dict, trials: list[dict], spec: SweepSpec) -> list[dict]:
     """One Tune config per trial, longest first (fewer idle slots at the end of the sweep)."""
     ordered = sorted(trials, key=lambda t: -float(t["flops_detailed"]))
     sync_s = float(manifest["spec"].get("checkpoint_sync_s", 60.0))
+    res = spec.resources
+    group = None
+    if res.nproc > 1:  # the worker group of a Ray Train trial (sweeps.train_group)
+        group = {"workers": res.nproc, "cpus": res.worker_cpus, "gpus": res.worker_gpus, "strategy": res.strategy,
+                 "placement": res.placement, "retries": spec.retries,
+                 "storage_path": _join(manifest["storage_path"], "train")}
     return [
         {
             "run_id": t["run_id"],
@@ -303,6 +316,7 @@ def _tune_configs(out: Path, manifest: dict, trials: list[dict]) -> list[dict]:
             "checkpoint_sync_s": sync_s,
             # for trackers (Tune logs the config): the trial's N, planned D and C = 6ND
             "N": t["params"], "D": t["tokens"], "C": 6.0 * float(t["params"]) * float(t["tokens"]),
+            **({"group": group} if group else {}),
         }
         for t in ordered
     ]
@@ -366,31 +380,35 @@ def _check_local_resources(spec: SweepSpec, source: str, num_cpus: int | None, n
     """Before starting anything: one trial must fit on this machine."""
     cpus = num_cpus if num_cpus is not None else (os.cpu_count() or 1)
     res = spec.resources
-    if res.cpus > cpus:
-        raise SpecError(f"{source}: resources.cpus: {res.cpus:g} CPUs per trial but this machine has {cpus} "
-                        f"(use --address to run on a cluster)")
-    if res.gpus > 0:
+    if res.trial_cpus > cpus:
+        workers = f" ({res.nproc} workers)" if res.nproc > 1 else ""
+        raise SpecError(f"{source}: resources.cpus: {res.trial_cpus:g} CPUs per trial{workers} but this machine has "
+                        f"{cpus} (use --address to run on a cluster)")
+    if res.trial_gpus > 0:
         if num_gpus is None:
             import torch
 
             num_gpus = torch.cuda.device_count()
-        if res.gpus > num_gpus:
-            raise SpecError(f"{source}: resources.gpus: {res.gpus:g} GPUs per trial but this machine has {num_gpus} "
-                            f"(use --address to run on a cluster)")
+        if res.trial_gpus > num_gpus:
+            raise SpecError(f"{source}: resources.gpus: {res.trial_gpus:g} GPUs per trial but this machine has "
+                            f"{num_gpus} (use --address to run on a cluster)")
 
 
 def _check_cluster_resources(spec: SweepSpec, source: str, *, remote: bool) -> None:
-    """After connecting: some alive node must fit one trial (warn only on a remote, maybe autoscaling, cluster)."""
+    """After connecting: some alive node must fit one trial, or one worker of a `workers: N` trial (warn only on
+    a remote, maybe autoscaling, cluster)."""
     import ray
 
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     res = spec.resources
-    fits = [n for n in nodes if n["Resources"].get("CPU", 0) >= res.cpus and n["Resources"].get("GPU", 0) >= res.gpus]
+    what, cpus, gpus = ("a trial", res.cpus, res.gpus) if res.workers == 1 else \
+        ("a worker", res.worker_cpus, res.worker_gpus)
+    fits = [n for n in nodes if n["Resources"].get("CPU", 0) >= cpus and n["Resources"].get("GPU", 0) >= gpus]
     if fits:
         return
     biggest_gpu = max((n["Resources"].get("GPU", 0) for n in nodes), default=0)
     biggest_cpu = max((n["Resources"].get("CPU", 0) for n in nodes), default=0)
-    msg = (f"resources: a trial needs {res.cpus:g} CPUs and {res.gpus:g} GPUs on one node; the largest nodes now "
+    msg = (f"resources: {what} needs {cpus:g} CPUs and {gpus:g} GPUs on one node; the largest nodes now "
            f"have {biggest_cpu:g} CPUs, {biggest_gpu:g} GPUs")
     if remote:
         print(f"warning: {msg}; trials wait until the autoscaler adds such a node", file=sys.stderr)

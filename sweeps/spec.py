@@ -176,7 +176,8 @@ _MANAGED_TRAIN = {
     "seed": "seeds",
     "device": "resources.device",
     "threads": "resources.cpus",
-    "nproc": "resources.gpus",
+    "nproc": "resources.workers (or resources.gpus)",
+    "parallel": "resources.strategy",
     "eval_interval": "eval_interval",
     "checkpoint_interval": "checkpoint_interval",
 }

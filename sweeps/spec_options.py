@@ -192,23 +192,45 @@ class BatchRule(BaseModel):
 
 
 class Resources(BaseModel):
-    """What one trial asks Ray for. GPUs may be a fraction below 1 (trials share a GPU; each caps its
-    memory at that fraction) or a whole number; more than one GPU runs the trial data-parallel (DDP)
-    on one node with one process per GPU. Torch CPU threads per trial = floor(cpus)."""
+    """What one trial asks Ray for.
+
+    - `cpus`: CPUs per training process (torch threads = floor of it); `gpus`: GPUs of a one-process trial, a
+      fraction below 1 (trials share a GPU; each caps its memory at that fraction) or a whole number N, which
+      is shorthand for `workers: N` with one GPU each on one node (`placement: pack`).
+    - `workers`: data-parallel processes per trial. 1 (default) is a plain Tune function trial, the cheap
+      path. More runs a Ray Train V2 `TorchTrainer` inside the trial (the Tune trial is its light driver):
+      the same training loop on every worker, rank r reading block r of every batch, on one node or several;
+      `cpus` and `gpus` are then per worker (gpus 0 or 1).
+    - `strategy`: `ddp` replicates the model on every worker, `fsdp` shards parameters, gradients and AdamW
+      state across them (`fully_shard`; for models that do not fit one device). See `scaling.parallel`.
+    - `placement`: `pack` fills nodes first (fast interconnect), `spread` puts the workers on different
+      nodes when it can (Ray's PACK / SPREAD placement strategies).
+    """
 
     model_config = STRICT
     cpus: float = Field(default=1.0, gt=0)
     gpus: float = Field(default=0.0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    workers: int = Field(default=1, ge=1, le=4096)
+    strategy: Literal["ddp", "fsdp"] = "ddp"
+    placement: Literal["pack", "spread"] = "pack"
 
     @model_validator(mode="after")
     def _check(self) -> "Resources":
+        for name in ("cpus", "gpus"):
+            if not math.isfinite(getattr(self, name)):
+                raise FieldError(name, getattr(self, name), "is not a finite number")
         if self.gpus > 1 and self.gpus != int(self.gpus):
             raise FieldError("gpus", self.gpus, "is neither a fraction below 1 nor a whole number of GPUs")
+        if self.workers > 1 and self.gpus not in (0, 1):
+            raise FieldError("gpus", self.gpus, f"GPUs per worker with workers {self.workers}: each worker process "
+                                                f"drives 0 or 1 GPU (for N GPUs per trial write workers: N, gpus: 1)")
         if self.device == "cpu" and self.gpus > 0:
             raise FieldError("gpus", self.gpus, "GPUs asked for with device 'cpu'")
         if self.device == "cuda" and self.gpus == 0:
             raise FieldError("device", "cuda", "needs gpus > 0")
+        if self.nproc == 1 and self.strategy != "ddp":
+            raise FieldError("strategy", self.strategy, "shards a model across workers; set workers > 1")
         return self
 
     @property
@@ -217,12 +239,30 @@ class Resources(BaseModel):
 
     @property
     def nproc(self) -> int:
-        """Data-parallel processes per trial: one per whole GPU."""
-        return int(self.gpus) if self.gpus >= 1 else 1
+        """Data-parallel processes per trial: `workers`, or one per whole GPU of `gpus: N`."""
+        return self.workers if self.workers > 1 else (int(self.gpus) if self.gpus >= 1 else 1)
+
+    @property
+    def worker_cpus(self) -> float:
+        """CPUs per process (`gpus: N` shorthand: the trial's `cpus` shared by its N processes)."""
+        return self.cpus if self.workers > 1 else self.cpus / self.nproc
+
+    @property
+    def worker_gpus(self) -> float:
+        """GPUs per process."""
+        return self.gpus if self.workers > 1 or self.gpus <= 1 else 1.0
+
+    @property
+    def trial_cpus(self) -> float:
+        return self.worker_cpus * self.nproc
+
+    @property
+    def trial_gpus(self) -> float:
+        return self.worker_gpus * self.nproc
 
     @property
     def threads(self) -> int:
-        return max(1, int(self.cpus))
+        return max(1, int(self.worker_cpus))
 
 
 class NodeSpec(BaseModel):

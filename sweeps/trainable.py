@@ -139,14 +139,19 @@ def checkpoint_progress(path: Path) -> int | None:
 
 
 def _restore_checkpoint(out: Path) -> tuple[str, int]:
-    """Put the newest available checkpoint at `<out>/checkpoint`; return (source, its step)."""
+    """Put the newer of the run folder's and Tune's checkpoint at `<out>/checkpoint`; return (source, its step)."""
+    return restore_newer(out, tune.get_checkpoint(), "tune")
+
+
+def restore_newer(out: Path, ck: Any, label: str) -> tuple[str, int]:
+    """Put the newer of the run folder's checkpoint and `ck` (a Ray `Checkpoint` or None) at `<out>/checkpoint`;
+    return (source: `label`, `run_dir` or `none`, its step)."""
     from scaling.checkpoint import find_checkpoint
 
     local = out / "checkpoint"
     found = find_checkpoint(out)
     local_step = checkpoint_step(found) if found is not None else None
     local_progress = checkpoint_progress(found) if found is not None else None
-    ck = tune.get_checkpoint()
     if ck is not None:
         with ck.as_directory() as d:
             tune_step = checkpoint_step(Path(d))
@@ -158,7 +163,7 @@ def _restore_checkpoint(out: Path) -> tuple[str, int]:
                 for stale in ("checkpoint", "checkpoint.old", "checkpoint.tmp"):
                     shutil.rmtree(out / stale, ignore_errors=True)
                 os.replace(tmp, local)
-                return "tune", tune_step or 0
+                return label, tune_step or 0
     if local_step is not None:
         return "run_dir", local_step
     return "none", 0

@@ -92,7 +92,8 @@ def test_gpu_resources_become_ddp_processes():
     assert len(trials) == 35
     t = trials[0]
     assert t.gpus == 8 and t.config.train.nproc == 8 and t.config.train.device == "cuda"
-    assert t.config.train.threads == 32
+    assert t.config.train.threads == 4  # the trial's 32 CPUs shared by its 8 processes
+    assert spec.resources.nproc == 8 and spec.resources.worker_gpus == 1 and t.cpus == 32
     assert totals(trials)["flops_6nd"] == pytest.approx(7 * sum(spec.budgets), rel=0.01)
     half = expand(spec_of("design: grid\nsizes: [16k]\ntokens: [100k]\nresources: {gpus: 0.5}\n"))[0]
     assert half.config.train.nproc == 1 and half.config.train.device == "cuda" and half.gpus == 0.5

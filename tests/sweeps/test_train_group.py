@@ -1,0 +1,142 @@
+"""Trials of 2 workers (Ray Train V2 inside Tune, gloo on CPU) on a 3-node `ray.cluster_utils.Cluster` with logical
+resources: DDP and FSDP reach the same loss curve as the same run in one process with the same global batch; the DDP
+trial loses the node of one of its workers mid-run, and finishes from its last checkpoint in a new worker group."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from ray import tune
+
+from scaling.config import RunConfig
+from scaling.data import prepare_data
+from scaling.train import train
+from sweeps import store
+from sweeps.launch import launch
+from sweeps.spec import load_spec
+
+pytestmark = pytest.mark.slow
+
+SPEC = """
+vocab_size: 512
+context: 64
+data: {max_bytes: 3000000}
+design: grid
+sizes: [16k]
+tokens: [30k]
+min_steps: 20
+batch: {tokens: 1024}
+lr: {rule: fixed, value: 3e-3}
+train: {eval_tokens: 4096}
+eval_interval: 5
+checkpoint_sync_s: 0
+resources: {cpus: 1.5, workers: 2, strategy: STRATEGY, placement: spread}
+max_concurrent_trials: 1
+retries: 2
+"""
+KILL_AT_STEP = 10
+_CLUSTER = None  # looked up by the callback (Tune pickles callbacks; a Cluster holds locks)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    import ray
+    from ray.cluster_utils import Cluster
+
+    global _CLUSTER
+    c = Cluster(initialize_head=True, connect=True,
+                head_node_args={"num_cpus": 0, "include_dashboard": False, "object_store_memory": 80 * 1024**2})
+    for _ in range(3):  # 2 CPUs each: one worker (1.5 CPUs) and maybe the driver (0.25) per node
+        c.add_node(num_cpus=2, object_store_memory=80 * 1024**2)
+    c.wait_for_nodes()
+    _CLUSTER = c
+    yield c
+    _CLUSTER = None
+    ray.shutdown()
+    c.shutdown()
+
+
+class RemoveWorkerNode(tune.Callback):
+    """Remove, without grace, the node of rank 1 once a result at step >= KILL_AT_STEP arrives."""
+
+    def __init__(self):
+        self.removed: dict | None = None
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if self.removed is not None or result.get("done") or result.get("step", 0) < KILL_AT_STEP:
+            return
+        nodes = result["worker_nodes"].split(",")
+        victim = next(n for n in _CLUSTER.list_all_nodes() if n.node_id == nodes[1])
+        assert victim is not _CLUSTER.head_node and nodes[0] != nodes[1]
+        _CLUSTER.remove_node(victim, allow_graceful=False)
+        self.removed = {"step": result["step"], "node_id": nodes[1]}
+
+
+def run_sweep(tmp_path, strategy: str, callbacks=()) -> tuple:
+    (tmp_path / "spec.yaml").write_text(SPEC.replace("STRATEGY", strategy))
+    spec = load_spec(tmp_path / "spec.yaml")
+    out = tmp_path / "sweep"
+    status = launch(spec, out, address=_CLUSTER.address, progress=False, callbacks=list(callbacks))
+    return spec, out, status
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The same run in one process (nproc 1): the loss curve both strategies must reproduce."""
+    path = tmp_path_factory.mktemp("ref")
+    spec = load_spec_text(path, "ddp")
+    from sweeps.design import expand
+
+    trial = expand(spec, "spec")[0]
+    cfg = RunConfig.model_validate({**trial.config.model_dump(mode="json"),
+                                    "train": {**trial.config.train.model_dump(mode="json"), "nproc": 1}})
+    return train(cfg, path / "run", data=prepare_data(spec.data_config(), progress=False), progress=False)
+
+
+def load_spec_text(path, strategy):
+    (path / "spec.yaml").write_text(SPEC.replace("STRATEGY", strategy))
+    return load_spec(path / "spec.yaml")
+
+
+def assert_same_curve(reference, out, run_id) -> dict:
+    run = store.run_dir(out, run_id)
+    trial = json.loads((run / "trial.json").read_text())
+    assert trial["status"] == "completed" and trial["nproc"] == 2
+    assert trial["micro_batch_tokens"] == reference.trial["micro_batch_tokens"] // 2  # each rank: half a batch
+    assert trial["params"] == reference.trial["params"] and trial["flops_6nd"] == reference.trial["flops_6nd"]
+    curves = pd.read_csv(run / "curves.csv")
+    one = [r["val_loss"] for r in reference.curves]
+    assert list(curves["step"]) == [r["step"] for r in reference.curves]  # every evaluation once, in order
+    for a, b in zip(one, curves["val_loss"]):
+        assert b == pytest.approx(a, rel=2e-3)
+    assert one[-1] < one[0] - 0.1
+    return trial
+
+
+def test_ddp_trial_on_two_nodes_survives_losing_a_worker_node(cluster, reference, tmp_path):
+    remover = RemoveWorkerNode()
+    spec, out, status = run_sweep(tmp_path, "ddp", [remover])
+    assert status["counts"]["completed"] == 1, status["counts"]
+    run_id = store.read_manifest(out)["trials"][0]["run_id"]
+    trial = assert_same_curve(reference, out, run_id)
+    assert trial["parallel"] == "ddp"
+    assert remover.removed is not None, "no result reached the step at which the node was to be removed"
+    attempts = [json.loads(line) for line in (store.run_dir(out, run_id) / "attempts.jsonl").read_text().splitlines()]
+    assert len(attempts) == 2, attempts
+    first, second = attempts
+    assert first["workers"] == 2 and len(set(first["nodes"])) == 2  # two workers on two nodes
+    assert remover.removed["node_id"] in first["nodes"] and remover.removed["node_id"] not in second["nodes"]
+    # the new worker group resumed from the last checkpoint, not from the start
+    assert second["start_step"] >= remover.removed["step"] and second["source"] in ("run_dir", "train")
+
+
+def test_fsdp_trial_on_two_nodes_matches_one_process(cluster, reference, tmp_path):
+    spec, out, status = run_sweep(tmp_path, "fsdp")
+    assert status["counts"]["completed"] == 1, status["counts"]
+    run_id = store.read_manifest(out)["trials"][0]["run_id"]
+    trial = assert_same_curve(reference, out, run_id)
+    assert trial["parallel"] == "fsdp"
+    attempts = [json.loads(line) for line in (store.run_dir(out, run_id) / "attempts.jsonl").read_text().splitlines()]
+    assert len(attempts) == 1 and len(set(attempts[0]["nodes"])) == 2
