@@ -6,8 +6,8 @@ The loop, in the order it happens:
    process), micro-batches for gradient accumulation, the LR schedule over the run's own horizon, the
    evaluation and checkpoint steps, and the WSD cool-down branches.
 2. **Build**: seed, `GPT(cfg.model)`, AdamW with decoupled weight decay on the weight matrices only
-   (`GPT.optimizer_groups`; fused kernel), optionally `torch.compile`, DDP when `nproc > 1`; the training stream
-   (`scaling.data.TokenStream`) and the fixed validation batches.
+   (`GPT.optimizer_groups`; fused kernel), optionally `torch.compile`, DDP or FSDP (`scaling.parallel`) when
+   several processes train; the training stream (`scaling.data.TokenStream`) and the fixed validation batches.
 3. **Resume** from `<out>/checkpoint` (`scaling.run_state`) when it exists: model, optimiser, stream position, RNG and the
    progress so far, so the run continues bit-identically on CPU.
 4. **Train**: each step accumulates gradients over micro-batches (fp32 on CPU, bf16 autocast on CUDA),

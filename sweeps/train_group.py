@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,7 @@ def train_worker(config: dict) -> None:
     def reporter(metrics: dict, checkpoint_dir: Path | None) -> None:
         nonlocal last_sync
         payload = {**_scalars(metrics), "run_id": t["run_id"], "node_id": node_id, "resumed_from_step": start_step,
-                   "worker_nodes": ",".join(nodes)}
+                   "worker_nodes": ",".join(nodes), "rank0_pid": os.getpid()}
         checkpoint = None
         now = time.monotonic()
         if checkpoint_dir and (now - last_sync >= sync_s or metrics.get("status") != "running"):

@@ -1,10 +1,13 @@
 """Trials of 2 workers (Ray Train V2 inside Tune, gloo on CPU) on a 3-node `ray.cluster_utils.Cluster` with logical
 resources: DDP and FSDP reach the same loss curve as the same run in one process with the same global batch; the DDP
-trial loses the node of one of its workers mid-run, and finishes from its last checkpoint in a new worker group."""
+trial loses the node of one of its workers mid-run, the FSDP trial its rank-0 process, and each finishes from its
+last checkpoint in a new worker group."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import pandas as pd
 import pytest
@@ -74,6 +77,23 @@ class RemoveWorkerNode(tune.Callback):
         self.removed = {"step": result["step"], "node_id": nodes[1]}
 
 
+class KillRankZero(tune.Callback):
+    """Kill (SIGKILL) the rank-0 worker process once a result at step >= KILL_AT_STEP arrives."""
+
+    def __init__(self):
+        self.killed: dict | None = None
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if self.killed is not None or result.get("done") or result.get("step", 0) < KILL_AT_STEP:
+            return
+        os.kill(result["rank0_pid"], signal.SIGKILL)
+        self.killed = {"step": result["step"], "pid": result["rank0_pid"]}
+
+
+def attempts_of(out, run_id) -> list[dict]:
+    return [json.loads(line) for line in (store.run_dir(out, run_id) / "attempts.jsonl").read_text().splitlines()]
+
+
 def run_sweep(tmp_path, strategy: str, callbacks=()) -> tuple:
     (tmp_path / "spec.yaml").write_text(SPEC.replace("STRATEGY", strategy))
     spec = load_spec(tmp_path / "spec.yaml")
@@ -123,7 +143,7 @@ def test_ddp_trial_on_two_nodes_survives_losing_a_worker_node(cluster, reference
     trial = assert_same_curve(reference, out, run_id)
     assert trial["parallel"] == "ddp"
     assert remover.removed is not None, "no result reached the step at which the node was to be removed"
-    attempts = [json.loads(line) for line in (store.run_dir(out, run_id) / "attempts.jsonl").read_text().splitlines()]
+    attempts = attempts_of(out, run_id)
     assert len(attempts) == 2, attempts
     first, second = attempts
     assert first["workers"] == 2 and len(set(first["nodes"])) == 2  # two workers on two nodes
@@ -132,11 +152,16 @@ def test_ddp_trial_on_two_nodes_survives_losing_a_worker_node(cluster, reference
     assert second["start_step"] >= remover.removed["step"] and second["source"] in ("run_dir", "train")
 
 
-def test_fsdp_trial_on_two_nodes_matches_one_process(cluster, reference, tmp_path):
-    spec, out, status = run_sweep(tmp_path, "fsdp")
+def test_fsdp_trial_on_two_nodes_matches_one_process_and_survives_losing_rank_0(cluster, reference, tmp_path):
+    killer = KillRankZero()
+    spec, out, status = run_sweep(tmp_path, "fsdp", [killer])
     assert status["counts"]["completed"] == 1, status["counts"]
     run_id = store.read_manifest(out)["trials"][0]["run_id"]
     trial = assert_same_curve(reference, out, run_id)
     assert trial["parallel"] == "fsdp"
-    attempts = [json.loads(line) for line in (store.run_dir(out, run_id) / "attempts.jsonl").read_text().splitlines()]
-    assert len(attempts) == 1 and len(set(attempts[0]["nodes"])) == 2
+    assert killer.killed is not None, "no result reached the step at which rank 0 was to be killed"
+    attempts = attempts_of(out, run_id)
+    assert len(attempts) == 2, attempts
+    first, second = attempts
+    assert len(set(first["nodes"])) == 2 and first["pid"] == killer.killed["pid"] != second["pid"]
+    assert second["start_step"] >= killer.killed["step"] and second["source"] in ("run_dir", "train")
