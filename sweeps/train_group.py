@@ -101,6 +101,7 @@ def train_worker(config: dict) -> None:
     from scaling.config import RunConfig
     from scaling.train import train
 
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # a "Reporting training result" line per eval and rank
     t = config["trial"]
     out = Path(t["run_dir"])
     ctx = ray.train.get_context()
