@@ -79,8 +79,9 @@ def train(
     if world is not None and cfg.train.nproc not in (1, world.world_size):
         raise ConfigError(f"train.nproc: {cfg.train.nproc}, but the launcher started {world.world_size} processes")
     if world is None and cfg.train.nproc > 1 and reporter is not None:
-        raise ConfigError("train: a reporter needs the run's rank 0 in this process: nproc 1, or a launcher "
-                          "(torchrun, Ray Train) that runs train() on every rank")
+        raise ConfigError("train: a reporter (e.g. --log trackers) needs the run's rank 0 in this process: nproc 1, "
+                          "or a launcher that runs train() on every rank (python -m torch.distributed.run "
+                          "--nproc-per-node N -m orchestrator.cli train ..., Ray Train)")
     if data is None:
         data = prepare_data(cfg.data, progress=progress)
     _check_data(cfg, data)

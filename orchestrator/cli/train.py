@@ -13,7 +13,7 @@ The model is either a shape (--n-layer, --d-model, [--n-head]) or a size (--para
 shape rule of `scaling.shapes`); the data is --tokens, or --tokens-per-param times N. Or --config
 RUN.json: a `scaling.config.RunConfig` JSON (what `scaling plan --write-config` writes, or a run
 folder's config.json) instead of the model, data and training flags; the execution flags (--device,
---dtype, --compile, --nproc, --threads, --run-id) and --cache-dir still apply to it. Unset --lr and
+--dtype, --compile, --nproc, --parallel, --threads, --run-id) and --cache-dir still apply to it. Unset --lr and
 --warmup-tokens follow the size rules of `scaling.recipe`. Running again with the same
 --out resumes from its checkpoint (--no-resume starts over). Writes config.json, trial.json,
 curves.csv, points.csv and checkpoint/ into --out; --json prints the trial row. A diverged run
@@ -187,6 +187,8 @@ def config_from_file(args: argparse.Namespace):
     cfg = parse_config(RunConfig, d, args.config)
     train = {k: getattr(args, k) for k in ("device", "dtype", "compile", "nproc", "threads")
              if getattr(args, k) not in (None, False, "auto", 1)}
+    if args.parallel != "ddp":
+        train["parallel"] = args.parallel
     data = {"cache_dir": args.cache_dir} if args.cache_dir else {}
     top = {"run_id": args.run_id} if args.run_id else {}
     return parse_config(RunConfig, {**cfg.model_dump(), **top, "train": {**cfg.train.model_dump(), **train},

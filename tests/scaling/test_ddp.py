@@ -102,7 +102,7 @@ def _read_curves(out: Path) -> list[dict]:
 def test_launcher_environment_is_read_and_checked(stdlib_data, stdlib_data_config, tmp_path, monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     assert world_from_env() is None
-    with pytest.raises(ConfigError, match="reporter needs the run's rank 0"):
+    with pytest.raises(ConfigError, match=r"a reporter \(e.g. --log trackers\) needs the run's rank 0"):
         train(config(stdlib_data_config, 2), tmp_path / "r", data=stdlib_data, progress=False,
               reporter=lambda m, c: None)
     monkeypatch.setenv("WORLD_SIZE", "1")
