@@ -107,3 +107,24 @@ def test_collect_puts_each_branch_point_on_its_budget(tmp_path):
     assert budgets[-1] == trial.planned_points[-1]["budget"]  # unplanned: nearest in log C
     assert store.point_budgets({"budget": 3e10}, tokens) == [3e10] * len(tokens)
     assert store.point_budgets({"budget": None, "points": [{"budget": None, "tokens": 1}]}, tokens) is None
+
+
+def test_sweep_plan_prints_both_designs_flops(capsys):
+    import json
+
+    from orchestrator.cli import main
+
+    path = str(EXAMPLES / "isoflop-branches-cpu.yaml")
+    assert main(["sweep", "plan", path, "--no-probe", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    trials = expand(load_spec(path))
+    assert d["design"] == "isoflop-branches" and d["n_trials"] == len(d["trials"]) == len(trials)
+    assert d["flops_total"] == pytest.approx(sum(t.flops_total for t in trials))
+    assert d["flops_one_run_per_point"] == pytest.approx(sum(t.flops_one_run_per_point for t in trials))
+    assert d["flops_saving"] == pytest.approx(1 - d["flops_total"] / d["flops_one_run_per_point"])
+    assert sum(len(t["points"]) for t in d["trials"]) == d["points"] == 35
+    assert main(["sweep", "plan", path, "--no-probe"]) == 0
+    text = capsys.readouterr().out
+    assert f"{d['flops_total']:.3g} FLOPs (6ND, cool-down branches included), 35 fit-ready points" in text
+    assert f"one run per point: {d['flops_one_run_per_point']:.3g} FLOPs (6ND); this design saves " \
+           f"{100 * d['flops_saving']:.0f}%" in text
