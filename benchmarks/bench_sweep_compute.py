@@ -1,7 +1,7 @@
 """Compute of the `isoflop-branches` design (one WSD run per size, a cool-down branch per budget) against
 the same IsoFLOP points trained one run each (cosine, as `design: isoflop` trains them), in one run.
 
-    python benchmarks/bench_sweep_compute.py                 7 budgets (6 per decade) x 5 sizes (~10 min on 2 cores)
+    python benchmarks/bench_sweep_compute.py                 7 budgets (6 per decade) x 5 sizes (~10 min on 2 idle cores)
     python benchmarks/bench_sweep_compute.py --smoke-test    3 budgets, short runs (checks it runs)
     python benchmarks/bench_sweep_compute.py --json out.json
 
@@ -14,7 +14,8 @@ Printed: FLOPs (6ND, cool-downs included) and wall time of each design and their
 branch design >= 50% fewer FLOPs); then per design the approach-2 fit (`analysis.frontier.IsoFLOPFit`,
 budgets from the points' budget column): the exponent a of N_opt = k C^a and the frontier loss (the
 parabola's minimum) at the largest budget, each with a 90% interval from refitting on rows resampled
-within each budget (`--boot` draws), and whether each design's value lies inside the other's interval.
+within each budget (`--boot` draws), and whether each design's value lies inside the other's interval;
+and the cool-down check: each branch point's loss minus the dedicated cosine run's at the same (N, D).
 
 The machine is shared by other work in development: compare the ratios, not the seconds.
 """
@@ -46,8 +47,8 @@ model: {tie_embeddings: false, positions: rotary}
 design: isoflop-branches
 budgets: [2e10, 2.94e10, 4.31e10, 6.32e10, 9.28e10, 1.36e11, 2e11]   # 6 per decade
 isoflop: {sizes_per_budget: 5, spread: 2.5, tokens_per_param: 25}
-min_steps: 40
-batch: {rule: fixed, tokens: 1024}
+min_steps: 20
+batch: {rule: fixed, tokens: 2048}
 lr: {rule: default}
 schedule: {kind: wsd, decay_fraction: 0.2, min_lr_ratio: 0.1}
 train: {eval_tokens: 16384}
@@ -122,6 +123,19 @@ def _fit(points: pd.DataFrame, boot: int, seed: int = 0) -> dict:
             "loss_opt_top_interval": [float(lo[1]), float(hi[1])], "boot_draws": len(draws)}
 
 
+def cooldown_gap(branch_csv: Path, cosine_csv: Path) -> dict:
+    """Loss of each branch point minus the dedicated cosine run's at the same (params, tokens): the check of
+    the cool-down length (Hägele et al. 2024 find a 20% (1 - sqrt) cool-down matches cosine)."""
+    a = pd.read_csv(branch_csv)[["params", "tokens", "loss", "kind"]]
+    c = pd.read_csv(cosine_csv)[["params", "tokens", "loss"]]
+    m = a.merge(c, on=["params", "tokens"], suffixes=("_branch", "_cosine"))
+    d = m["loss_branch"] - m["loss_cosine"]
+    cd = d[m["kind"] == "cooldown"]
+    return {"points": len(m), "mean": float(d.mean()), "median": float(d.median()), "min": float(d.min()),
+            "max": float(d.max()), "mean_rel": float((d / m["loss_cosine"]).mean()),
+            "mean_cooldown_points": float(cd.mean()) if len(cd) else None}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke-test", action="store_true", help="3 budgets, short runs")
@@ -170,17 +184,22 @@ def main() -> None:
         print(f"{name}: {len(jobs)} runs, {len(pts)} points, {flops:.3g} FLOPs, {wall:.0f} s wall", flush=True)
 
     b, r = results["branches"], results["one_run_per_point"]
+    diff = cooldown_gap(root / "points-branches.csv", root / "points-one_run_per_point.csv")
     inside = {k: (r[f"{k}_interval"][0] <= b[k] <= r[f"{k}_interval"][1],
                   b[f"{k}_interval"][0] <= r[k] <= b[f"{k}_interval"][1]) for k in ("a", "loss_opt_top")}
     summary = {"budgets": spec.budgets, "points": tot["points"], "flops_ratio": b["flops_6nd"] / r["flops_6nd"],
                "flops_saving": 1 - b["flops_6nd"] / r["flops_6nd"], "wall_ratio": b["wall_s"] / r["wall_s"],
-               "inside_each_other": inside, "designs": results, "folder": str(root)}
+               "inside_each_other": inside, "branch_minus_cosine_loss": diff, "designs": results,
+               "folder": str(root)}
     print(f"FLOPs branches / one run per point: {summary['flops_ratio']:.3f} (saving {100 * summary['flops_saving']:.1f}%)")
     print(f"wall  branches / one run per point: {summary['wall_ratio']:.3f} ({b['wall_s']:.0f} s vs {r['wall_s']:.0f} s)")
     for k, label in (("a", "a (N_opt ~ C^a)"), ("loss_opt_top", f"frontier loss at {spec.budgets[-1]:.3g} FLOPs")):
         print(f"{label}: branches {b[k]:.4f} [{b[k + '_interval'][0]:.4f}, {b[k + '_interval'][1]:.4f}]  "
               f"one run per point {r[k]:.4f} [{r[k + '_interval'][0]:.4f}, {r[k + '_interval'][1]:.4f}]  "
               f"each inside the other's 90% interval: {inside[k][0]} / {inside[k][1]}")
+    print(f"branch point - dedicated cosine run, same (N, D), {diff['points']} points: mean {diff['mean']:+.4f}, "
+          f"median {diff['median']:+.4f}, min {diff['min']:+.4f}, max {diff['max']:+.4f} nats/token "
+          f"(mean {100 * diff['mean_rel']:+.2f}%)")
     print(f"points tables: {root}")
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2, default=float))
