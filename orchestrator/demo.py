@@ -113,7 +113,7 @@ def run_demo(settings: DemoSettings, echo: Callable[[str], None] = print) -> Dem
         status = resume(sweep_dir, progress=settings.progress)
     else:
         trials = expand(spec, str(settings.spec))
-        total = sum(t.flops_6nd for t in trials)
+        total = sum(t.flops_total for t in trials)  # cool-down branches included
         echo(f"[1/5] IsoFLOP sweep: {len(trials)} runs at budgets "
              f"{', '.join(f'{c:.0e}' for c in spec.budgets)} FLOPs ({total:.2e} FLOPs in all) -> {sweep_dir}")
         status = launch(spec, sweep_dir, source=str(settings.spec), progress=settings.progress)

@@ -102,6 +102,11 @@ class Trainer:
         steps_this_call = 0
         try:
             while True:
+                if p.branch is not None and p.step >= plan.branches[p.branch].end_step:
+                    # resumed from the checkpoint taken at the branch's end: its point is recorded, so the
+                    # trunk comes back (training on would add a step to the branch and a second point)
+                    self.state.put_trunk_back()
+                    continue
                 if p.branch is None:
                     if p.branches_done < len(plan.branches) and p.step == plan.branches[p.branches_done].start_step:
                         self.state.set_trunk_aside(p.branches_done)

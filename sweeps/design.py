@@ -9,6 +9,8 @@ Three designs (N = parameters in the spec's `size_convention`, D = training toke
   parabola in log N. With `sizes: auto` the sizes are N* x spread^t, t evenly spaced in [-1, 1]; the
   design refuses profiles that would not bracket N* on both sides or have fewer than 3 distinct shapes.
 - `ladder`: every size x multiples of a tokens-per-parameter base (OLMo's ladder: 1, 2, 5, 10 x 20).
+- `isoflop-branches`: the IsoFLOP points from one WSD run per size, a cool-down branch at every budget's
+  D below the largest (`sweeps.branches`); a trial carries its planned points in `extra["points"]`.
 
 Target sizes become shapes through `scaling.shapes.shape_for_params`; N, N_embedding, N_nonembedding and
 the detailed FLOPs per token (Chinchilla appendix F) come from `scaling.counting`. D is rounded to whole
@@ -21,6 +23,7 @@ repeat the corpus more than that (checked by `check_epochs` once the corpus is t
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +35,7 @@ from scaling.errors import ConfigError
 from scaling.counting import flops_per_token_detailed, param_counts
 from scaling.shapes import shape_for_params
 from scaling.recipe import default_lr
+from sweeps.branches import DESIGN as DESIGN_BRANCHES, branch_trials
 from sweeps.spec import ShapeSpec, SpecError, SweepSpec, format_error, show
 
 
@@ -64,6 +68,21 @@ class Trial:
         return self.params_nonembedding if self.convention == "nonembedding" else self.params
 
     @property
+    def planned_points(self) -> list[dict[str, Any]]:
+        """The fit-ready points this trial yields: (budget, tokens, kind) per point; one `final` for a plain run."""
+        return self.extra.get("points") or [{"budget": self.budget, "tokens": self.tokens, "kind": "final"}]
+
+    @property
+    def flops_total(self) -> float:
+        """6 N x every token the trial trains: the trunk plus its cool-down branches (= flops_6nd without)."""
+        return float(self.extra.get("flops_total", self.flops_6nd))
+
+    @property
+    def flops_one_run_per_point(self) -> float:
+        """6 N D summed over the trial's points: their cost trained as separate runs (as `isoflop` does)."""
+        return sum(6.0 * self.params * p["tokens"] for p in self.planned_points)
+
+    @property
     def shape(self) -> str:
         m = self.config.model
         ff = "" if m.d_ff is None else f" ff{m.d_ff}"
@@ -92,6 +111,9 @@ class Trial:
             "seed": t.seed,
             "flops_6nd": self.flops_6nd,
             "flops_detailed": self.flops_detailed,
+            "flops_total": self.flops_total,
+            "flops_one_run_per_point": self.flops_one_run_per_point,
+            "points": self.planned_points,
             "cpus": self.cpus,
             "gpus": self.gpus,
         }
@@ -103,6 +125,8 @@ def expand(spec: SweepSpec, source: str = "spec") -> list[Trial]:
     Raises `SpecError` (one line, naming the field) for designs that cannot be run well: too few
     steps, an unbracketed IsoFLOP optimum, two sizes that map to one shape.
     """
+    if spec.design == DESIGN_BRANCHES:
+        return branch_trials(spec, source, sys.modules[__name__])
     points = _points(spec, source)  # (model, D target, budget, target_params, field path of the D choice)
     trials: list[Trial] = []
     seen: set[str] = set()
@@ -337,9 +361,18 @@ def check_epochs(spec: SweepSpec, trials: list[Trial], n_train_tokens: int, sour
 
 
 def totals(trials: list[Trial]) -> dict[str, float]:
+    """Sums over the trials. `flops_total` (= `flops_6nd`): 6 N x every token trained, cool-down branches
+    included; `flops_one_run_per_point`: the same points trained one run each; `flops_saving`: 1 - their
+    ratio (0 for the one-run-per-point designs); `flops_detailed` and `tokens` are of the trunks."""
+    total = sum(t.flops_total for t in trials)
+    one_each = sum(t.flops_one_run_per_point for t in trials)
     return {
         "trials": len(trials),
-        "flops_6nd": sum(t.flops_6nd for t in trials),
+        "points": sum(len(t.planned_points) for t in trials),
+        "flops_6nd": total,
+        "flops_total": total,
+        "flops_one_run_per_point": one_each,
+        "flops_saving": 1.0 - total / one_each if one_each else 0.0,
         "flops_detailed": sum(t.flops_detailed for t in trials),
         "tokens": sum(t.tokens for t in trials),
     }

@@ -1,6 +1,7 @@
 """How long a sweep will take: per-trial time from measured (or assumed) throughput, then a schedule.
 
-Per-trial time = (D + evaluation tokens / 3) / tokens_per_s, where tokens_per_s comes from either
+Per-trial time = (D + evaluation tokens / 3) / tokens_per_s (D: every token trained, WSD cool-down
+branches included), where tokens_per_s comes from either
 
 - a **probe** (`source="probe"`): a few real optimiser steps (forward, backward, AdamW) of each
   distinct shape on random tokens, at the trial's batch and thread count, timed after one warm-up
@@ -118,10 +119,12 @@ def estimate(trials: list[Trial], *, slots: int, probe: bool = True, probe_steps
     for t in trials:
         tr = t.config.train
         n_evals = (t.steps // tr.eval_interval + 1) if tr.eval_interval else 21
+        trained = int(t.extra.get("tokens_trained", t.tokens))  # cool-down branches included
+        n_evals += len(t.planned_points) - 1  # each branch ends with an evaluation
         eval_tokens = n_evals * tr.eval_tokens
-        seconds = (t.tokens + eval_tokens / 3.0) / rates[t.run_id] + TRIAL_OVERHEAD_S
+        seconds = (trained + eval_tokens / 3.0) / rates[t.run_id] + TRIAL_OVERHEAD_S
         if not probe and t.gpus == 0:
-            seconds += t.steps * CPU_STEP_OVERHEAD_S  # tiny CPU models are bound by per-step overhead
+            seconds += trained / tr.batch_tokens * CPU_STEP_OVERHEAD_S  # tiny CPU models are bound by per-step overhead
         per_trial[t.run_id] = seconds
     wall = schedule_makespan(list(per_trial.values()), slots)
     if probed and assumed:

@@ -4,7 +4,7 @@
     corpus: []                  # empty = the Python standard library source (always present)
     vocab_size: 512
     context: 128
-    design: isoflop             # grid | isoflop | ladder
+    design: isoflop             # grid | isoflop | ladder | isoflop-branches
     budgets: [3e11, 1e12, 3e12] # FLOPs (C = 6 N D); isoflop only
     isoflop: {sizes_per_budget: 5, spread: 4, tokens_per_param: 20}
     batch: {rule: fixed, tokens: 2048}
@@ -21,6 +21,12 @@ errors). Every problem becomes one `SpecError` line naming the file, the field p
 Counts (params, tokens, FLOPs) accept numbers or strings with a suffix (`20k`, `1.5M`, `3e18`); PyYAML
 reads `1e11` (no dot) as a string, so strings are parsed here rather than trusted to YAML.
 The design itself (which N and D each trial gets) lives in `sweeps.design`.
+
+`design: isoflop-branches` (`sweeps.branches`) takes the same `budgets` and `isoflop` options as `isoflop`
+but trains one warmup-stable-decay run per size of one shared ladder, to the largest D any budget needs
+of it, with a cool-down branch forked at every smaller D (Hägele et al. 2024); it needs
+`schedule: {kind: wsd}` (`decay_fraction`, default 0.2, is the cool-down's share of each D) and sets
+the cool-downs itself (see `sweeps/examples/isoflop-branches-cpu.yaml`).
 """
 
 from __future__ import annotations
@@ -83,7 +89,7 @@ class SweepSpec(BaseModel):
     model: dict[str, Any] = Field(default_factory=dict, description="other ModelConfig fields")
     size_convention: Literal["total", "nonembedding"] = "total"
     # design
-    design: Literal["grid", "isoflop", "ladder"]
+    design: Literal["grid", "isoflop", "ladder", "isoflop-branches"]
     sizes: Annotated[
         Union[Annotated[Literal["auto"], Tag("auto")], Annotated[list[Size], Tag("list")]],
         Discriminator(lambda v: "auto" if isinstance(v, str) and v == "auto" else "list"),
@@ -121,12 +127,18 @@ class SweepSpec(BaseModel):
             raise FieldError("sizes", [], "is empty; give at least one size (target params or a shape)")
         if len(set(self.seeds)) != len(self.seeds):
             raise FieldError("seeds", self.seeds, "has duplicates")
-        if self.design == "isoflop":
+        if self.design in ("isoflop", "isoflop-branches"):
             if not self.budgets:
-                raise FieldError("budgets", [], "is empty; the isoflop design needs at least one FLOP budget")
+                raise FieldError("budgets", [], f"is empty; the {self.design} design needs at least one FLOP budget")
             if self.tokens or self.tokens_per_param:
                 field = "tokens" if self.tokens else "tokens_per_param"
-                raise FieldError(field, getattr(self, field), "is not used by the isoflop design (D = C / 6N)")
+                raise FieldError(field, getattr(self, field), f"is not used by the {self.design} design (D = C / 6N)")
+            if self.design == "isoflop-branches" and self.schedule.kind != "wsd":
+                raise FieldError("schedule.kind", self.schedule.kind,
+                                 "cannot fork cool-down branches; the isoflop-branches design needs kind 'wsd'")
+            if self.design == "isoflop-branches" and self.schedule.cooldowns:
+                raise FieldError("schedule.cooldowns", self.schedule.cooldowns,
+                                 "are set by the isoflop-branches design (one per budget); leave them out")
             if isinstance(self.sizes, list) and len(self.sizes) < 3:
                 raise FieldError("sizes", len(self.sizes), "sizes are too few for an IsoFLOP profile (need >= 3)")
         else:

@@ -146,8 +146,9 @@ def collect(out: str | Path, *, write: bool = True) -> Tables:
             points["run_id"] = run_id
             points["sweep"] = sweep
             points["status"] = row["status"]
-            if plan.get("budget") is not None:
-                points["budget"] = plan["budget"]
+            budgets = point_budgets(plan, points["tokens"])
+            if budgets is not None:
+                points["budget"] = budgets
             points["lr_multiplier"] = plan.get("lr_multiplier", 1.0)
             points["seed"] = plan.get("config", {}).get("train", {}).get("seed", 0)
             point_frames.append(points)
@@ -167,6 +168,29 @@ def collect(out: str | Path, *, write: bool = True) -> Tables:
         for name, frame in (("trials", trials), ("curves", curves), ("points", points)):
             _write_parquet(frame, out / f"{name}.parquet")
     return tables
+
+
+def point_budgets(plan: dict, tokens: pd.Series) -> list[float | None] | None:
+    """The IsoFLOP budget of each of a trial's points: the trial's own (`isoflop`), or, for a trial with
+    cool-down branches (`isoflop-branches`), the planned point with those tokens; a point the plan does
+    not list (none should be) gets the planned budget nearest its C = 6 N D in log C. None: no budgets."""
+    if plan.get("budget") is not None:
+        return [plan["budget"]] * len(tokens)
+    planned = [p for p in plan.get("points") or [] if p.get("budget") is not None]
+    if not planned:
+        return None
+    by_tokens = {int(p["tokens"]): float(p["budget"]) for p in planned}
+    params = float(plan.get("params") or 0.0)
+    out: list[float | None] = []
+    for d in list(tokens.tolist() if hasattr(tokens, "tolist") else tokens):
+        if not isinstance(d, (int, float)) or not math.isfinite(d):
+            out.append(None)
+        elif int(d) in by_tokens:
+            out.append(by_tokens[int(d)])
+        else:
+            c = 6.0 * params * float(d)
+            out.append(min(by_tokens.values(), key=lambda b: abs(math.log(b / c))) if c > 0 else None)
+    return out
 
 
 def _status(recorded: str | None, st: dict) -> str:
@@ -248,8 +272,20 @@ def _live_status(record: dict, st: dict, alive: bool | None) -> str:
     return "stopped" if alive is False else "running"
 
 
+def _points_done(out: Path, run_id: str) -> int:
+    """Fit-ready points a run has measured so far: distinct (kind, tokens) rows of its points.csv with a
+    finite loss (a WSD trial gains one at every cool-down branch's end, before the trial completes)."""
+    points = _read_csv(run_dir(out, run_id) / "points.csv")
+    if points is None or not len(points):
+        return 0
+    ok = points[pd.to_numeric(points["loss"], errors="coerce").notna()]
+    return int(len(ok.drop_duplicates(["kind", "tokens"])))
+
+
 def status(out: str | Path, *, write_tables: bool = True) -> dict:
-    """Progress of a sweep: counts by status, FLOPs done, aggregate tokens/s, ETA, one line per trial.
+    """Progress of a sweep: counts by status, fit-ready points measured of those planned (a trial with
+    cool-down branches plans one per branch plus its final point), FLOPs done (cool-downs included),
+    aggregate tokens/s, ETA, one line per trial.
 
     Trial statuses: completed, diverged, failed, running, pending, and `stopped` (started, but the
     driver is no longer running: resume the sweep to finish it)."""
@@ -261,6 +297,7 @@ def status(out: str | Path, *, write_tables: bool = True) -> dict:
     trials = []
     counts = {"completed": 0, "running": 0, "stopped": 0, "failed": 0, "diverged": 0, "pending": 0}
     flops_total = flops_done = 0.0
+    points_done = points_planned = 0
     rate = 0.0
     alive = driver_alive(out)
     for plan in manifest.get("trials", []):
@@ -269,10 +306,15 @@ def status(out: str | Path, *, write_tables: bool = True) -> dict:
         st = state.get(run_id, {})
         status_ = _live_status(record, st, alive)
         counts[status_] = counts.get(status_, 0) + 1
-        planned = float(plan.get("flops_6nd") or 0.0)
+        planned = float(plan.get("flops_total") or plan.get("flops_6nd") or 0.0)
         flops_total += planned
-        seen = float(record.get("tokens_seen") or st.get("tokens") or 0.0)
-        frac = 1.0 if status_ in FINAL_STATUSES else min(1.0, seen / max(1.0, float(plan["tokens"])))
+        to_train = float(planned / (6.0 * float(plan["params"]))) if plan.get("params") else float(plan["tokens"])
+        seen = float(record.get("tokens_processed") or record.get("tokens_seen") or st.get("tokens") or 0.0)
+        frac = 1.0 if status_ in FINAL_STATUSES else min(1.0, seen / max(1.0, to_train))
+        n_planned = len(plan.get("points") or [None])
+        n_done = _points_done(out, run_id)
+        points_planned += n_planned
+        points_done += n_done
         flops_done += planned * frac
         tps = record.get("tokens_per_s") or st.get("tokens_per_s")
         if status_ == "running" and alive is not False and tps and st.get("status") == "running":
@@ -286,6 +328,8 @@ def status(out: str | Path, *, write_tables: bool = True) -> dict:
             "progress": frac,
             "val_loss": record.get("final_loss"),
             "tokens_per_s": tps,
+            "points_done": n_done,
+            "points_planned": n_planned,
             "attempts": int(st.get("attempts", 0) or 0),
             "error": st.get("error") if status_ == "failed" else None,
         })
@@ -297,6 +341,8 @@ def status(out: str | Path, *, write_tables: bool = True) -> dict:
         "driver": {True: "running", False: "not running", None: "on another host"}[alive],
         "n_trials": len(trials),
         "counts": counts,
+        "points_done": points_done,
+        "points_planned": points_planned,
         "flops_total": flops_total,
         "flops_done": flops_done,
         "flops_per_s": rate,

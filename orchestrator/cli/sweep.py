@@ -1,6 +1,7 @@
 """`scaling sweep plan|launch|resume|status`: sweeps of real pretraining runs on Ray Tune.
 
     scaling sweep plan   sweeps/examples/isoflop-cpu.yaml              the trials, their FLOPs, est. time
+    scaling sweep plan   sweeps/examples/isoflop-branches-cpu.yaml --json   flops_total vs flops_one_run_per_point
     scaling sweep launch sweeps/examples/isoflop-cpu.yaml --out sweeps-out/iso1           local Ray
     scaling sweep launch sweeps/examples/chinchilla-gpu.yaml --address auto --out /mnt/shared/chin1
     scaling sweep status sweeps-out/iso1 [--json]
@@ -109,21 +110,25 @@ def run_plan(args: argparse.Namespace) -> int:
                     "est_wall_s": est.wall_s, "slots": est.slots, "estimate_source": est.source,
                     "estimate_note": est.note,
                     "units": {"params": "parameters", "tokens": "tokens", "flops_6nd": "FLOPs (6ND)",
+                              "flops_total": "FLOPs (6ND)", "flops_one_run_per_point": "FLOPs (6ND)",
                               "est_wall_s": "seconds", "est_tokens_per_s": "tokens/s"}})
         return 0
     print(f"sweep {spec.sweep_name()}: {spec.design} design, {len(trials)} trials "
           f"(N = {spec.size_convention} parameters, C = 6ND)")
     header = f"{'run_id':<28} {'shape':<16} {'N':>7} {'N_nonemb':>8} {'D':>7} {'D/N':>6} {'C (6ND)':>9} " \
-             f"{'steps':>6} {'lr':>8} {'est.':>7}"
+             f"{'points':>6} {'steps':>6} {'lr':>8} {'est.':>7}"
     print(header)
     print("-" * len(header))
     for t in trials:
         lr = f"{_lr(t):.2e}"
         print(f"{t.run_id:<28} {t.shape:<16} {format_count(t.params):>7} {format_count(t.params_nonembedding):>8} "
-              f"{format_count(t.tokens):>7} {t.tokens_per_param:>6.1f} {t.flops_6nd:>9.3g} {t.steps:>6} {lr:>8} "
+              f"{format_count(t.tokens):>7} {t.tokens_per_param:>6.1f} {t.flops_total:>9.3g} "
+              f"{len(t.planned_points):>6} {t.steps:>6} {lr:>8} "
               f"{_duration(est.per_trial_s[t.run_id]):>7}")
-    print(f"total: {tot['flops_6nd']:.3g} FLOPs (6ND), {tot['flops_detailed']:.3g} FLOPs (detailed, Chinchilla "
-          f"app. F), {format_count(tot['tokens'])} tokens")
+    print(f"total: {tot['flops_total']:.3g} FLOPs (6ND, cool-down branches included), {tot['points']} fit-ready "
+          f"points, {format_count(tot['tokens'])} tokens (trunks)")
+    print(f"one run per point: {tot['flops_one_run_per_point']:.3g} FLOPs (6ND); this design saves "
+          f"{100 * tot['flops_saving']:.0f}%")
     print(f"estimated wall time: {_duration(est.wall_s)} ({est.source}: {est.note})")
     return 0
 
@@ -192,18 +197,21 @@ def _print_status(s: dict) -> None:
     print(f"sweep {s['sweep']} at {s['folder']} (driver {s['driver']})")
     print(f"trials: {c['completed']} completed, {c['running']} running, {c['stopped']} stopped, "
           f"{c['pending']} pending, {c['failed']} failed, {c['diverged']} diverged, of {s['n_trials']}")
+    if "points_planned" in s:
+        print(f"points: {s['points_done']} of {s['points_planned']} fit-ready (N, D) points measured")
     pct = 100.0 * s["flops_done"] / s["flops_total"] if s["flops_total"] else 100.0
     eta = f", ETA {_duration(s['eta_s'])}" if s.get("eta_s") else ""
     rate = f", {s['flops_per_s']:.3g} FLOP/s" if s.get("flops_per_s") else ""
-    print(f"compute: {s['flops_done']:.3g} of {s['flops_total']:.3g} FLOPs (6ND) done ({pct:.0f}%){rate}{eta}")
-    print(f"{'run_id':<28} {'status':<10} {'N':>7} {'D':>7} {'done':>5} {'val loss':>9} {'tok/s':>7}")
+    print(f"compute: {s['flops_done']:.3g} of {s['flops_total']:.3g} FLOPs (6ND, cool-downs included) done ({pct:.0f}%){rate}{eta}")
+    print(f"{'run_id':<28} {'status':<10} {'N':>7} {'D':>7} {'done':>5} {'points':>6} {'val loss':>9} {'tok/s':>7}")
     for t in s["trials"]:
         loss = t.get("val_loss")
         loss_s = f"{loss:.4f}" if isinstance(loss, (int, float)) and math.isfinite(loss) else "-"
         tps = t.get("tokens_per_s")
         tps_s = format_count(tps) if isinstance(tps, (int, float)) and tps else "-"
         print(f"{t['run_id']:<28} {t['status']:<10} {format_count(t['params']):>7} {format_count(t['tokens']):>7} "
-              f"{100 * t['progress']:>4.0f}% {loss_s:>9} {tps_s:>7}")
+              f"{100 * t['progress']:>4.0f}% {t.get('points_done', 0):>2}/{t.get('points_planned', 1):<3} {loss_s:>9} "
+              f"{tps_s:>7}")
         if t.get("error"):
             print(f"    error: {t['error']}")
     print(f"tables: {s['folder']}/trials.parquet, curves.parquet, points.parquet")

@@ -32,7 +32,7 @@ CASES = [
      "bad.yaml: sizes[0]: d_model 100 is not divisible by n_head 3"),
     ("shape_unknown_key", GRID + "sizes: [{n_layer: 2, d_model: 64, n_head: 2, heads: 3}]\ntokens: [1M]\n", [],
      "bad.yaml: sizes[0].heads: unknown field"),
-    ("unknown_design", "design: random\n", [], "bad.yaml: design: random is not one of 'grid', 'isoflop' or 'ladder'"),
+    ("unknown_design", "design: random\n", [], "bad.yaml: design: random is not one of 'grid', 'isoflop', 'ladder' or 'isoflop-branches'"),
     ("isoflop_without_budgets", ISO, [], "bad.yaml: budgets: [] is empty; the isoflop design needs at least one FLOP budget"),
     ("grid_without_data", GRID + "sizes: [20k]\n", [], "bad.yaml: tokens: [] grid needs exactly one of tokens or tokens_per_param"),
     ("grid_with_budgets", GRID + "sizes: [20k]\ntokens: [1M]\nbudgets: [1e12]\n", [], "bad.yaml: budgets: [1e12] are not used by the grid design"),
