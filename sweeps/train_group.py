@@ -34,7 +34,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import ray
 from ray import tune
 
 from contracts.jsonio import read_json
