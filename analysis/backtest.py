@@ -35,6 +35,7 @@ import pandas as pd
 from analysis.bootstrap import percentile_interval
 from analysis.chinchilla import ChinchillaFit
 from analysis.errors import InputError
+from analysis.estimator import progress_bar
 from analysis.frontier import group_budgets
 from analysis.holdout import holdout_mask
 from analysis.io import Points, load_points_frame, warn_repeated_data
@@ -110,10 +111,13 @@ class _Fitted:
 
 
 def fit_approach(pts: Any, approach: Any = 3, *, bootstrap: int = 200, random_state: int | None = 0,
-                 sample_weight: np.ndarray | None = None, fit_kwargs: Mapping[str, Any] | None = None) -> _Fitted:
-    """Fit `pts` (analysis.io.Points) with approach 3 or kaplan (the laws that predict L(N, D))."""
+                 sample_weight: np.ndarray | None = None, fit_kwargs: Mapping[str, Any] | None = None,
+                 progress: bool = False) -> _Fitted:
+    """Fit `pts` (analysis.io.Points) with approach 3 or kaplan (the laws that predict L(N, D));
+    `progress` shows the bootstrap's bar."""
     approach = str(approach).lower()
     kw = dict(fit_kwargs or {})
+    kw.setdefault("progress", progress)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if approach == "auto":
@@ -233,6 +237,7 @@ def backtest(
     random_state: int | None = 0,
     fit_kwargs: Mapping[str, Any] | None = None,
     best_of: Any = None,
+    progress: bool = False,
 ) -> BacktestResult:
     """Fit on the rows not matching `holdout`, predict the rest (and `targets`), score the predictions."""
     if interval not in ("prediction", "confidence", "none"):
@@ -256,7 +261,7 @@ def backtest(
     w_all = sample_weights(frame, weights)
     w = None if w_all is None else w_all[train]
     fitted = fit_approach(pts.subset(train), approach, bootstrap=0 if interval == "none" else bootstrap,
-                          random_state=random_state, sample_weight=w, fit_kwargs=fit_kwargs)
+                          random_state=random_state, sample_weight=w, fit_kwargs=fit_kwargs, progress=progress)
     N, D, truth = test["N"].to_numpy(), test["D"].to_numpy(), test["loss"].to_numpy()
     pred = fitted.predict(N, D)
     lower = upper = np.full(len(test), np.nan)
@@ -322,23 +327,31 @@ def leave_one_budget_out(
     fit_kwargs: Mapping[str, Any] | None = None,
     min_groups: int = 3,
     best_of: Any = None,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """One row per fold (a budget left out) plus one for all data ("all"): the compute-optimal
     N_opt, D_opt, loss_opt forecast at `target_C` (default 100x the largest budget) by an approach-3 fit.
 
     Columns: left_out_C (FLOPs, nan for "all"), n_left_out, N_opt (params), D_opt (tokens), loss_opt
-    (nats/token), target_C, N_opt_rel (relative to the all-data forecast).
+    (nats/token), target_C, N_opt_rel (relative to the all-data forecast). A `budget` column (or the
+    column `columns["budget"]` names) says which budget each row belongs to; else budgets are grouped
+    by C. `progress` shows a bar over the folds.
     """
     frame, pts = load_frame(data, columns, n_convention=n_convention, best_of=best_of)
+    if pts.budget is not None:
+        frame = frame.assign(budget=pts.budget)
     groups = budget_groups(frame)
     ids = np.unique(groups)
     if len(ids) < min_groups:
         raise InputError(f"leave-one-budget-out needs at least {min_groups} budgets; the data have {len(ids)}")
     target = float(target_C) if target_C is not None else 100.0 * float(frame["C"].max())
     out = []
+    bar = progress_bar(len(ids) + 1, "leave-one-budget-out", progress, unit="fit")
     for gid in [None, *ids]:
         keep = np.ones(len(frame), dtype=bool) if gid is None else groups != gid
         fitted = fit_approach(pts.subset(keep), approach, bootstrap=0, fit_kwargs=fit_kwargs)
+        if bar is not None:
+            bar.update(1)
         plan = Planner.from_fit(fitted.estimator).budget(target)
         out.append({
             "left_out_C": math.nan if gid is None else float(np.exp(np.log(frame["C"][groups == gid]).mean())),
@@ -346,6 +359,8 @@ def leave_one_budget_out(
             "N_opt": plan.N, "D_opt": plan.D, "loss_opt": plan.loss if plan.loss is not None else math.nan,
             "target_C": target,
         })
+    if bar is not None:
+        bar.close()
     df = pd.DataFrame(out)
     df["N_opt_rel"] = df["N_opt"] / df["N_opt"].iloc[0] - 1
     return df

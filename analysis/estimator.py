@@ -175,13 +175,13 @@ class FitEstimator:
         return text
 
 
-def progress_bar(total: int, desc: str, enabled: bool):
-    """A tqdm bar counting bootstrap resamples, or None when not `enabled`."""
+def progress_bar(total: int, desc: str, enabled: bool, unit: str = "resample"):
+    """A tqdm bar on stderr counting bootstrap resamples (or `unit`s), or None when not `enabled`."""
     if not enabled:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="resample", leave=False)
+    return tqdm(total=total, desc=desc, unit=unit, leave=False)
 
 
 def _same(a: Any, b: Any) -> bool:

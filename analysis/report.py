@@ -36,6 +36,7 @@ from analysis.chinchilla import ChinchillaFit
 from analysis.errors import InputError
 from analysis.fitjson import read_fit
 from analysis.frontier import EnvelopeFit, IsoFLOPFit, group_budgets, parabola_window
+from analysis.holdout import holdout_mask
 from analysis.io import FitWarning, load_curves
 from analysis.report_html import (CSS, DONE_HOOK, ERROR_HOOK, backtest_html, esc, figure_html, fit3_of,
                                   parameter_table, plan_rows, row_interval, warnings_html)
@@ -327,11 +328,18 @@ def prepare_report(
     backtest_json: str | Path | Mapping[str, Any] | None = None,
     notes: Sequence[str] = (),
     best_of: Any = None,
+    level: float = 0.95,
+    exclude: str | None = None,
+    progress: bool = False,
 ) -> ReportData:
     """What the report of `source` shows. `fit` uses a given approach-3 fit (estimator, fit JSON path or
     dict) instead of fitting; `backtest_json` shows a backtest already made (its rows' intervals as
     given: the demo passes the interval it printed); `notes` are shown at the top of the page;
-    `best_of` keeps the best row of each setting (`analysis.io.best_of_rows`)."""
+    `best_of` keeps the best row of each setting (`analysis.io.best_of_rows`); `exclude` leaves out the
+    rows an `analysis.holdout` expression matches before anything is fitted; `level` is the level of
+    every interval on the page; `progress` shows bars for the bootstraps and the refits."""
+    if not 0 < level < 1:
+        raise InputError(f"level: {level} is not in (0, 1)")
     source = Path(source)
     data = ReportData(source=str(source), title=title or f"Scaling-law report: {source.name}", notes=list(notes))
     fit3 = None if fit is None else read_fit(fit, approach=3, purpose="a report's --fit")
@@ -351,6 +359,12 @@ def prepare_report(
             mask[keep] = True
             frame, pts = frame[mask].reset_index(drop=True), pts.subset(mask)
             notes_.append(f"{drop_highest} highest-loss points dropped before fitting.")
+        if exclude:
+            mask = ~holdout_mask(frame, exclude)
+            if mask.sum() == len(frame):
+                notes_.append(f"--exclude {exclude!r} matched no rows.")
+            frame, pts = frame[mask].reset_index(drop=True), pts.subset(np.asarray(mask))
+            notes_.append(f"{int((~mask).sum())} rows matching {exclude!r} left out before fitting.")
         data.points = figures.points_frame(frame[["run_id", "N", "D", "C", "loss"]])
 
         if source.is_dir():
@@ -369,10 +383,12 @@ def prepare_report(
                 notes_.append(f"No training curves, so approach 1 did not run: {exc}")
 
         if fit3 is None:
-            fit3 = ChinchillaFit(bootstrap=bootstrap, random_state=random_state, **dict(fit_kwargs or {})).fit(pts)
+            fit3 = ChinchillaFit(bootstrap=bootstrap, random_state=random_state, interval_level=level,
+                                 progress=progress, **dict(fit_kwargs or {})).fit(pts)
         data.fit3 = fit3
         try:
-            f2 = IsoFLOPFit(budget_rtol=budget_rtol, bootstrap=bootstrap, random_state=random_state).fit(pts)
+            f2 = IsoFLOPFit(budget_rtol=budget_rtol, bootstrap=bootstrap, random_state=random_state,
+                            interval_level=level, progress=progress).fit(pts)
             data.fit2 = f2
             data.isoflop_groups = isoflop_groups(data.points, f2.to_dict(), budget=pts.budget, budget_rtol=budget_rtol)
         except InputError as exc:
@@ -385,12 +401,13 @@ def prepare_report(
             data.backtest = dict(bt_d)
         if holdout:
             bt = backtest(frame, holdout, columns={"n": "N", "d": "D", "loss": "loss"}, targets=targets,
-                          target_columns=columns, bootstrap=bootstrap, random_state=random_state, fit_kwargs=fit_kwargs)
+                          target_columns=columns, bootstrap=bootstrap, random_state=random_state, fit_kwargs=fit_kwargs,
+                          level=level, progress=progress)
             data.backtest = bt.to_dict()
         if lobo:
             try:
                 data.forecasts = leave_one_budget_out(frame, columns={"n": "N", "d": "D", "loss": "loss"},
-                                                      fit_kwargs=fit_kwargs)
+                                                      fit_kwargs=fit_kwargs, progress=progress)
             except InputError as exc:
                 notes_.append(f"Leave-one-budget-out skipped: {exc}")
     data.warnings = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, FitWarning)))

@@ -16,15 +16,18 @@ The interval is a 95% prediction interval by default (bootstrap fits + the fit's
 from __future__ import annotations
 
 import argparse
+import sys
 
-from orchestrator.cli.common import add_column_args, add_command, add_exclude_arg, kept_rows
+from orchestrator.cli.common import add_column_args, add_command, add_exclude_arg, add_progress_arg, kept_rows
 
 
 def register(subparsers) -> None:
     p = add_command(subparsers, "backtest", __doc__,
                     "hold out runs, fit the rest, predict the held-out losses and score them")
     p.add_argument("source", metavar="SOURCE", help="CSV/Parquet file, sweep folder or run folder")
-    add_column_args(p)
+    cols = add_column_args(p)
+    cols.add_argument("--budget-col", metavar="COL", help="--lobo: the IsoFLOP budget of each row (default: "
+                                                          "a `budget` column, else rows grouped by C)")
     p.add_argument("--n-convention", choices=["total", "nonembedding"], default=None,
                    help="which parameter count N is (folders: picks the column)")
     p.add_argument("--holdout", metavar="EXPR", help='rows to hold out, e.g. "N >= 2e9", "largest N", "rows 3,5"')
@@ -47,6 +50,7 @@ def register(subparsers) -> None:
                    help="--lobo: the budget to forecast at (default 100x the largest in the data)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", metavar="PATH", help="write the JSON result here (for `scaling report --backtest`)")
+    add_progress_arg(p)
     p.set_defaults(func=run)
 
 
@@ -60,6 +64,11 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--bootstrap: {args.bootstrap} must be >= 0")
 
     table_columns = columns
+    if args.budget_col:
+        if not args.lobo:
+            raise InputError("--budget-col applies to --lobo (the budgets it leaves out one at a time)")
+        columns = {**columns, "budget": args.budget_col}
+    progress = not args.no_progress and sys.stderr.isatty()   # a bar on a terminal, none in logs
     source, columns = kept_rows(args.source, columns, args.n_convention, exclude=args.exclude,
                                 drop_highest=args.drop_highest)
     with fit_warnings_to_stderr():
@@ -68,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
                 raise InputError("give --holdout or --lobo, not both")
             folds = leave_one_budget_out(source, target_C=args.forecast_flops,
                                          approach="3" if args.approach == "auto" else args.approach,
-                                         columns=columns, n_convention=args.n_convention, best_of=args.best_of)
+                                         columns=columns, n_convention=args.n_convention, best_of=args.best_of,
+                                         progress=progress)
             out = {"kind": "leave_one_budget_out", "approach": str(args.approach).lower(), "target_C": float(folds["target_C"].iloc[0]),
                    "folds": folds.replace({float("nan"): None}).to_dict(orient="records"),
                    "N_opt_spread": [float(folds["N_opt_rel"].min()), float(folds["N_opt_rel"].max())],
@@ -81,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
                               target_columns=table_columns,
                               n_convention=args.n_convention, interval=args.interval, level=args.level,
                               bootstrap=args.bootstrap, weights=None if args.weights == "none" else args.weights,
-                              random_state=args.seed, best_of=args.best_of)
+                              random_state=args.seed, best_of=args.best_of, progress=progress)
             out = result.to_dict()
             text = result.summary()
     if args.out:

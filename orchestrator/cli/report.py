@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from orchestrator.cli.common import add_column_args, add_command
+from orchestrator.cli.common import add_column_args, add_command, add_exclude_arg, add_progress_arg
 
 
 def register(subparsers) -> None:
@@ -36,6 +36,8 @@ def register(subparsers) -> None:
                    help="which parameter count N is (folders: picks the column)")
     p.add_argument("--fit", metavar="FIT.json", help="use this approach-3 fit instead of fitting")
     p.add_argument("--drop-highest", type=int, default=0, metavar="K", help="leave out the K highest-loss points")
+    add_exclude_arg(p)
+    p.add_argument("--level", type=float, default=0.95, metavar="P", help="level of every interval (default 0.95)")
     p.add_argument("--bootstrap", type=int, default=200, metavar="B", help="bootstrap resamples for intervals (default 200)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the bootstrap (default 0)")
     p.add_argument("--budget-rtol", type=float, default=0.1, metavar="R",
@@ -48,6 +50,7 @@ def register(subparsers) -> None:
     p.add_argument("--static", nargs=2, metavar=("FORMAT", "DIR"),
                    help="also write each figure to DIR as png, svg or pdf (needs kaleido and Chromium)")
     p.add_argument("--json", action="store_true", help="print one JSON object listing what was written")
+    add_progress_arg(p)
     p.set_defaults(func=run)
 
 
@@ -70,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
         data = prepare_report(args.source, fit=args.fit, columns=columns, n_convention=args.n_convention,
                               drop_highest=args.drop_highest, bootstrap=args.bootstrap, random_state=args.seed,
                               budget_rtol=args.budget_rtol, holdout=args.holdout, targets=args.targets,
-                              lobo=args.lobo, title=args.title, backtest_json=args.backtest, best_of=args.best_of)
+                              lobo=args.lobo, title=args.title, backtest_json=args.backtest, best_of=args.best_of,
+                              level=args.level, exclude=args.exclude,
+                              progress=not args.no_progress and sys.stderr.isatty())
         path = render_report(data, args.out, static=tuple(args.static) if args.static else None)
     size = path.stat().st_size
     if args.json:
