@@ -98,6 +98,7 @@ def run_plan(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec, args.overrides)
     source = Path(args.spec).name
+    spec.check_corpus(source)
     trials = expand(spec, source)
     slots = args.slots or default_slots(trials, spec.max_concurrent_trials)
     est = estimate(trials, slots=slots, probe=not args.no_probe, progress=not args.no_progress and sys.stderr.isatty())
