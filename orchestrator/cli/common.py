@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -32,7 +33,76 @@ def count_arg(text: str) -> float:
 
 
 def int_count_arg(text: str) -> int:
-    return int(round(count_arg(text)))
+    """A count of whole things ('20M', '512'); refused when it rounds to 0 ('0.4' is not a token count)."""
+    value = int(round(count_arg(text)))
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} rounds to 0; give a whole positive number")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """argparse `type=`: a finite number ('inf', 'nan', '1e400' refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse `type=`: a finite number > 0."""
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def positive_int(text: str) -> int:
+    """argparse `type=`: a whole number >= 1."""
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
+
+
+def nonneg_int(text: str) -> int:
+    """argparse `type=`: a whole number >= 0."""
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value
+
+
+#: torch.manual_seed and numpy's generators take a signed 64-bit seed.
+SEED_MAX = 2**63 - 1
+
+
+def seed_arg(text: str) -> int:
+    """argparse `type=`: a seed, 0 <= seed < 2^63."""
+    value = _int(text)
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a seed in [0, 2^63)")
+    return value
+
+
+def check_out_path(path: str | Path, flag: str) -> None:
+    """Refuse, before any work, an output path under something that is not a folder (`--out a.txt/x`)
+    or an output file that is a folder; creates nothing."""
+    path = Path(path)
+    for parent in path.parents:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise UserError(f"{flag} {path}: {parent} is a file, not a folder")
+            break
 
 
 def print_json(obj: Any) -> None:

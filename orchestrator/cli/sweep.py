@@ -18,7 +18,9 @@ import argparse
 import math
 import sys
 
-from orchestrator.cli.common import add_command, add_log_arg, add_progress_arg, print_json
+from orchestrator.cli.common import (
+    add_command, add_log_arg, add_progress_arg, nonneg_int, positive_int, print_json,
+)
 
 
 def register(subparsers) -> None:
@@ -34,8 +36,8 @@ def register(subparsers) -> None:
     def ray_args(q: argparse.ArgumentParser) -> None:
         q.add_argument("--address", help="join a running Ray cluster ('auto' on its head node, or HOST:PORT); "
                                          "default: start a local Ray for this sweep")
-        q.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
-        q.add_argument("--num-gpus", type=int, help="GPUs of the local Ray (default: all)")
+        q.add_argument("--num-cpus", type=positive_int, help="CPUs of the local Ray (default: all)")
+        q.add_argument("--num-gpus", type=nonneg_int, help="GPUs of the local Ray (default: all)")
         q.add_argument("--dashboard", action="store_true", help="start Ray's dashboard (local Ray only)")
         q.add_argument("--dashboard-host", default="127.0.0.1",
                        help="address the dashboard binds to (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
@@ -54,7 +56,7 @@ def register(subparsers) -> None:
     spec_args(q)
     q.add_argument("--no-probe", action="store_true",
                    help="estimate time from an assumed FLOP/s instead of timing a few steps of each shape here")
-    q.add_argument("--slots", type=int, help="trials at once (default: max_concurrent_trials, or CPUs / cpus per trial)")
+    q.add_argument("--slots", type=positive_int, help="trials at once (default: max_concurrent_trials, or CPUs / cpus per trial)")
     add_progress_arg(q)
     q.add_argument("--json", action="store_true", help="print one JSON object")
     q.set_defaults(func=run_plan)
