@@ -41,6 +41,9 @@ def register(subparsers) -> None:
         q.add_argument("--dashboard", action="store_true", help="start Ray's dashboard (local Ray only)")
         q.add_argument("--dashboard-host", default="127.0.0.1",
                        help="address the dashboard binds to (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
+        q.add_argument("--insecure", action="store_true",
+                       help="allow joining a non-loopback --address, or a non-loopback --dashboard-host, with "
+                            "Ray's token authentication disabled (anyone who reaches it can run code)")
         add_progress_arg(q)
         add_log_arg(q)
         q.add_argument("--json", action="store_true", help="print the final status as one JSON object")
@@ -155,7 +158,8 @@ def run_launch(args: argparse.Namespace) -> int:
     out = args.out or str(Path("sweeps-out") / spec.sweep_name())
     result = launch(spec, out, source=Path(args.spec).name, address=args.address, storage=args.storage,
                     progress=not args.no_progress, num_cpus=args.num_cpus, num_gpus=args.num_gpus,
-                    dashboard=args.dashboard, dashboard_host=args.dashboard_host, log=args.log)
+                    dashboard=args.dashboard, dashboard_host=args.dashboard_host, log=args.log,
+                    insecure=args.insecure)
     return _report(result, args.json, out)
 
 
@@ -163,7 +167,8 @@ def run_resume(args: argparse.Namespace) -> int:
     from sweeps.launch import resume
 
     result = resume(args.out, address=args.address, progress=not args.no_progress, num_cpus=args.num_cpus,
-                    num_gpus=args.num_gpus, dashboard=args.dashboard, dashboard_host=args.dashboard_host, log=args.log)
+                    num_gpus=args.num_gpus, dashboard=args.dashboard, dashboard_host=args.dashboard_host, log=args.log,
+                    insecure=args.insecure)
     return _report(result, args.json, args.out)
 
 

@@ -176,7 +176,7 @@ def test_driver_killed_mid_sweep_then_resume_finishes_without_rerunning(ray_loca
     log = open(tmp_path / "driver.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "orchestrator.cli", "sweep", "launch", str(spec_path), "--out", str(out),
-         "--address", address, "--no-progress"],
+         "--address", address, "--insecure", "--no-progress"],  # the node's address need not be loopback
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
