@@ -40,7 +40,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from contracts.jsonio import read_json, write_json
+from contracts.jsonio import read_json, write_atomic, write_json
 from sweeps import store
 from sweeps.design import check_epochs, expand
 from sweeps.spec import SpecError, SweepSpec
@@ -115,7 +115,7 @@ def launch(
     }
     try:
         write_json(out / store.MANIFEST, manifest)
-        (out / "spec.yaml").write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+        write_atomic(out / "spec.yaml", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
         write_json(out / store.STATE, {t.run_id: {"status": "pending", "attempts": 0} for t in trials})
         grid = _run(out, manifest, experiment, spec, restore=False, progress=progress, reuse_actors=reuse_actors,
                     callbacks=[*callbacks, *logger_callbacks(log, out, spec.sweep_name())])

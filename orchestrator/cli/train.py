@@ -243,6 +243,9 @@ def run(args: argparse.Namespace) -> int:
     if not speaks:
         return 0
     trial = result.trial
+    if result.stopped_by:
+        print(f"stopped by {result.stopped_by} at step {trial.get('step')}: checkpoint saved in {result.out_dir}; "
+              f"run the same command again to resume", file=sys.stderr)
     if args.json:
         print_json(trial)
     else:
