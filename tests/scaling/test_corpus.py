@@ -231,7 +231,7 @@ def test_formats_the_reader_cannot_decode_are_refused_with_the_list(tmp_path, na
     path = tmp_path / name
     path.write_bytes(b"\x00\x01 not readable here")
     with pytest.raises(DataError, match=r"unknown format .*reads JSON Lines \(\.jsonl, \.ndjson, \.json; optionally "
-                                        r"\.gz or \.zst\), Parquet \(\.parquet\), plain text"):
+                                        r"\.gz or \.zst\), Parquet \(\.parquet\), a saved HF datasets folder, plain text"):
         resolve_corpus([str(path)])
     with pytest.raises(DataError, match=name.replace(".", r"\.")):
         list(iter_documents([path]))
