@@ -103,7 +103,7 @@ SPECS = [
     _plan_spec(_spec({"budgets": "budgets: [-1e18]"}), names="-1e18", id="spec-negative-budget"),
     _plan_spec(_spec({"budgets": "budgets: [.inf]"}), names="budgets", id="spec-infinite-budget"),
     _plan_spec(_spec({"budgets": "budgets: [.nan]"}), names="budgets", id="spec-nan-budget"),
-    _plan_spec(_spec({"budgets": "budgets: [1e3]"}), names="budgets", id="spec-tiny-budget"),
+    _plan_spec(_spec({"budgets": "budgets: [1e3]"}), names="budgets[0]: 1000 FLOPs: no model fits", id="spec-tiny-budget"),
     _plan_spec(_spec({"budgets": "budgets: [1e400]"}), names="budgets", id="spec-budget-overflow"),
     _plan_spec(_spec({"budgets": "budgets: [lots]"}), names="lots", id="spec-budget-word"),
     _plan_spec(_spec({"lr": "lr: {rule: fixed, value: .inf}"}), names="lr", id="spec-infinite-lr"),
