@@ -87,9 +87,9 @@ class ChinchillaFit(FitEstimator):
         """Fit to arrays (N, D, loss; or N, loss and C), a DataFrame + `columns` map, or `Points`."""
         self._validate_settings()
         pts = as_points(N, D, loss, C=C, columns=columns, source=source, n_convention=n_convention)
-        if len(pts) < 5:
-            raise InputError(f"{pts.source}: {len(pts)} points are fewer than the 5 parameters of "
-                             "L(N, D) = E + A/N^alpha + B/D^beta")
+        if pts.distinct_nd() < 5:
+            raise InputError(f"{pts.source}: {pts.distinct_nd()} distinct (N, D) points (of {len(pts)} rows) are "
+                             "fewer than the 5 parameters of L(N, D) = E + A/N^alpha + B/D^beta")
         x, y, t = np.log(pts.N), np.log(pts.D), np.log(pts.loss)
         w = None if sample_weight is None else _weights(sample_weight, len(pts), pts.source)
         starts = self._starts()

@@ -37,6 +37,7 @@ A file without `schema_version` is read as version 1 (what the fitters wrote bef
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,7 @@ def read_fit(source: FitEstimator | Mapping[str, Any] | str | Path, *, approach:
                          f"reader knows (1 to {SCHEMA_VERSION})")
     if version >= 2 and cls is KaplanFit and "rss" not in d and "objective" in d:
         d["rss"] = d["objective"]
+    _check_parameters(d, cls.approach, where)
     try:
         est = cls.from_dict(d)
         if not d.get("bootstrap") and isinstance(d.get("n_bootstrap"), int):
@@ -137,6 +139,41 @@ def read_fit(source: FitEstimator | Mapping[str, Any] | str | Path, *, approach:
         raise InputError(f"{where}: approach-{cls.approach} fit has no field {exc.args[0]!r}") from None
     except (TypeError, ValueError, AttributeError, IndexError) as exc:
         raise InputError(f"{where}: bad value in fit: {exc}") from None
+
+
+#: Parameters a fit JSON must carry as finite numbers, by approach: (field, lower bound, bound included).
+#: E >= 0 (a loss floor; a negative E plans negative losses), A, B, alpha, beta > 0 (Hoffmann et al.
+#: 2022, eq. 2: L = E + A/N^alpha + B/D^beta, each term a positive power law); the frontier exponents
+#: a, b > 0 (N_opt ~ C^a, D_opt ~ C^b, eq. 4); Kaplan's critical scales and exponents > 0 (Kaplan et
+#: al. 2020, eqs. 1.1-1.5).
+_PARAMETERS: dict[Any, tuple[tuple[str, float, bool], ...]] = {
+    3: (("E", 0.0, True), ("A", 0.0, False), ("B", 0.0, False), ("alpha", 0.0, False), ("beta", 0.0, False)),
+    2: (("a", 0.0, False), ("b", 0.0, False)),
+    1: (("a", 0.0, False), ("b", 0.0, False)),
+    "kaplan": tuple((k, 0.0, False) for k in ("alpha_N", "N_c", "alpha_D", "D_c", "alpha_C", "C_c")),
+}
+
+
+def _check_parameters(d: Mapping[str, Any], approach: Any, where: str) -> None:
+    """Refuse, before anything is planned from it, a fit whose parameters are not finite or out of
+    range (`_PARAMETERS`); a missing one is left to the fitter's reader ("has no field ...")."""
+    for key, low, inclusive in _PARAMETERS.get(approach, ()):
+        if key not in d or (approach == "kaplan" and d[key] is None):
+            continue
+        value = d[key]
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and (
+            value >= low if inclusive else value > low)
+        if not ok:
+            bound = f">= {low:g}" if inclusive else f"> {low:g}"
+            raise InputError(f"{where}: field {key!r}: {value!r} is not a finite number {bound}")
+    for name in ("N_opt_law", "D_opt_law"):
+        law = d.get(name)
+        if isinstance(law, Mapping):
+            for key in ("k", "p"):
+                value = law.get(key)
+                if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                        and value > 0):
+                    raise InputError(f"{where}: field '{name}.{key}': {value!r} is not a finite number > 0")
 
 
 def _approach_key(kind: Any) -> Any:

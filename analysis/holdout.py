@@ -13,6 +13,10 @@ Accepted specifications (`holdout_mask(table, spec)`):
 - ``"rows 3,5,8-10"``: data rows counted from 1, as in `analysis.io`'s messages (the CSV line is one more,
   for the header);
 - from Python also a sequence of 0-based row positions or a boolean mask.
+
+Everything is bounded: the text (`MAX_CHARS`), the expression's size (`MAX_NODES`), its numbers and
+every intermediate result (finite floats; ``9**9**9**9`` is refused, not computed), row ranges
+(checked against the table before anything is expanded) and ``largest K`` (K >= 1).
 """
 
 from __future__ import annotations
@@ -37,6 +41,10 @@ _CMPOPS = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.G
            ast.Eq: operator.eq, ast.NotEq: operator.ne}
 
 
+MAX_CHARS = 1000   # longest holdout text
+MAX_NODES = 200    # largest expression tree
+
+
 def holdout_mask(table: pd.DataFrame, spec: Any) -> np.ndarray:
     """Boolean mask of the rows to hold out (see the module docstring for `spec`)."""
     n = len(table)
@@ -49,9 +57,14 @@ def holdout_mask(table: pd.DataFrame, spec: Any) -> np.ndarray:
     text = spec.strip()
     if not text:
         raise InputError("holdout: empty specification")
+    if len(text) > MAX_CHARS:
+        raise InputError(f"holdout: {text[:40]!r}... is {len(text)} characters long (at most {MAX_CHARS})")
     m = _LARGEST.match(text)
     if m:
-        return _largest_mask(table, m.group(2), int(m.group(1) or 1))
+        count = int(m.group(1) or 1)
+        if count < 1:
+            raise InputError(f"holdout: {text!r}: the count must be at least 1")
+        return _largest_mask(table, m.group(2), count)
     m = _ROWS.match(text)
     if m:
         rows: list[int] = []
@@ -59,8 +72,10 @@ def holdout_mask(table: pd.DataFrame, spec: Any) -> np.ndarray:
             if not part:
                 continue
             if "-" in part:
-                a, b = part.split("-", 1)
-                rows.extend(range(int(a), int(b) + 1))
+                a, b = (int(x) if x else -1 for x in part.split("-", 1))
+                if not 1 <= a <= b <= n:  # checked before expanding: "rows 1-10000000000" allocates nothing
+                    raise InputError(f"holdout: rows {part}: not a range within rows 1-{n} of the table")
+                rows.extend(range(a, b + 1))
             else:
                 rows.append(int(part))
         return _rows_mask(n, [r - 1 for r in rows], base=1)
@@ -110,7 +125,14 @@ def _expression_mask(table: pd.DataFrame, text: str) -> np.ndarray:
         tree = ast.parse(src.strip(), mode="eval")
     except SyntaxError:
         raise InputError(f"holdout: cannot parse {text!r} (example: \"N >= 2e9 and C > 1e21\")") from None
-    value = _eval(tree.body, table, text)
+    size = sum(1 for _ in ast.walk(tree))
+    if size > MAX_NODES:
+        raise InputError(f"holdout: {text[:60]!r} is too large an expression ({size} parts, at most {MAX_NODES})")
+    with np.errstate(all="ignore"):
+        try:
+            value = _eval(tree.body, table, text)
+        except (OverflowError, ZeroDivisionError, ValueError) as exc:
+            raise InputError(f"holdout: {text!r}: cannot be evaluated ({exc})") from None
     mask = np.asarray(value)
     if mask.dtype != bool or mask.shape != (len(table),):
         raise InputError(f"holdout: {text!r} is not a condition on the rows (example: \"N >= 2e9\")")
@@ -119,7 +141,13 @@ def _expression_mask(table: pd.DataFrame, text: str) -> np.ndarray:
 
 def _eval(node: ast.AST, table: pd.DataFrame, text: str):
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
-        return float(node.value)
+        try:
+            number = float(node.value)
+        except OverflowError:
+            number = float("inf")
+        if not np.isfinite(number):
+            raise InputError(f"holdout: {text!r}: the number {str(node.value)[:30]} is not a finite float")
+        return number
     if isinstance(node, ast.Name):
         return np.asarray(_column(table, node.id), dtype=float)
     if isinstance(node, ast.UnaryOp):
@@ -131,7 +159,12 @@ def _eval(node: ast.AST, table: pd.DataFrame, text: str):
         if isinstance(node.op, ast.Not):
             return np.logical_not(v)
     if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-        return _BINOPS[type(node.op)](_eval(node.left, table, text), _eval(node.right, table, text))
+        left, right = _eval(node.left, table, text), _eval(node.right, table, text)
+        result = _BINOPS[type(node.op)](left, right)
+        # finite in, not finite out: an overflow the user wrote (missing values in the table stay NaN)
+        if np.any(~np.isfinite(result) & np.isfinite(left) & np.isfinite(right)):
+            raise InputError(f"holdout: {text!r}: {ast.unparse(node)[:60]} is not finite (overflow or 0 division)")
+        return result
     if isinstance(node, ast.BoolOp):
         vals = [_eval(v, table, text) for v in node.values]
         f = np.logical_and if isinstance(node.op, ast.And) else np.logical_or

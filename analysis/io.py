@@ -82,6 +82,11 @@ class Points:
     flops_convention: str = FLOPS_6ND
     notes: tuple[str, ...] = ()
 
+    def distinct_nd(self) -> int:
+        """How many distinct (N, D) pairs there are (rows repeating a pair add no information on the
+        law's shape; 18 copies of one run cannot pin down 5 parameters)."""
+        return len(set(zip(self.N.tolist(), self.D.tolist())))
+
     def __len__(self) -> int:
         return int(self.N.shape[0])
 
@@ -147,13 +152,27 @@ def read_table(path: str | Path) -> pd.DataFrame:
     try:
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path)
-        if suffix in (".csv", ".txt"):
-            return pd.read_csv(path)
-        if suffix == ".tsv":
-            return pd.read_csv(path, sep="\t")
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        if suffix in (".csv", ".txt", ".tsv"):
+            sep = "\t" if suffix == ".tsv" else ","
+            _refuse_duplicate_columns(path, sep)
+            return pd.read_csv(path, sep=sep)
+    except (OSError, ValueError, pd.errors.ParserError, RecursionError, MemoryError) as exc:
         raise InputError(f"{path}: cannot read it as a table ({_first_line(exc)})") from None
     raise InputError(f"{path}: unknown table format {suffix!r} (use .csv or .parquet, or a sweep/run folder)")
+
+
+def _refuse_duplicate_columns(path: Path, sep: str) -> None:
+    """InputError when the header names a column twice (pandas would silently rename the second
+    `loss` to `loss.1`, and the fit would use whichever it finds)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        header = next(csv.reader(f, delimiter=sep), [])
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise InputError(f"{path}: column {name!r} appears twice in the header; rename one")
+        seen.add(name)
 
 
 def _folder_table(folder: Path, name: str) -> tuple[pd.DataFrame, str, str]:

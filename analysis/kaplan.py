@@ -59,9 +59,9 @@ class KaplanFit(FitEstimator):
         if form not in self._PARAMS:
             raise ValueError(f"form must be one of {sorted(self._PARAMS)}, got {self.form!r}")
         k = len(self._PARAMS[form])
-        if len(pts) < k + 1:
-            raise InputError(f"{pts.source}: {len(pts)} points are too few for the {k} parameters "
-                             f"of Kaplan's L({form.upper()})")
+        if pts.distinct_nd() < k + 1:
+            raise InputError(f"{pts.source}: {pts.distinct_nd()} distinct (N, D) points (of {len(pts)} rows) are "
+                             f"too few for the {k} parameters of Kaplan's L({form.upper()})")
         xs = self._inputs(pts, form)
         t = np.log(pts.loss)
         theta, rss = _kaplan_fit(form, xs, t, None, None)

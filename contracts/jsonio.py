@@ -41,7 +41,10 @@ def dumps(obj: Any, indent: int | None = 2) -> str:
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
-    """Write `data` to `path` atomically (temporary file in the same folder, fsync, rename)."""
+    """Write `data` to `path` atomically (temporary file in the same folder, fsync, rename, fsync of
+    the folder). On any failure (a full disk, a file-size limit, Ctrl-C) the previous file is intact,
+    the temporary file is removed, and an `OSError` names `path` (so the command line reports
+    `error: <path>: File too large`, one line)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -52,12 +55,15 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError) and exc.filename is None:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
+    _fsync_folder(path.parent)
     return path
 
 
@@ -65,6 +71,20 @@ def _file_mode() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable (POSIX: fsync the directory); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:

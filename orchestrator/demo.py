@@ -103,11 +103,11 @@ def run_demo(settings: DemoSettings, echo: Callable[[str], None] = print) -> Dem
     """Run (or resume) the whole demo in `settings.out`; see the module docstring."""
     t0 = time.monotonic()
     out = settings.out.expanduser().absolute()
+    # 1-2. the sweep (launch prepares the corpus and tokenizer before starting Ray); the spec is
+    # checked before anything is written
+    spec = load_spec(settings.spec, overrides=settings.overrides)
     out.mkdir(parents=True, exist_ok=True)
     sweep_dir = out / "sweep"
-
-    # 1-2. the sweep (launch prepares the corpus and tokenizer before starting Ray)
-    spec = load_spec(settings.spec, overrides=settings.overrides)
     if (sweep_dir / store.MANIFEST).exists():
         echo(f"[1/5] resuming the sweep in {sweep_dir}")
         status = resume(sweep_dir, progress=settings.progress)

@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from contracts.jsonio import write_atomic
+
 FORMAT = 1
 DIR_NAME = "checkpoint"
 
@@ -46,7 +48,7 @@ def save_checkpoint(out_dir: str | Path, state: dict[str, Any], meta: dict[str, 
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     torch.save({"format": FORMAT, **state}, tmp / "state.pt")
-    (tmp / "meta.json").write_text(json.dumps({"format": FORMAT, **meta}, indent=1, default=_json_default) + "\n")
+    write_atomic(tmp / "meta.json", json.dumps({"format": FORMAT, **meta}, indent=1, default=_json_default) + "\n")
     _fsync_dir(tmp)
     if final.exists():
         shutil.rmtree(old, ignore_errors=True)

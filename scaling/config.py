@@ -19,7 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from scaling.errors import ConfigError
 
-_FROZEN = ConfigDict(frozen=True, extra="forbid")
+# allow_inf_nan=False: every float field refuses inf and NaN at the edge (an infinite lr, a NaN ratio).
+_FROZEN = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+# Seeds go to torch.manual_seed, which takes a signed 64-bit integer.
+SEED_MAX = 2**63 - 1
 
 
 class ModelConfig(BaseModel):
@@ -113,7 +116,7 @@ class TrainConfig(BaseModel):
     eval_interval: int | None = Field(default=None, gt=0, description="steps between evals; None = ~20 per run")
     eval_tokens: int = Field(default=65536, gt=0, description="validation tokens per evaluation")
     checkpoint_interval: int | None = Field(default=None, gt=0, description="steps; None = at every eval")
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=SEED_MAX, description="torch seed, 0 <= seed < 2^63")
     device: str = Field(default="auto", description="auto, cpu, cuda, cuda:N")
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     compile: bool = False
@@ -135,6 +138,8 @@ class TrainConfig(BaseModel):
                 raise ValueError(f"cooldowns: {f} is not a fraction in (0, 1)")
         if self.cooldowns and self.schedule != "wsd":
             raise ValueError(f"cooldowns need schedule 'wsd', got {self.schedule!r}")
+        if self.warmup_tokens is not None and self.warmup_tokens >= self.tokens:
+            raise ValueError(f"warmup_tokens {self.warmup_tokens} is not shorter than the run (tokens {self.tokens})")
         return self
 
 

@@ -6,14 +6,18 @@ standard library source that ships with the interpreter (no download, ever).
 
 What counts as a document depends on the file:
 
-- ``.jsonl`` / ``.ndjson`` (optionally ``.gz``): one document per line, the string in ``text_field``;
+- ``.jsonl`` / ``.ndjson`` / ``.json`` (each optionally ``.gz`` or ``.zst``): JSON Lines, one document
+  per line, the string in ``text_field``. C4 (``c4-train.00000-of-01024.json.gz``) and Dolma
+  (``*.jsonl.zst``) name their JSON Lines shards ``.json.gz`` / ``.json.zst``;
 - ``.parquet``: one document per row, the string column ``text_field``, read in record batches;
 - a folder written by HF ``datasets`` (``Dataset.save_to_disk`` / ``DatasetDict.save_to_disk``: Arrow
   files with ``state.json`` or ``dataset_dict.json``) is one corpus entry, read with
   ``datasets.load_from_disk`` (the optional ``[datasets]`` extra): one document per row of the string
   column ``text_field``, every split in the order saved;
-- anything else: plain UTF-8 text (optionally ``.gz``), the whole file is one document. Bytes that are
-  not UTF-8 become U+FFFD; files that look binary (a NUL byte in their first 8 KiB) are skipped.
+- anything else: plain UTF-8 text (optionally ``.gz`` or ``.zst``), the whole file is one document.
+  Bytes that are not UTF-8 become U+FFFD; files that look binary (a NUL byte in their first 8 KiB)
+  are skipped. Compressed or archive formats the reader cannot decode (``.bz2``, ``.xz``, ``.zip``,
+  ``.tar``, ...) are refused with the list of formats it reads, never read as text.
 
 Documents are the unit of the train/validation split (`scaling.data`), so they are never sliced across
 it. A very long document (one big book file) can be cut at line boundaries with ``doc_max_bytes``.
@@ -33,6 +37,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+import zstandard
 
 from scaling.errors import DataError
 
@@ -69,7 +75,8 @@ def resolve_corpus(corpus: Sequence[str]) -> list[Path]:
     ``__pycache__`` left out) sorted by relative path, a glob to its matches sorted. ``~`` is expanded.
     An empty ``corpus`` is the default corpus (`default_corpus_files`).
 
-    Raises DataError naming the entry when a path does not exist or a pattern matches no file.
+    Raises DataError naming the entry when a path does not exist or a pattern matches no file, and
+    naming the file when its format is one the reader cannot decode (`file_kind`).
     """
     if not corpus:
         return default_corpus_files()
@@ -80,6 +87,7 @@ def resolve_corpus(corpus: Sequence[str]) -> list[Path]:
         if not found:
             raise DataError(f"corpus: {entry!r} matches no file")
         for f in found:
+            file_kind(f)  # refuses a format the reader cannot decode now, not after tokenising the rest
             key = f.resolve()
             if key not in seen:
                 seen.add(key)
@@ -116,13 +124,30 @@ def _folder_files(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
 
 
+#: Compression the reader decodes while streaming (suffix -> what opens it).
+COMPRESSIONS = (".gz", ".zst")
+#: Suffixes of formats the reader cannot decode: refused, never read as text.
+UNREADABLE = (".bz2", ".xz", ".lzma", ".lz4", ".br", ".zstd", ".zip", ".tar", ".tgz", ".7z", ".rar",
+              ".arrow", ".feather", ".npy", ".npz", ".pkl", ".pdf")
+#: The formats, as a user reads them in an error message.
+FORMATS = ("JSON Lines (.jsonl, .ndjson, .json; optionally .gz or .zst), Parquet (.parquet), "
+           "a saved HF datasets folder, plain text (any other name; optionally .gz or .zst)")
+
+
 def file_kind(path: Path) -> Kind:
     """How a corpus entry is read: ``datasets`` (a saved HF dataset folder), else from its name:
-    ``jsonl``, ``parquet`` or ``text``."""
+    ``jsonl``, ``parquet`` or ``text``; DataError for a format the reader cannot decode (the message
+    lists the formats it reads)."""
     if path.is_dir():
         return "datasets"
-    name = path.name.lower().removesuffix(".gz")
-    if name.endswith((".jsonl", ".ndjson")):
+    name = path.name.lower()
+    if name.endswith(UNREADABLE) or (name.endswith(COMPRESSIONS) and name.removesuffix(".gz").removesuffix(
+            ".zst").endswith(UNREADABLE + (".parquet",))):
+        raise DataError(f"corpus: {path}: unknown format {''.join(path.suffixes[-2:]) or path.suffix!r}; "
+                        f"the corpus reader reads {FORMATS}")
+    for suffix in COMPRESSIONS:
+        name = name.removesuffix(suffix)
+    if name.endswith((".jsonl", ".ndjson", ".json")):
         return "jsonl"
     if name.endswith(".parquet"):
         return "parquet"
@@ -194,12 +219,23 @@ def _read_file(path: Path, text_field: str, doc_max_bytes: int | None) -> Iterat
             text = _read_text(path)
             if text is not None:
                 yield Document(text, str(path))
-    except OSError as exc:
+    except OSError as exc:  # includes gzip.BadGzipFile and EOFError-free truncation reports
         raise DataError(f"corpus: {path}: cannot read: {exc.strerror or exc}") from None
+    except (EOFError, ValueError, zstandard.ZstdError) as exc:  # a truncated gzip stream, a corrupt Zstandard frame
+        raise DataError(f"corpus: {path}: cannot decompress: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
 
 def _open_binary(path: Path) -> io.BufferedIOBase:
-    return gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")
+    """The file's bytes, decompressed while read (gzip, Zstandard), as a buffered stream."""
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    if name.endswith(".zst"):
+        raw = open(path, "rb")
+        # read_across_frames: multi-frame files (pzstd, Dolma) are one stream; closefd closes `raw`
+        reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=True)
+        return io.BufferedReader(reader, buffer_size=1 << 16)  # type: ignore[arg-type]
+    return open(path, "rb")
 
 
 def _read_text(path: Path) -> str | None:

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from contracts.jsonio import write_atomic
 from scaling.batches import TokenStream, val_batches
 from scaling.bpe import EOT, EOT_CANDIDATES, MIN_VOCAB, SPECIAL_TOKENS, encode_splits, split_and_train, tokenizers_version
 from scaling.config import DataConfig
@@ -200,4 +201,4 @@ def _build(tmp: Path, cfg: DataConfig, files: Sequence[Path], fingerprint: str, 
         "tokenizers_version": tokenizers_version(),
         "prepare_s": round(time.perf_counter() - t0, 3),
     }
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+    write_atomic(tmp / "meta.json", json.dumps(meta, indent=1) + "\n")

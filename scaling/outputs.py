@@ -37,6 +37,7 @@ class RunResult:
     curves: list[dict]  # `curves` rows
     points: list[dict]  # `points` rows (one `final`, plus one `cooldown` per WSD branch)
     out_dir: Path
+    stopped_by: str | None = None  # "SIGTERM" when a stop signal ended this call early (`scaling.preemption`)
 
 
 class Clock:

@@ -4,6 +4,7 @@ whole run when it is the only one, one data-parallel rank otherwise (`scaling.di
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from scaling.model import GPT
 from scaling.outputs import Clock, RunOutputs, RunResult
 from scaling.parallel import make_parallel
 from scaling.plan import Branch, make_plan
+from scaling.preemption import stop_on_sigterm
 from scaling.run_state import Progress, RunState
 
 #: `reporter(metrics, checkpoint_dir)`: called after every evaluation in each process given one (the same metrics
@@ -95,12 +97,18 @@ class Trainer:
         folder = ckpt.find_checkpoint(self.out_dir)
         if folder is not None:
             self.state.load(folder, self.plan)
-            if self.progress.status != "running":  # finished earlier: nothing to do
+            if self.progress.status != "running":  # finished earlier: nothing to train
+                # rewrite the rows from the checkpoint: a crash between saving the completed checkpoint
+                # and writing trial.json must not leave a finished run marked `running` forever
+                if self.rank == 0:
+                    self.outputs.write()
                 return self.outputs.result()
         p, plan = self.progress, self.plan
         bar = _progress_bar(progress, total=plan.total_steps, initial=p.steps_done(plan), desc=f"train {self.run_id}")
         steps_this_call = 0
-        try:
+        # SIGTERM (preemption) stops at the next step boundary with a checkpoint; one process only, since
+        # DDP ranks would have to agree on the step (`scaling.preemption`)
+        with stop_on_sigterm(self.world_size == 1) as stop, bar:
             while True:
                 if p.branch is not None and p.step >= plan.branches[p.branch].end_step:
                     # resumed from the checkpoint taken at the branch's end: its point is recorded, so the
@@ -131,14 +139,13 @@ class Trainer:
                         break
                 elif p.step % plan.checkpoint_interval == 0:
                     self._save()
-                if stop_after_steps is not None and steps_this_call >= stop_after_steps and p.status == "running":
+                stop_here = stop or (stop_after_steps is not None and steps_this_call >= stop_after_steps)
+                if stop_here and p.status == "running":
                     if p.step < plan.steps or p.branch is not None:
                         self._save()
                         if self.rank == 0:
                             self.outputs.write()
-                        return self.outputs.result()
-        finally:
-            bar.close()
+                        return dataclasses.replace(self.outputs.result(), stopped_by=stop.name or None)
         if p.status == "running":  # only reached when a checkpoint was taken at the last step before its eval
             self._evaluate_and_record(reporter, final=True)
         if p.status == "diverged":

@@ -240,8 +240,10 @@ def _isoflop_models(spec: SweepSpec, source: str, i: int, C: float) -> list[tupl
             if key not in keys:
                 keys.add(key)
                 models.append((model, target))
-        if not models:
-            raise refused[0]
+        if not models:  # name the budget the user wrote, not the derived size the picker refused
+            why = str(refused[0]).split(f"{where}: ", 1)[-1]
+            raise SpecError(f"{source}: {where}: {show(C)} FLOPs: no model fits this budget; its sizes around "
+                            f"N* = {format_count(n_star)} params are refused ({why})")
     ns = sorted(_n(spec, m) for m, _ in models)
     if not ns[0] < n_star < ns[-1]:
         side = "left (smaller)" if ns[0] >= n_star else "right (larger)"

@@ -47,8 +47,10 @@ def probe_tokens_per_s(model: ModelConfig, *, batch_tokens: int, threads: int, s
     """Time `steps` AdamW steps of `model` on random tokens (CPU, fp32) after one warm-up; tokens/s."""
     import torch
 
+    from scaling.memory import check_fits
     from scaling.model import GPT
 
+    check_fits(model, max(model.context, batch_tokens), "cpu", what="sweep plan probe")
     old_threads = torch.get_num_threads()
     torch.set_num_threads(max(1, threads))
     try:

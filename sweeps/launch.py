@@ -20,11 +20,12 @@ GPUs (a fraction shares a GPU, its memory capped to that fraction). A trial of s
 (`sweeps.train_group`: DDP or FSDP, on one node or several); Tune then holds only its driver's
 `DRIVER_CPUS`, so `max_concurrent_trials` must keep the trials' workers within the cluster (ray#54305).
 
-Security: a local Ray started here keeps Ray's token authentication as configured (on by default in
-Ray 2.60 unless `RAY_AUTH_MODE=disabled`) and its dashboard, when enabled, binds to 127.0.0.1 unless
-`dashboard_host` says otherwise. Ray's job and dashboard APIs run arbitrary code for whoever can reach
-them (CVE-2023-48022 was exploited in the wild), so connecting to a remote cluster without token auth
-prints a warning.
+Security (`sweeps.security`): in Ray 2.60 token authentication is *disabled* unless
+`RAY_AUTH_MODE=token` (an unset variable does not turn it on for a cluster joined by address).
+Ray's job and dashboard APIs run arbitrary code for whoever can reach them (CVE-2023-48022 was
+exploited in the wild), so before anything starts the launcher reads Ray's effective auth mode
+(`token_auth_enabled`) and refuses to join a non-loopback address, or to bind the dashboard to a
+non-loopback host, while auth is disabled, unless `insecure=True` (`--insecure`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from contracts.jsonio import read_json, write_json
+from contracts.jsonio import read_json, write_atomic, write_json
 from sweeps import store
 from sweeps.design import check_epochs, expand
 from sweeps.spec import SpecError, SweepSpec
@@ -63,6 +64,7 @@ def launch(
     callbacks: Sequence[Any] = (),
     log: Sequence[str] = (),
     return_results: bool = False,
+    insecure: bool = False,
 ) -> dict | LaunchResult:
     """Plan, prepare and run a sweep; returns `status(out)` at the end, or with `return_results` a
     `LaunchResult` holding that status and Tune's `ResultGrid`.
@@ -72,6 +74,7 @@ def launch(
     error, a missing tracker package, or a trial asking for more CPUs/GPUs than this machine has
     (local runs) — a `SpecError` names the field.
     """
+    _check_security(address, dashboard, dashboard_host, insecure)
     out = Path(out).expanduser().absolute()
     _check_trackers(log)
     if (out / store.MANIFEST).exists():
@@ -112,7 +115,7 @@ def launch(
     }
     try:
         write_json(out / store.MANIFEST, manifest)
-        (out / "spec.yaml").write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+        write_atomic(out / "spec.yaml", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
         write_json(out / store.STATE, {t.run_id: {"status": "pending", "attempts": 0} for t in trials})
         grid = _run(out, manifest, experiment, spec, restore=False, progress=progress, reuse_actors=reuse_actors,
                     callbacks=[*callbacks, *logger_callbacks(log, out, spec.sweep_name())])
@@ -134,9 +137,11 @@ def resume(
     callbacks: Sequence[Any] = (),
     log: Sequence[str] = (),
     return_results: bool = False,
+    insecure: bool = False,
 ) -> dict | LaunchResult:
     """Finish a sweep from its folder. Completed trials are never rerun; failed ones get new attempts.
     `log` and `return_results` as for `launch` (the ResultGrid is None when nothing was left to run)."""
+    _check_security(address, dashboard, dashboard_host, insecure)
     out = Path(out).expanduser().absolute()
     _check_trackers(log)
     manifest = store.read_manifest(out)
@@ -361,9 +366,6 @@ def _ray_connect(address: str | None, num_cpus: int | None, num_gpus: int | None
     if ray.is_initialized():
         return False
     if address:
-        if os.environ.get("RAY_AUTH_MODE", "").lower() == "disabled" and not _is_loopback(address):
-            print(f"warning: connecting to {address} with RAY_AUTH_MODE=disabled; a Ray cluster without token "
-                  "authentication runs code for anyone who can reach it (CVE-2023-48022)", file=sys.stderr)
         ray.init(address=address, log_to_driver=True)
     else:
         ray.init("local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=dashboard,
@@ -371,9 +373,24 @@ def _ray_connect(address: str | None, num_cpus: int | None, num_gpus: int | None
     return True
 
 
-def _is_loopback(address: str) -> bool:
-    host = address.split("://")[-1].rsplit(":", 1)[0]
-    return host in ("auto", "localhost", "127.0.0.1", "::1") or host.startswith("127.")
+def token_auth_enabled() -> bool:
+    """Ray's effective authentication mode in this process (what `ray.init` will use), read from Ray
+    itself, not from the `RAY_AUTH_MODE` variable (unset means disabled in Ray 2.60)."""
+    try:
+        from ray._private.authentication.authentication_utils import is_token_auth_enabled
+    except ImportError:  # a Ray without token auth at all
+        return False
+    return bool(is_token_auth_enabled())
+
+
+def _check_security(address: str | None, dashboard: bool, dashboard_host: str, insecure: bool) -> None:
+    """Refuse (or, with `insecure`, warn about) an unauthenticated cluster reachable from the network."""
+    from sweeps.security import check_connection
+
+    warning = check_connection(address, dashboard, dashboard_host, auth_enabled=token_auth_enabled(),
+                               insecure=insecure)
+    if warning:
+        print(warning, file=sys.stderr)
 
 
 def _check_local_resources(spec: SweepSpec, source: str, num_cpus: int | None, num_gpus: int | None) -> None:

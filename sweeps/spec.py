@@ -47,7 +47,7 @@ from pydantic import (
     model_validator,
 )
 
-from scaling.config import DataConfig, ModelConfig, TrainConfig
+from scaling.config import SEED_MAX, DataConfig, ModelConfig, TrainConfig
 from sweeps.spec_options import (
     STRICT,
     FieldError,
@@ -105,7 +105,7 @@ class SweepSpec(BaseModel):
     schedule: ScheduleSpec = ScheduleSpec()
     lr: LRRule = LRRule()
     batch: BatchRule = BatchRule()
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Annotated[int, Field(ge=0, le=SEED_MAX)]] = Field(default_factory=lambda: [0], min_length=1)
     train: dict[str, Any] = Field(default_factory=dict, description="other TrainConfig fields")
     eval_interval: int | None = Field(default=None, gt=0, description="steps between evals; None ~ 20 per run")
     checkpoint_interval: int | None = Field(default=None, gt=0, description="steps; None = at every eval")
@@ -171,6 +171,18 @@ class SweepSpec(BaseModel):
     def data_config(self) -> DataConfig:
         return DataConfig(corpus=tuple(self.corpus), vocab_size=self.vocab_size, **self.data)
 
+    def check_corpus(self, source: str) -> None:
+        """Refuse, before anything is planned or started, a corpus entry that matches no file or a file
+        whose format the reader cannot decode (`scaling.corpus.resolve_corpus`); `source` names the spec."""
+        from scaling.corpus import resolve_corpus
+        from scaling.errors import DataError
+
+        if self.corpus:
+            try:
+                resolve_corpus(self.corpus)
+            except DataError as exc:
+                raise SpecError(f"{source}: {exc}") from None
+
     def sweep_name(self) -> str:
         return self.name or "sweep"
 
@@ -223,9 +235,40 @@ def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> SweepSpec:
     return spec
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a mapping with the same key twice is an error (PyYAML keeps
+    the last one silently, so `vocab_size: 512` ... `vocab_size: 1024` would quietly train 1024)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                line = key_node.start_mark.line + 1
+                raise SpecError(f"{self.name}: line {line}: {key}: duplicate key (it is already set above)")
+            try:
+                seen.add(key)
+            except TypeError:
+                pass
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str, source: str, what: str = "") -> Any:
+    """YAML text as Python values (safe loader, duplicate keys refused); `SpecError` naming `source` (and
+    `what`, e.g. "--set budgets") for text that is not YAML or is nested too deeply to read."""
+    loader = _UniqueKeyLoader(text)
+    loader.name = f"{source}: {what}" if what else source
+    try:
+        return loader.get_single_data()
+    except RecursionError:
+        raise SpecError(f"{loader.name}: nested too deeply to read") from None
+    finally:
+        loader.dispose()
+
+
 def parse_yaml(text: str, source: str) -> dict:
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text, source)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
@@ -253,7 +296,7 @@ def apply_overrides(raw: dict, overrides: Sequence[str], source: str) -> dict:
         if not all(_KEY.match(p) for p in parts):
             raise SpecError(f"{source}: --set {key}: not a field path (use dots, e.g. isoflop.spread=3)")
         try:
-            value = yaml.safe_load(text) if text.strip() else None
+            value = load_yaml(text, source, f"--set {key}") if text.strip() else None
         except yaml.YAMLError:
             raise SpecError(f"{source}: --set {key}: {text!r} is not a valid YAML value") from None
         node = raw

@@ -19,7 +19,7 @@ class SpecError(ScalingError):
     """A sweep spec is invalid: ``spec.yaml: budgets[2]: -1e18 is not a positive FLOP count``."""
 
 
-STRICT = ConfigDict(extra="forbid", frozen=True)
+STRICT = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # every float finite
 
 
 def show(value: Any) -> str:
@@ -45,6 +45,8 @@ def _count(what: str, *, integer: bool = False, allow_zero: bool = False):
         ok = number is not None and math.isfinite(number) and (number > 0 or (allow_zero and number == 0))
         if not ok:
             raise ValueError(f"{show(value)} is not a positive {what}")
+        if integer and int(round(number)) == 0 and not allow_zero:
+            raise ValueError(f"{show(value)} rounds to 0; it is not a positive {what}")
         return int(round(number)) if integer else number
 
     return BeforeValidator(parse)
@@ -147,7 +149,7 @@ class LRRule(BaseModel):
     rule: Literal["default", "fixed", "power"] = "default"
     value: float | None = Field(default=None, gt=0)
     reference_params: Params = 1e6
-    exponent: float = 0.0
+    exponent: float = Field(default=0.0, ge=-4, le=4, description="published fits lie in [-1, 0]")
     multipliers: list[float] = Field(default_factory=lambda: [1.0], min_length=1)
 
     @model_validator(mode="after")

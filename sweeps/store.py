@@ -21,6 +21,7 @@ up after its retries), running. `status(out)` summarises progress for `scaling s
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -31,7 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from contracts.jsonio import read_json, write_json
+from contracts.jsonio import read_json, write_atomic, write_json
 from contracts.runs_table import CURVE_COLUMNS, FINAL_STATUSES, POINT_COLUMNS, TRIAL_COLUMNS
 from scaling.errors import ScalingError
 
@@ -247,9 +248,9 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
     for c in frame.columns:  # mixed object columns (e.g. None + str) must be one type for Arrow
         if frame[c].dtype == object:
             frame[c] = frame[c].map(lambda v: v if v is None or isinstance(v, str) else json.dumps(v, default=str))
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    write_atomic(path, buf.getvalue())  # temp file in the folder, fsync, rename; no temp left on failure
 
 
 def read_tables(out: str | Path) -> Tables:

@@ -11,14 +11,14 @@ import argparse
 import importlib
 import sys
 
-from orchestrator.cli.common import run_handler
+from orchestrator.cli.common import OneLineParser, run_handler
 
 # Subcommand modules, in the order `scaling --help` lists them.
 COMMANDS = ("train", "sweep", "fit", "plan", "backtest", "report", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="scaling",
         description="Run scaling-law sweeps of real GPT pretraining, fit Kaplan/Chinchilla laws, plan budgets.",
     )
@@ -29,8 +29,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `scaling` command. Every failure leaves through `run_handler`: bad input (flags included)
+    is one `error: ...` line on stderr and exit 2; a bug is one line naming a log file and exit 1."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    parsed: list[argparse.Namespace] = []
+
+    def parse(_: object) -> int:
+        parsed.append(parser.parse_args(argv))
+        return 0
+
+    code = run_handler(parse, argparse.Namespace())
+    if code:
+        return code
+    args = parsed[0]
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

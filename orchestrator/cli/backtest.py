@@ -18,7 +18,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from orchestrator.cli.common import add_column_args, add_command, add_exclude_arg, add_progress_arg, kept_rows
+from orchestrator.cli.common import (
+    add_column_args, add_command, add_exclude_arg, add_progress_arg, finite_float, kept_rows, nonneg_int,
+    positive_float, seed_arg,
+)
 
 
 def register(subparsers) -> None:
@@ -33,7 +36,7 @@ def register(subparsers) -> None:
     p.add_argument("--holdout", metavar="EXPR", help='rows to hold out, e.g. "N >= 2e9", "largest N", "rows 3,5"')
     p.add_argument("--targets", metavar="TABLE", help="extra runs to predict (same columns), e.g. published models")
     add_exclude_arg(p)
-    p.add_argument("--drop-highest", type=int, default=0, metavar="K",
+    p.add_argument("--drop-highest", type=nonneg_int, default=0, metavar="K",
                    help="leave out the K highest-loss rows before holding out (as `fit --drop-highest`)")
     p.add_argument("--approach", default="3", choices=["auto", "3", "kaplan"],
                    help="law to fit: 3 (default), kaplan, or auto (the candidate with the smallest error "
@@ -42,11 +45,11 @@ def register(subparsers) -> None:
                    help="sample weights of the fit: none, compute (1 + log C/C_min), size (equal per model size)")
     p.add_argument("--interval", default="prediction", choices=["prediction", "confidence", "none"],
                    help="prediction (bootstrap + residual scatter, default), confidence (bootstrap only), none")
-    p.add_argument("--level", type=float, default=0.95, metavar="P", help="interval level (default 0.95)")
-    p.add_argument("--bootstrap", type=int, default=200, metavar="B", help="bootstrap resamples (default 200)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the bootstrap (default 0)")
+    p.add_argument("--level", type=finite_float, default=0.95, metavar="P", help="interval level (default 0.95)")
+    p.add_argument("--bootstrap", type=nonneg_int, default=200, metavar="B", help="bootstrap resamples (default 200)")
+    p.add_argument("--seed", type=seed_arg, default=0, metavar="S", help="seed of the bootstrap (default 0)")
     p.add_argument("--lobo", action="store_true", help="leave-one-budget-out forecasts instead of a holdout")
-    p.add_argument("--forecast-flops", type=float, default=None, metavar="C",
+    p.add_argument("--forecast-flops", type=positive_float, default=None, metavar="C",
                    help="--lobo: the budget to forecast at (default 100x the largest in the data)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", metavar="PATH", help="write the JSON result here (for `scaling report --backtest`)")
@@ -57,8 +60,10 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from analysis.backtest import backtest, leave_one_budget_out
     from analysis.errors import InputError
-    from orchestrator.cli.common import fit_warnings_to_stderr, print_json, write_json
+    from orchestrator.cli.common import check_out_path, fit_warnings_to_stderr, print_json, write_json
 
+    if args.out:
+        check_out_path(args.out, "--out")
     columns = {"n": args.n_col, "d": args.d_col, "c": args.c_col, "loss": args.loss_col}
     if args.bootstrap < 0:
         raise InputError(f"--bootstrap: {args.bootstrap} must be >= 0")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -32,7 +33,76 @@ def count_arg(text: str) -> float:
 
 
 def int_count_arg(text: str) -> int:
-    return int(round(count_arg(text)))
+    """A count of whole things ('20M', '512'); refused when it rounds to 0 ('0.4' is not a token count)."""
+    value = int(round(count_arg(text)))
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} rounds to 0; give a whole positive number")
+    return value
+
+
+def finite_float(text: str) -> float:
+    """argparse `type=`: a finite number ('inf', 'nan', '1e400' refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse `type=`: a finite number > 0."""
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def positive_int(text: str) -> int:
+    """argparse `type=`: a whole number >= 1."""
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
+
+
+def nonneg_int(text: str) -> int:
+    """argparse `type=`: a whole number >= 0."""
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value
+
+
+#: torch.manual_seed and numpy's generators take a signed 64-bit seed.
+SEED_MAX = 2**63 - 1
+
+
+def seed_arg(text: str) -> int:
+    """argparse `type=`: a seed, 0 <= seed < 2^63."""
+    value = _int(text)
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a seed in [0, 2^63)")
+    return value
+
+
+def check_out_path(path: str | Path, flag: str) -> None:
+    """Refuse, before any work, an output path under something that is not a folder (`--out a.txt/x`)
+    or an output file that is a folder; creates nothing."""
+    path = Path(path)
+    for parent in path.parents:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise UserError(f"{flag} {path}: {parent} is a file, not a folder")
+            break
 
 
 def print_json(obj: Any) -> None:
@@ -134,13 +204,91 @@ def kept_rows(source, columns: dict, n_convention: str | None, *, exclude: str |
     return frame.reset_index(drop=True), {**columns, "n": "N", "d": "D", "c": "C", "loss": "loss"}
 
 
+class ArgumentError(UserError):
+    """A command-line flag argparse refused (bad value, unknown flag, missing argument)."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """`argparse.ArgumentParser` whose usage errors are one line (`error: scaling plan: argument
+    --budget: ...`, exit 2 via the one handler) instead of the 8-line usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise ArgumentError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def one_line(text: str) -> str:
+    """`text` with its line breaks folded, so an error stays one line on the terminal."""
+    return " ".join(str(text).split()) or "(no message)"
+
+
+def log_dir() -> Path:
+    """Where internal-error tracebacks go: $SCALING_LOG_DIR, else <tmp>/scaling-logs."""
+    import os
+    import tempfile
+
+    return Path(os.environ.get("SCALING_LOG_DIR") or Path(tempfile.gettempdir()) / "scaling-logs")
+
+
+def _log_internal(exc: BaseException) -> Path | None:
+    """The traceback of `exc` written (atomically) to a new log file; its path, or None if unwritable."""
+    import os
+    import time
+    import traceback
+
+    text = "".join(traceback.format_exception(exc))
+    path = log_dir() / f"internal-error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    try:
+        jsonio.write_atomic(path, f"argv: {sys.argv!r}\n{text}")
+    except OSError:
+        return None
+    return path
+
+
+def _quiet_broken_pipe() -> None:
+    """After EPIPE on stdout (`scaling ... | head`): point stdout at /dev/null so the interpreter's final
+    flush raises nothing."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def run_handler(func: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
-    """Run a subcommand; user errors become `error: <one line>` on stderr and exit code 2."""
+    """Run a subcommand through the one error path of the command line:
+
+    - `UserError` (bad input: spec, flag, table, fit JSON) -> `error: <one line>` on stderr, exit 2;
+    - an `OSError` naming a file that escaped the readers (e.g. `--out` under a path that is a file)
+      -> the same one line naming the file, exit 2;
+    - a broken pipe on stdout -> quiet, exit 141 (128 + SIGPIPE), like other Unix tools;
+    - Ctrl-C -> `interrupted`, exit 130;
+    - anything else is a bug: one line `internal error, details in <log>`, exit 1, the traceback in
+      the log file, never on the screen.
+    """
     try:
         return int(func(args) or 0)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+        return 141
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.filename is None:
+            return _internal(exc)
+        print(f"error: {one_line(f'{exc.filename}: {exc.strerror or exc}')}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - the last resort for genuine bugs
+        return _internal(exc)
+
+
+def _internal(exc: BaseException) -> int:
+    log = _log_internal(exc)
+    where = f"details in {log}" if log else f"{type(exc).__name__}: {one_line(str(exc))[:200]}"
+    print(f"internal error, {where}", file=sys.stderr)
+    return 1

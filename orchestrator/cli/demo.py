@@ -16,7 +16,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from orchestrator.cli.common import add_command, add_progress_arg, print_json
+from orchestrator.cli.common import (
+    add_command, add_progress_arg, nonneg_int, positive_float, print_json, seed_arg,
+)
 
 
 def register(subparsers) -> None:
@@ -26,17 +28,20 @@ def register(subparsers) -> None:
     p.add_argument("--quick", action="store_true", help="a reduced demo for a first look or a test (~4 minutes)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field of the demo's sweep spec (repeatable), e.g. isoflop.sizes_per_budget=4")
-    p.add_argument("--heldout-factor", type=float, default=10.0,
+    p.add_argument("--heldout-factor", type=positive_float, default=10.0,
                    help="the held-out run's budget as a multiple of the sweep's largest (default 10)")
-    p.add_argument("--bootstrap", type=int, help="bootstrap resamples for the intervals (default 1000; 200 quick)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    p.add_argument("--bootstrap", type=nonneg_int, help="bootstrap resamples for the intervals (default 1000; 200 quick)")
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed of the bootstrap")
     add_progress_arg(p)
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from orchestrator.cli.common import check_out_path
     from orchestrator.demo import DemoSettings, run_demo
+
+    check_out_path(args.out, "--out")
 
     kw = dict(out=Path(args.out), overrides=tuple(args.overrides), heldout_factor=args.heldout_factor,
               seed=args.seed, progress=not args.no_progress)

@@ -21,7 +21,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from orchestrator.cli.common import add_exclude_arg, add_progress_arg, add_column_args, add_command
+from orchestrator.cli.common import (
+    add_column_args, add_command, add_exclude_arg, add_progress_arg, finite_float, nonneg_int,
+    positive_float, positive_int, seed_arg,
+)
 
 
 def register(subparsers) -> None:
@@ -40,19 +43,19 @@ def register(subparsers) -> None:
                         "that best forecasts larger sizes from smaller ones, with its error table)")
     p.add_argument("--kaplan-form", choices=["nd", "n", "d", "c"], default=None,
                    help="Kaplan law: L(N, D) eq. 1.5, L(N), L(D) or L(C) (default: nd when N and D both vary)")
-    p.add_argument("--drop-highest", type=int, default=0, metavar="K", help="leave out the K highest-loss points")
-    p.add_argument("--bootstrap", type=int, default=0, metavar="B", help="bootstrap resamples for intervals (e.g. 1000)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the bootstrap (default 0)")
-    p.add_argument("--level", type=float, default=0.95, metavar="P", help="interval level (default 0.95)")
+    p.add_argument("--drop-highest", type=nonneg_int, default=0, metavar="K", help="leave out the K highest-loss points")
+    p.add_argument("--bootstrap", type=nonneg_int, default=0, metavar="B", help="bootstrap resamples for intervals (e.g. 1000)")
+    p.add_argument("--seed", type=seed_arg, default=0, metavar="S", help="seed of the bootstrap (default 0)")
+    p.add_argument("--level", type=finite_float, default=0.95, metavar="P", help="interval level (default 0.95)")
     p.add_argument("--n-convention", choices=["total", "nonembedding", "all"], default=None,
                    help="which parameter count N is: total (params) or nonembedding (params_nonembedding, or "
                         "the --n-col column, declared non-embedding); all: one fit per convention the table has, "
                         "side by side")
-    p.add_argument("--budget-rtol", type=float, default=0.1, metavar="R",
+    p.add_argument("--budget-rtol", type=positive_float, default=0.1, metavar="R",
                    help="approach 2 without --budget-col: points whose 6ND agree within this ratio share a budget")
     p.add_argument("--keep-unbracketed", action="store_true",
                    help="approach 2: keep budgets whose loss minimum the sizes run do not bracket (biases a, b)")
-    p.add_argument("--window", type=int, default=5, metavar="K",
+    p.add_argument("--window", type=positive_int, default=5, metavar="K",
                    help="approach 2: the parabola is fitted to the K points nearest each budget's lowest loss "
                         "in log N (default 5)")
     p.add_argument("--json", action="store_true",
@@ -67,8 +70,10 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from analysis.errors import InputError
     from analysis.fitjson import fit_json, write_fit
-    from orchestrator.cli.common import fit_warnings_to_stderr, print_json
+    from orchestrator.cli.common import check_out_path, fit_warnings_to_stderr, print_json
 
+    if args.out:
+        check_out_path(args.out, "--out")
     if args.bootstrap < 0:
         raise InputError(f"--bootstrap: {args.bootstrap} must be >= 0")
     if args.drop_highest < 0:

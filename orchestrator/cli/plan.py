@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 
-from orchestrator.cli.common import add_command, count_arg, print_json, write_json
+from orchestrator.cli.common import (
+    add_command, count_arg, finite_float, positive_float, positive_int, print_json, write_json,
+)
 
 
 def register(subparsers) -> None:
@@ -32,7 +34,7 @@ def register(subparsers) -> None:
     what.add_argument("--budget", type=count_arg, metavar="FLOPS", help="training compute, e.g. 1e21")
     what.add_argument("--params", type=count_arg, metavar="N", help="fixed model size, e.g. 7B")
     what.add_argument("--tokens", type=count_arg, metavar="D", help="fixed training tokens, e.g. 2T")
-    what.add_argument("--target-loss", type=float, metavar="NATS", help="loss to reach, nats/token")
+    what.add_argument("--target-loss", type=finite_float, metavar="NATS", help="loss to reach, nats/token")
     p.add_argument("--inference-tokens", type=count_arg, metavar="D_INF",
                    help="tokens to be served over the model's life: minimise training + inference FLOPs "
                         "at the loss of --budget or --target-loss")
@@ -40,11 +42,11 @@ def register(subparsers) -> None:
                    help="unique tokens available (data-constrained fit): D > U repeats them, priced in by "
                         "Muennighoff et al. 2023; the plan reports the epochs")
     p.add_argument("--flops-per-s", type=count_arg, metavar="FLOPS", help="peak FLOP/s of one device, e.g. 989e12 (H100 bf16)")
-    p.add_argument("--mfu", type=float, help="model FLOPs utilisation, 0-1, e.g. 0.4")
-    p.add_argument("--devices", type=float, default=1.0, help="number of devices (default 1)")
-    p.add_argument("--vocab-size", "--vocab", dest="vocab_size", type=int, default=None,
+    p.add_argument("--mfu", type=finite_float, help="model FLOPs utilisation, 0-1, e.g. 0.4")
+    p.add_argument("--devices", type=positive_float, default=1.0, help="number of devices (default 1)")
+    p.add_argument("--vocab-size", "--vocab", dest="vocab_size", type=positive_int, default=None,
                    help="vocabulary of the planned model (default: the fit's sweep or run, else ModelConfig's)")
-    p.add_argument("--context", type=int, default=None,
+    p.add_argument("--context", type=positive_int, default=None,
                    help="context length of the planned model (default: the fit's sweep or run, else ModelConfig's)")
     p.add_argument("--no-shape", action="store_true", help="skip the model shape")
     p.add_argument("--write-config", metavar="PATH", help="write a RunConfig JSON for the planned run")
@@ -62,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
     for flag, value in (("--vocab", args.vocab_size), ("--context", args.context)):
         if value is not None and value <= 0:
             raise InputError(f"{flag}: {value} is not a positive integer")
+    if args.write_config:
+        from orchestrator.cli.common import check_out_path
+
+        check_out_path(args.write_config, "--write-config")
     est = read_fit(args.fit)
     planner = Planner.from_fit(est, unique_tokens=args.unique_tokens)
     hw = dict(flops_per_s=args.flops_per_s, mfu=args.mfu, devices=args.devices)

@@ -22,7 +22,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from orchestrator.cli.common import add_column_args, add_command, add_exclude_arg, add_progress_arg
+from orchestrator.cli.common import (
+    add_column_args, add_command, add_exclude_arg, add_progress_arg, finite_float, nonneg_int, positive_float,
+    seed_arg,
+)
 
 
 def register(subparsers) -> None:
@@ -35,12 +38,12 @@ def register(subparsers) -> None:
     p.add_argument("--n-convention", choices=["total", "nonembedding"], default=None,
                    help="which parameter count N is (folders: picks the column)")
     p.add_argument("--fit", metavar="FIT.json", help="use this approach-3 fit instead of fitting")
-    p.add_argument("--drop-highest", type=int, default=0, metavar="K", help="leave out the K highest-loss points")
+    p.add_argument("--drop-highest", type=nonneg_int, default=0, metavar="K", help="leave out the K highest-loss points")
     add_exclude_arg(p)
-    p.add_argument("--level", type=float, default=0.95, metavar="P", help="level of every interval (default 0.95)")
-    p.add_argument("--bootstrap", type=int, default=200, metavar="B", help="bootstrap resamples for intervals (default 200)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the bootstrap (default 0)")
-    p.add_argument("--budget-rtol", type=float, default=0.1, metavar="R",
+    p.add_argument("--level", type=finite_float, default=0.95, metavar="P", help="level of every interval (default 0.95)")
+    p.add_argument("--bootstrap", type=nonneg_int, default=200, metavar="B", help="bootstrap resamples for intervals (default 200)")
+    p.add_argument("--seed", type=seed_arg, default=0, metavar="S", help="seed of the bootstrap (default 0)")
+    p.add_argument("--budget-rtol", type=positive_float, default=0.1, metavar="R",
                    help="approach 2: points whose 6ND agree within this ratio share a budget (default 0.1)")
     p.add_argument("--holdout", metavar="EXPR", help='add a backtest holding out these rows, e.g. "largest N"')
     p.add_argument("--targets", metavar="TABLE", help="extra runs for the backtest to predict")
@@ -59,8 +62,10 @@ def run(args: argparse.Namespace) -> int:
 
     from analysis.errors import InputError
     from analysis.report import STATIC_FORMATS, prepare_report, render_report
-    from orchestrator.cli.common import print_json
+    from orchestrator.cli.common import check_out_path, print_json
 
+    if args.out:
+        check_out_path(args.out, "--out")
     if args.drop_highest < 0:
         raise InputError(f"--drop-highest: {args.drop_highest} must be >= 0")
     if args.bootstrap < 0:

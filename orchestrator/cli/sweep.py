@@ -18,7 +18,9 @@ import argparse
 import math
 import sys
 
-from orchestrator.cli.common import add_command, add_log_arg, add_progress_arg, print_json
+from orchestrator.cli.common import (
+    add_command, add_log_arg, add_progress_arg, nonneg_int, positive_int, print_json,
+)
 
 
 def register(subparsers) -> None:
@@ -34,11 +36,14 @@ def register(subparsers) -> None:
     def ray_args(q: argparse.ArgumentParser) -> None:
         q.add_argument("--address", help="join a running Ray cluster ('auto' on its head node, or HOST:PORT); "
                                          "default: start a local Ray for this sweep")
-        q.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
-        q.add_argument("--num-gpus", type=int, help="GPUs of the local Ray (default: all)")
+        q.add_argument("--num-cpus", type=positive_int, help="CPUs of the local Ray (default: all)")
+        q.add_argument("--num-gpus", type=nonneg_int, help="GPUs of the local Ray (default: all)")
         q.add_argument("--dashboard", action="store_true", help="start Ray's dashboard (local Ray only)")
         q.add_argument("--dashboard-host", default="127.0.0.1",
                        help="address the dashboard binds to (default 127.0.0.1; 0.0.0.0 exposes it to the network)")
+        q.add_argument("--insecure", action="store_true",
+                       help="allow joining a non-loopback --address, or a non-loopback --dashboard-host, with "
+                            "Ray's token authentication disabled (anyone who reaches it can run code)")
         add_progress_arg(q)
         add_log_arg(q)
         q.add_argument("--json", action="store_true", help="print the final status as one JSON object")
@@ -54,7 +59,7 @@ def register(subparsers) -> None:
     spec_args(q)
     q.add_argument("--no-probe", action="store_true",
                    help="estimate time from an assumed FLOP/s instead of timing a few steps of each shape here")
-    q.add_argument("--slots", type=int, help="trials at once (default: max_concurrent_trials, or CPUs / cpus per trial)")
+    q.add_argument("--slots", type=positive_int, help="trials at once (default: max_concurrent_trials, or CPUs / cpus per trial)")
     add_progress_arg(q)
     q.add_argument("--json", action="store_true", help="print one JSON object")
     q.set_defaults(func=run_plan)
@@ -98,6 +103,7 @@ def run_plan(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec, args.overrides)
     source = Path(args.spec).name
+    spec.check_corpus(source)
     trials = expand(spec, source)
     slots = args.slots or default_slots(trials, spec.max_concurrent_trials)
     est = estimate(trials, slots=slots, probe=not args.no_probe, progress=not args.no_progress and sys.stderr.isatty())
@@ -152,7 +158,8 @@ def run_launch(args: argparse.Namespace) -> int:
     out = args.out or str(Path("sweeps-out") / spec.sweep_name())
     result = launch(spec, out, source=Path(args.spec).name, address=args.address, storage=args.storage,
                     progress=not args.no_progress, num_cpus=args.num_cpus, num_gpus=args.num_gpus,
-                    dashboard=args.dashboard, dashboard_host=args.dashboard_host, log=args.log)
+                    dashboard=args.dashboard, dashboard_host=args.dashboard_host, log=args.log,
+                    insecure=args.insecure)
     return _report(result, args.json, out)
 
 
@@ -160,7 +167,8 @@ def run_resume(args: argparse.Namespace) -> int:
     from sweeps.launch import resume
 
     result = resume(args.out, address=args.address, progress=not args.no_progress, num_cpus=args.num_cpus,
-                    num_gpus=args.num_gpus, dashboard=args.dashboard, dashboard_host=args.dashboard_host, log=args.log)
+                    num_gpus=args.num_gpus, dashboard=args.dashboard, dashboard_host=args.dashboard_host, log=args.log,
+                    insecure=args.insecure)
     return _report(result, args.json, args.out)
 
 

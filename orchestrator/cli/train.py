@@ -29,22 +29,25 @@ from __future__ import annotations
 import argparse
 import sys
 
-from orchestrator.cli.common import add_command, add_log_arg, add_progress_arg, count_arg, int_count_arg, print_json
+from orchestrator.cli.common import (
+    add_command, add_log_arg, add_progress_arg, count_arg, finite_float, int_count_arg, positive_float,
+    positive_int, print_json, seed_arg,
+)
 
 
 def register(subparsers) -> None:
     p = add_command(subparsers, "train", __doc__,
                     "train one GPT on a corpus: loss curve, N and FLOPs, checkpoints")
     model = p.add_argument_group("model (a shape, or --params)")
-    model.add_argument("--n-layer", type=int, help="transformer blocks")
-    model.add_argument("--d-model", type=int, help="residual width")
-    model.add_argument("--n-head", type=int, help="attention heads (default: head size near 64, see scaling.shapes)")
-    model.add_argument("--d-ff", type=int, help="MLP width (default 4 x d_model)")
+    model.add_argument("--n-layer", type=positive_int, help="transformer blocks")
+    model.add_argument("--d-model", type=positive_int, help="residual width")
+    model.add_argument("--n-head", type=positive_int, help="attention heads (default: head size near 64, see scaling.shapes)")
+    model.add_argument("--d-ff", type=positive_int, help="MLP width (default 4 x d_model)")
     model.add_argument("--params", type=count_arg, metavar="N", help="target parameter count, e.g. 10M (shape rule)")
     model.add_argument("--params-convention", choices=("total", "nonembedding"), default="total",
                        help="what --params (and --tokens-per-param) counts (default: total)")
-    model.add_argument("--context", type=int, default=256, help="sequence length in tokens (default 256)")
-    model.add_argument("--vocab-size", type=int, default=None,
+    model.add_argument("--context", type=positive_int, default=256, help="sequence length in tokens (default 256)")
+    model.add_argument("--vocab-size", type=positive_int, default=None,
                        help="vocabulary (default: the --tokenizer's, else a 4096-token BPE trained on the corpus)")
     model.add_argument("--positions", choices=("learned", "rotary"), default="learned")
     model.add_argument("--untied", action="store_true", help="separate output head (default: tied to the embedding)")
@@ -60,28 +63,28 @@ def register(subparsers) -> None:
     data.add_argument("--doc-max-bytes", type=int_count_arg,
                       help="cut documents longer than this at line boundaries (a single-file corpus needs it "
                            "for a validation split)")
-    data.add_argument("--val-fraction", type=float, default=0.02, help="share of documents held out (default 0.02)")
+    data.add_argument("--val-fraction", type=finite_float, default=0.02, help="share of documents held out (default 0.02)")
     data.add_argument("--cache-dir", help="where prepared corpora go (default $SCALING_CACHE or ~/.cache/scaling)")
 
     tr = p.add_argument_group("training")
     size = tr.add_mutually_exclusive_group()
     size.add_argument("--tokens", type=int_count_arg, metavar="D", help="training tokens, e.g. 20M")
-    size.add_argument("--tokens-per-param", type=float, metavar="R", help="D = R x N (Chinchilla: about 20)")
+    size.add_argument("--tokens-per-param", type=positive_float, metavar="R", help="D = R x N (Chinchilla: about 20)")
     tr.add_argument("--batch-tokens", type=int_count_arg, default=8192, help="tokens per optimiser step (default 8192)")
     tr.add_argument("--micro-batch-tokens", type=int_count_arg, help="tokens per forward/backward (gradient accumulation)")
-    tr.add_argument("--lr", type=float, help="peak learning rate (default: size rule)")
+    tr.add_argument("--lr", type=finite_float, help="peak learning rate (default: size rule)")
     tr.add_argument("--warmup-tokens", type=int_count_arg, help="LR warmup (default: size rule)")
     tr.add_argument("--schedule", choices=("cosine", "constant", "wsd"), default="cosine")
-    tr.add_argument("--min-lr-ratio", type=float, default=0.1, help="final LR / peak (default 0.1)")
-    tr.add_argument("--decay-fraction", type=float, default=0.2, help="WSD cool-down length / D (default 0.2)")
+    tr.add_argument("--min-lr-ratio", type=finite_float, default=0.1, help="final LR / peak (default 0.1)")
+    tr.add_argument("--decay-fraction", type=finite_float, default=0.2, help="WSD cool-down length / D (default 0.2)")
     tr.add_argument("--cooldowns", type=_fractions, default=(), metavar="F,F,...",
                     help="WSD cool-down branches at these fractions of D, e.g. 0.25,0.5")
-    tr.add_argument("--weight-decay", type=float, default=0.1)
-    tr.add_argument("--beta2", type=float, help="AdamW beta2 (default 0.95)")
-    tr.add_argument("--grad-clip", type=float, default=1.0)
-    tr.add_argument("--eval-interval", type=int, help="steps between evaluations (default: about 20 per run)")
+    tr.add_argument("--weight-decay", type=finite_float, default=0.1)
+    tr.add_argument("--beta2", type=finite_float, help="AdamW beta2 (default 0.95)")
+    tr.add_argument("--grad-clip", type=finite_float, default=1.0)
+    tr.add_argument("--eval-interval", type=positive_int, help="steps between evaluations (default: about 20 per run)")
     tr.add_argument("--eval-tokens", type=int_count_arg, default=65536, help="validation tokens per evaluation")
-    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--seed", type=seed_arg, default=0)
 
     run_ = p.add_argument_group("execution")
     run_.add_argument("--config", metavar="RUN.json",
@@ -91,12 +94,12 @@ def register(subparsers) -> None:
     run_.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
                       help="auto: bf16 autocast on CUDA, fp32 on CPU")
     run_.add_argument("--compile", action="store_true", help="torch.compile the model")
-    run_.add_argument("--nproc", type=int, default=1,
+    run_.add_argument("--nproc", type=positive_int, default=1,
                       help="data-parallel processes on this machine (DDP), started by torchrun's launcher; "
                            "or run this command under torchrun / srun / Ray Train, which set RANK and WORLD_SIZE")
     run_.add_argument("--parallel", choices=("ddp", "fsdp"), default="ddp",
                       help="several processes: ddp replicates the model, fsdp shards it (fully_shard; default ddp)")
-    run_.add_argument("--threads", type=int, help="CPU threads per process (default: torch's)")
+    run_.add_argument("--threads", type=positive_int, help="CPU threads per process (default: torch's)")
     run_.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                       help="continue from --out's checkpoint if there is one (default: yes)")
     run_.add_argument("--run-id", help="name in the runs table (default: the --out folder's name)")
@@ -168,7 +171,10 @@ def build_config(args: argparse.Namespace):
     )
     if args.beta2 is not None:
         train_fields["beta2"] = args.beta2
-    train_cfg = parse_config(TrainConfig, train_fields, src)
+    try:
+        train_cfg = parse_config(TrainConfig, train_fields, src)
+    except ConfigError as exc:  # name the flag the user wrote (--warmup-tokens), not the field
+        raise ConfigError(_as_flags(str(exc), train_fields)) from None
     return parse_config(RunConfig, dict(model=model.model_dump(), data=data.model_dump(), train=train_cfg.model_dump(),
                                         run_id=args.run_id), src)
 
@@ -195,18 +201,32 @@ def config_from_file(args: argparse.Namespace):
                                     "data": {**cfg.data.model_dump(), **data}}, args.config)
 
 
+def _as_flags(message: str, fields: dict) -> str:
+    """`message` with each TrainConfig field name it mentions written as its flag (lr -> --lr)."""
+    import re
+
+    names = "|".join(sorted(map(re.escape, fields), key=len, reverse=True))
+    return re.sub(rf"(?<![\w-])({names})(?![\w-])", lambda m: "--" + m.group(1).replace("_", "-"), message)
+
+
 def run(args: argparse.Namespace) -> int:
     from scaling.data import prepare_data
     from scaling.distributed import world_from_env
+    from orchestrator.cli.common import check_out_path
     from scaling.errors import ConfigError
+    from scaling.memory import check_fits
     from scaling.train import train
 
+    check_out_path(args.out, "--out")
     if args.config:
         cfg = config_from_file(args)
     elif args.tokens is None and args.tokens_per_param is None:
         raise ConfigError("scaling train: give --tokens or --tokens-per-param (or --config RUN.json)")
     else:
         cfg = build_config(args)
+    device = cfg.train.device if cfg.train.device != "auto" else ("cuda" if _cuda() else "cpu")
+    check_fits(cfg.model, cfg.train.micro_batch_tokens or cfg.train.batch_tokens, device, what="scaling train",
+               shards=cfg.train.nproc if cfg.train.parallel == "fsdp" else 1)
     from scaling.trackers import check_available, open_trackers
 
     world = world_from_env()  # under torchrun every rank runs this command; rank 0 speaks and logs
@@ -223,6 +243,9 @@ def run(args: argparse.Namespace) -> int:
     if not speaks:
         return 0
     trial = result.trial
+    if result.stopped_by:
+        print(f"stopped by {result.stopped_by} at step {trial.get('step')}: checkpoint saved in {result.out_dir}; "
+              f"run the same command again to resume", file=sys.stderr)
     if args.json:
         print_json(trial)
     else:
@@ -230,6 +253,12 @@ def run(args: argparse.Namespace) -> int:
     if trial["status"] == "diverged":
         print(f"diverged: {trial['diverge_reason']}", file=sys.stderr)
     return 0
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _print_summary(trial: dict, points: list[dict], out_dir) -> None:

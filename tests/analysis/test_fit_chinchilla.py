@@ -284,7 +284,7 @@ def test_fit_json_round_trip(small_boot_fit, tmp_path):
 
 
 def test_too_few_points_is_an_input_error():
-    with pytest.raises(InputError, match="4 points are fewer than the 5 parameters"):
+    with pytest.raises(InputError, match=r"4 distinct \(N, D\) points \(of 4 rows\) are fewer than the 5 parameters"):
         ChinchillaFit().fit([1e8, 2e8, 3e8, 4e8], [1e9, 2e9, 3e9, 4e9], [3.0, 2.9, 2.8, 2.7])
     with pytest.raises(InputError, match=r"column 'loss', row 2"):
         ChinchillaFit().fit([1e8, 2e8, 3e8], [1e9, 2e9, 3e9], [3.0, np.nan, 2.8])

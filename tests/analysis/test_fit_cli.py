@@ -159,7 +159,7 @@ def test_too_few_points_exit_2(tmp_path, capsys):
     path = tmp_path / "few.csv"
     pd.DataFrame({"params": [1e8, 2e8, 4e8], "tokens": [1e9, 2e9, 4e9], "loss": [3.0, 2.9, 2.8]}).to_csv(path, index=False)
     assert main(["fit", str(path)]) == 2
-    assert "3 points are fewer than the 5 parameters" in capsys.readouterr().err
+    assert "3 distinct (N, D) points (of 3 rows) are fewer than the 5 parameters" in capsys.readouterr().err
 
 
 def test_console_command_runs_without_traceback(tmp_path):

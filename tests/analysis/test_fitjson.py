@@ -67,7 +67,7 @@ def test_planner_from_a_file_equals_planner_from_the_estimator(fits, tmp_path):
     ({"approach": 9}, r"field 'approach': 9 is not 1, 2, 3, 'kaplan', 'data_constrained' or 'auto'"),
     ({"approach": 3, "schema_version": SCHEMA_VERSION + 1, **TRUE_LAW.to_dict()}, r"field 'schema_version'"),
     ({"approach": 3, **TRUE_LAW.to_dict(), "bootstrap": {"E": [1.0, 2.0], "A": [1.0]}}, r"field 'bootstrap'"),
-    ({"approach": 3, **{**TRUE_LAW.to_dict(), "E": "abc"}}, r"bad value in fit"),
+    ({"approach": 3, **{**TRUE_LAW.to_dict(), "E": "abc"}}, r"field 'E': 'abc' is not a finite number"),
 ])
 def test_bad_fit_json_is_one_line_naming_the_field(d, match):
     with pytest.raises(InputError, match=match) as exc:

@@ -61,7 +61,7 @@ def test_a_diverged_run_exits_0_with_the_reason(stdlib_data, stdlib_data_config,
         (["--n-layer", "2", "--d-model", "64", "--tokens", "1k", "--vocab-size", "100"], "--vocab-size: 100 is too small"),
         (["--n-layer", "2", "--d-model", "64", "--params", "1M", "--tokens", "1k"], "not both"),
         (["--d-model", "64", "--tokens", "1k"], "--n-layer and --d-model"),
-        (["--n-layer", "2", "--d-model", "64", "--tokens", "1k", "--cooldowns", "0.5"], "cooldowns need schedule 'wsd'"),
+        (["--n-layer", "2", "--d-model", "64", "--tokens", "1k", "--cooldowns", "0.5"], "--cooldowns need --schedule 'wsd'"),
         (["--n-layer", "2", "--d-model", "64", "--tokens", "1k", "--corpus", "/nonexistent/*.jsonl"], "/nonexistent/*.jsonl"),
     ],
 )

@@ -154,3 +154,84 @@ def test_doc_max_bytes_cuts_at_line_boundaries(tmp_path):
     from_jsonl = list(iter_documents([jl], doc_max_bytes=200))
     assert [p.text for p in from_jsonl] == [p.text for p in pieces] + ["short"]
     assert from_jsonl[0].source == f"{jl}:1#0" and from_jsonl[-1].source == f"{jl}:2"
+
+
+# ------------------------------------------------------------------------------ compressed shards (C4, Dolma)
+
+C4_RECORDS = [
+    {"text": "Beginners BBQ Class Taking Place in Missoula!\nDo you want to get better at making delicious BBQ?",
+     "timestamp": "2019-04-25T12:57:54Z", "url": "https://klyq.com/beginners-bbq-class-taking-place-in-missoula/"},
+    {"text": "Discussion in 'Mac OS X Lion (10.7)' started by axboi87, Jan 20, 2012.\nI've got a 500gb drive.",
+     "timestamp": "2019-04-21T10:07:13Z", "url": "https://forums.macrumors.com/threads/restore-from-larger-disk.1340000/"},
+    {"text": "Foil plaid lycra and spandex shortall with metallic slinky insets. Attached metallic elastic belt.",
+     "timestamp": "2019-04-25T10:40:23Z", "url": "https://awishcometrue.com/Catalogs/Clearance/Tops/V-Neck/"},
+]
+
+
+def _jsonl_bytes(records) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in records).encode()
+
+
+@pytest.mark.parametrize("name", ["c4-train.00000-of-01024.json.gz", "shard.jsonl.gz", "shard.JSON.GZ"])
+def test_c4_style_json_gz_shard_is_read_as_json_lines(tmp_path, name):
+    """C4 names its JSON Lines shards `*.json.gz`: one document per record (its `text`), not one document
+    of raw JSON."""
+    shard = tmp_path / name
+    shard.write_bytes(gzip.compress(_jsonl_bytes(C4_RECORDS)))
+    assert file_kind(shard) == "jsonl"
+    docs = list(iter_documents(resolve_corpus([str(tmp_path / "*.[jJ][sS]*")])))
+    assert [d.text for d in docs] == [r["text"] for r in C4_RECORDS]
+    assert docs[1].source == f"{shard}:2"
+    assert not any('"timestamp"' in d.text for d in docs)
+
+
+@pytest.mark.parametrize("name", ["dolma-v1_7-0000.jsonl.zst", "shard.json.zst"])
+def test_dolma_style_zst_shard_is_read_as_json_lines_across_frames(tmp_path, name):
+    """Dolma's `*.jsonl.zst` (and `.json.zst`): Zstandard, possibly several frames, streamed."""
+    zstandard = pytest.importorskip("zstandard")
+    shard = tmp_path / name
+    c = zstandard.ZstdCompressor()
+    shard.write_bytes(c.compress(_jsonl_bytes(C4_RECORDS[:2])) + c.compress(_jsonl_bytes(C4_RECORDS[2:])))
+    assert file_kind(shard) == "jsonl"
+    assert [d.text for d in iter_documents([shard])] == [r["text"] for r in C4_RECORDS]
+
+
+def test_zst_text_and_truncated_shards(tmp_path):
+    zstandard = pytest.importorskip("zstandard")
+    text = tmp_path / "book.txt.zst"
+    text.write_bytes(zstandard.ZstdCompressor().compress("a plain text book\n".encode()))
+    assert [d.text for d in iter_documents([text])] == ["a plain text book\n"]
+    cut = tmp_path / "cut.json.gz"
+    cut.write_bytes(gzip.compress(_jsonl_bytes(C4_RECORDS))[:40])
+    with pytest.raises(DataError, match=r"cut\.json\.gz: cannot (read|decompress)"):
+        list(iter_documents([cut]))
+
+
+@pytest.mark.parametrize("name", ["big.jsonl.gz", "big.jsonl.zst"])
+def test_compressed_shards_are_streamed_not_held_whole(tmp_path, name):
+    """A shard holding 20 MB of text is read with a few MB of memory at most (one record at a time)."""
+    import tracemalloc
+
+    zstandard = pytest.importorskip("zstandard")
+    shard = tmp_path / name
+    raw = (json.dumps({"text": "x" * 1000}) + "\n").encode() * 20_000
+    shard.write_bytes(gzip.compress(raw) if name.endswith(".gz") else zstandard.ZstdCompressor().compress(raw))
+    tracemalloc.start()
+    try:
+        count = sum(1 for _ in iter_documents([shard]))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert count == 20_000
+    assert peak < 4_000_000, f"peak {peak / 1e6:.1f} MB while reading a 20 MB shard"
+
+
+@pytest.mark.parametrize("name", ["shard.json.bz2", "shard.jsonl.xz", "corpus.zip", "data.tar", "shard.parquet.gz"])
+def test_formats_the_reader_cannot_decode_are_refused_with_the_list(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(b"\x00\x01 not readable here")
+    with pytest.raises(DataError, match=r"unknown format .*reads JSON Lines \(\.jsonl, \.ndjson, \.json; optionally "
+                                        r"\.gz or \.zst\), Parquet \(\.parquet\), a saved HF datasets folder, plain text"):
+        resolve_corpus([str(path)])
+    with pytest.raises(DataError, match=name.replace(".", r"\.")):
+        list(iter_documents([path]))

@@ -60,3 +60,74 @@ def test_wsd_run_with_branches_resumes_bit_identically_from_anywhere(stdlib_data
     assert calls >= 9 and in_branch >= 1
     assert [p["kind"] for p in result.points] == ["cooldown", "cooldown", "final"]
     assert_same_run(full, result, tmp_path / "full", tmp_path / "part")
+
+
+# ------------------------------------------------------------------------------ preemption and crash windows
+
+def test_sigterm_checkpoints_at_the_next_step_and_resumes_bit_identically(stdlib_data, stdlib_data_config, tmp_path):
+    """`scaling train` receiving SIGTERM mid-run saves a checkpoint at the next step boundary and exits
+    cleanly (exit 0, status `running`); resumed, the run equals an uninterrupted one bit for bit (CPU)."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    d = stdlib_data_config
+    part = tmp_path / "part"
+    argv = [sys.executable, "-m", "orchestrator", "train", "--n-layer", "2", "--d-model", "32", "--n-head", "2",
+            "--context", "64", "--vocab-size", "512", "--tokens", str(200 * 1024), "--batch-tokens", "1024",
+            "--micro-batch-tokens", "512", "--eval-tokens", "4096", "--eval-interval", "25", "--threads", "1",
+            "--lr", "3e-3", "--device", "cpu", "--max-bytes", str(d.max_bytes), "--val-fraction", str(d.val_fraction),
+            "--cache-dir", str(d.cache_dir), "--out", str(part), "--quiet"]
+    proc = subprocess.Popen(argv, cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (part / "checkpoint").exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)                                   # the first checkpoint: training is under way
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    assert "Traceback" not in err and "stopped by SIGTERM at step" in err, err[-2000:]
+    trial = json.loads((part / "trial.json").read_text())
+    assert trial["status"] == "running" and 25 <= trial["step"] < 200
+
+    cfg = RunConfig.model_validate(json.loads((part / "config.json").read_text()))
+    resumed = train(cfg, part, data=stdlib_data, progress=False)
+    full = train(cfg, tmp_path / "full", data=stdlib_data, progress=False)
+    assert resumed.trial["status"] == "completed" and resumed.trial["step"] == 200
+    assert_same_run(full, resumed, tmp_path / "full", part)
+
+
+def test_completed_checkpoint_with_stale_running_trial_json_is_repaired(stdlib_data, stdlib_data_config, tmp_path):
+    """The crash window: the completed checkpoint is saved, then the process dies before `trial.json`
+    says `completed`. Running again trains nothing and rewrites `trial.json` from the checkpoint, so
+    the run is not marked `running` forever (and a sweep does not rerun it on every resume)."""
+    import json
+
+    from sweeps import store
+
+    cfg = config(stdlib_data_config)
+    out = tmp_path / "run"
+    done = train(cfg, out, data=stdlib_data, progress=False)
+    assert done.trial["status"] == "completed"
+    stale = {**done.trial, "status": "running", "final_loss": None}
+    (out / "trial.json").write_text(json.dumps(stale))        # what the crash left behind
+    (out / "curves.csv").write_text("run_id,step\n")
+    assert not store.is_finished(stale)
+    checkpoint_before = (find_checkpoint(out) / "state.pt").stat().st_mtime_ns
+
+    again = train(cfg, out, data=stdlib_data, progress=False)
+    trial = json.loads((out / "trial.json").read_text())
+    assert trial["status"] == "completed" and trial["final_loss"] == done.trial["final_loss"]
+    assert store.is_finished(trial)
+    assert again.curves == done.curves and (out / "curves.csv").read_text().count("\n") == len(done.curves) + 1
+    assert (find_checkpoint(out) / "state.pt").stat().st_mtime_ns == checkpoint_before   # nothing retrained

@@ -17,7 +17,8 @@ BASE = "vocab_size: 512\ncontext: 64\nbatch: {tokens: 512}\nmin_steps: 10\n"
 
 
 def spec_of(text: str):
-    return validate_spec(parse_yaml(BASE + text, "s.yaml"), "s.yaml")
+    """BASE with the fields of `text` on top (a spec may not name a field twice, so they are merged)."""
+    return validate_spec({**parse_yaml(BASE, "s.yaml"), **parse_yaml(text, "s.yaml")}, "s.yaml")
 
 
 def test_isoflop_brackets_the_expected_optimum_and_spends_each_budget():

@@ -176,7 +176,7 @@ def test_driver_killed_mid_sweep_then_resume_finishes_without_rerunning(ray_loca
     log = open(tmp_path / "driver.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "orchestrator.cli", "sweep", "launch", str(spec_path), "--out", str(out),
-         "--address", address, "--no-progress"],
+         "--address", address, "--insecure", "--no-progress"],  # the node's address need not be loopback
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
@@ -214,6 +214,15 @@ def test_driver_killed_mid_sweep_then_resume_finishes_without_rerunning(ray_loca
     for r, c in curves.groupby("run_id"):
         assert c["step"].is_unique and c["step"].is_monotonic_increasing
     assert len(store.read_manifest(out)["experiments"]) == 1  # resumed through Tuner.restore
+    # the killed-and-resumed trial ends exactly where an uninterrupted run of its config ends (CPU)
+    from scaling.config import RunConfig
+    from scaling.train import train
+
+    final = trials.set_index("run_id")["final_loss"]
+    for r in partial:
+        cfg = RunConfig.model_validate(json.loads((store.run_dir(out, r) / "config.json").read_text()))
+        uninterrupted = train(cfg, tmp_path / f"uninterrupted-{r}", progress=False)
+        assert final[r] == uninterrupted.trial["final_loss"], (r, final[r], uninterrupted.trial["final_loss"])
 
 
 def test_interrupted_sweep_resumes_from_the_manifest_when_tune_state_is_lost(ray_local, tmp_path):

@@ -57,7 +57,7 @@ CASES = [
     ("train_unknown_field", ISO + "budgets: [1e12]\ntrain: {wieght_decay: 0.1}\n", [],
      "bad.yaml: train.wieght_decay: unknown field (did you mean 'weight_decay'?)"),
     ("data_unknown_field", ISO + "budgets: [1e12]\ndata: {max_byte: 10}\n", [], "bad.yaml: data.max_byte: unknown field (did you mean 'max_bytes'?)"),
-    ("too_few_steps", GRID + "sizes: [20k]\ntokens: [100k]\nmin_steps: 500\n", [], "bad.yaml: tokens[0]: the 21.2k-param model (L2 d20) gets 99.8k tokens = 195 steps of 512 tokens, below min_steps 500"),
+    ("too_few_steps", GRID.replace("min_steps: 10\n", "") + "sizes: [20k]\ntokens: [100k]\nmin_steps: 500\n", [], "bad.yaml: tokens[0]: the 21.2k-param model (L2 d20) gets 99.8k tokens = 195 steps of 512 tokens, below min_steps 500"),
     ("size_below_every_shape", GRID + "sizes: [10]\ntokens: [1M]\n", [], "bad.yaml: sizes[0]: 10 (total) is below the smallest model"),
     ("two_sizes_one_shape", GRID + "sizes: [28k, 28.1k]\ntokens: [1M]\n", [], "bad.yaml: sizes[1]: 28.1k gives the same shape as sizes[0]"),
     ("optimum_not_bracketed", ISO + "budgets: [1e12]\nisoflop: {tokens_per_param: 5e4}\n", [],
