@@ -6,7 +6,6 @@ new content, so the kernel refuses the write part-way (EFBIG), exactly as a full
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
