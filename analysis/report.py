@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import figures, figures_paper
+from analysis.auto import AutoFit
 from analysis.backtest import backtest, leave_one_budget_out, load_frame
 from analysis.chinchilla import ChinchillaFit
 from analysis.errors import InputError
@@ -38,8 +39,8 @@ from analysis.fitjson import read_fit
 from analysis.frontier import EnvelopeFit, IsoFLOPFit, group_budgets, parabola_window
 from analysis.holdout import holdout_mask
 from analysis.io import FitWarning, load_curves
-from analysis.report_html import (CSS, DONE_HOOK, ERROR_HOOK, backtest_html, esc, figure_html, fit3_of,
-                                  parameter_table, plan_rows, row_interval, warnings_html)
+from analysis.report_html import (CSS, DONE_HOOK, ERROR_HOOK, backtest_html, esc, figure_html, fit3_of, num,
+                                  parameter_table, plan_rows, row_interval, table, warnings_html)
 from contracts.counts import format_count
 from contracts.jsonio import read_json_object, write_atomic
 
@@ -63,6 +64,7 @@ class ReportData:
     fitted_mask: np.ndarray | None = None       # which points entered the approach-3 fit
     backtest: dict | None = None                # BacktestResult.to_dict()
     forecasts: pd.DataFrame | None = None       # leave-one-budget-out folds
+    auto: dict | None = None                    # analysis.auto: {"chosen", "method", "table"} when asked for
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)   # every fit warning, as raised
     title: str = "Scaling-law report"
@@ -198,6 +200,15 @@ def render_report(data: ReportData, out: str | Path, *, static: tuple[str, str |
                      f"forecasts the compute-optimal model at {f['target_C'].iloc[0]:.3g} FLOPs; the spread shows how "
                      "much one budget moves the plan.</p>"
                      + fig("leave-one-budget-out", "Leave-one-budget-out", figures.forecast_figure(f)))
+    if data.auto:
+        a = data.auto
+        rows = [[esc(r["candidate"]) + (" <b>(chosen)</b>" if r["candidate"] == a["chosen"] else ""),
+                 num(r["rms_log_error"]), f"{100 * np.expm1(r['mean_log_error']):+.2f}%",
+                 f"{r['max_abs_rel_error_pct']:.2f}%"] for r in a["table"]]
+        parts.append("<h2>Law chosen by out-of-sample error (auto)</h2><p class='lead'>Each candidate form is fitted "
+                     f"on the smaller models and forecasts the larger ones ({esc(a['method'])}); the form with the "
+                     "smallest RMS log error forecasts.</p>"
+                     + table(["candidate", "RMS log error", "mean error", "max |error|"], rows))
 
     data.figures = [{"name": n, "title": t} for n, t, _ in drawn]
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
@@ -331,13 +342,15 @@ def prepare_report(
     level: float = 0.95,
     exclude: str | None = None,
     progress: bool = False,
+    auto: bool = False,
 ) -> ReportData:
     """What the report of `source` shows. `fit` uses a given approach-3 fit (estimator, fit JSON path or
     dict) instead of fitting; `backtest_json` shows a backtest already made (its rows' intervals as
     given: the demo passes the interval it printed); `notes` are shown at the top of the page;
     `best_of` keeps the best row of each setting (`analysis.io.best_of_rows`); `exclude` leaves out the
     rows an `analysis.holdout` expression matches before anything is fitted; `level` is the level of
-    every interval on the page; `progress` shows bars for the bootstraps and the refits."""
+    every interval on the page; `progress` shows bars for the bootstraps and the refits; `auto` adds the
+    table of `analysis.auto` (each candidate form's out-of-sample error and the choice)."""
     if not 0 < level < 1:
         raise InputError(f"level: {level} is not in (0, 1)")
     source = Path(source)
@@ -404,6 +417,13 @@ def prepare_report(
                           target_columns=columns, bootstrap=bootstrap, random_state=random_state, fit_kwargs=fit_kwargs,
                           level=level, progress=progress)
             data.backtest = bt.to_dict()
+        if auto:
+            try:
+                fitted = AutoFit(bootstrap=0).fit(pts)
+                data.auto = {"chosen": fitted.chosen_, "method": fitted.selection_.get("method", ""),
+                             "table": list(fitted.selection_["table"])}
+            except InputError as exc:
+                notes_.append(f"auto did not run: {exc}")
         if lobo:
             try:
                 data.forecasts = leave_one_budget_out(frame, columns={"n": "N", "d": "D", "loss": "loss"},

@@ -305,3 +305,19 @@ def test_fig3_draws_every_approach_to_100x_with_bands_that_hold_the_line():
     lo, hi = figures_paper.loss_opt_band(fit3, np.array([c_hi, 100 * c_hi]), 0.95)
     mid = fit3.law_.optimal_loss(np.array([c_hi, 100 * c_hi]))
     assert (lo < mid).all() and (mid < hi).all() and (hi - lo)[1] > (hi - lo)[0]
+
+
+def test_report_auto_table_names_the_form_that_forecasts_and_exclude_leaves_rows_out(tmp_path):
+    pts = synthetic_points()                      # drawn from a Chinchilla law: approach 3 should forecast best
+    csv = tmp_path / "runs.csv"
+    pts.to_csv(csv, index=False)
+    n_small = int((pts["params"] < pts["params"].min() * 1.01).sum())
+    data = prepare_report(csv, bootstrap=0, auto=True, exclude=f"N < {pts['params'].min() * 1.01:g}",
+                          fit_kwargs=FAST, level=0.9)
+    assert data.auto is not None and data.auto["chosen"] == "chinchilla"
+    assert {r["candidate"] for r in data.auto["table"]} >= {"chinchilla", "kaplan_nd"}
+    assert len(data.points) == len(pts) - n_small and any("left out before fitting" in n for n in data.notes)
+    html = render_report(data, tmp_path / "r.html").read_text()
+    assert "Law chosen by out-of-sample error (auto)" in html and "chinchilla <b>(chosen)</b>" in html
+    with pytest.raises(InputError, match="level"):
+        prepare_report(csv, level=1.5)
