@@ -19,7 +19,7 @@ import argparse
 import sys
 
 from orchestrator.cli.common import (
-    add_column_args, add_command, add_exclude_arg, add_progress_arg, finite_float, kept_rows, nonneg_int,
+    add_column_args, add_command, add_exclude_arg, add_progress_arg, level_arg, kept_rows, nonneg_int,
     positive_float, seed_arg,
 )
 
@@ -45,7 +45,7 @@ def register(subparsers) -> None:
                    help="sample weights of the fit: none, compute (1 + log C/C_min), size (equal per model size)")
     p.add_argument("--interval", default="prediction", choices=["prediction", "confidence", "none"],
                    help="prediction (bootstrap + residual scatter, default), confidence (bootstrap only), none")
-    p.add_argument("--level", type=finite_float, default=0.95, metavar="P", help="interval level (default 0.95)")
+    p.add_argument("--level", type=level_arg, default=0.95, metavar="P", help="interval level (default 0.95)")
     p.add_argument("--bootstrap", type=nonneg_int, default=200, metavar="B", help="bootstrap resamples (default 200)")
     p.add_argument("--seed", type=seed_arg, default=0, metavar="S", help="seed of the bootstrap (default 0)")
     p.add_argument("--lobo", action="store_true", help="leave-one-budget-out forecasts instead of a holdout")
@@ -65,8 +65,6 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         check_out_path(args.out, "--out")
     columns = {"n": args.n_col, "d": args.d_col, "c": args.c_col, "loss": args.loss_col}
-    if args.bootstrap < 0:
-        raise InputError(f"--bootstrap: {args.bootstrap} must be >= 0")
 
     table_columns = columns
     if args.budget_col:

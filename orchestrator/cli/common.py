@@ -59,6 +59,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def level_arg(text: str) -> float:
+    """argparse `type=`: an interval level strictly between 0 and 1 (0.95, 0.9)."""
+    value = finite_float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a level between 0 and 1 (e.g. 0.95)")
+    return value
+
+
 def _int(text: str) -> int:
     try:
         return int(text)

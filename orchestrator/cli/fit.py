@@ -22,7 +22,7 @@ import argparse
 import sys
 
 from orchestrator.cli.common import (
-    add_column_args, add_command, add_exclude_arg, add_progress_arg, finite_float, nonneg_int,
+    add_column_args, add_command, add_exclude_arg, add_progress_arg, level_arg, nonneg_int,
     positive_float, positive_int, seed_arg,
 )
 
@@ -46,7 +46,7 @@ def register(subparsers) -> None:
     p.add_argument("--drop-highest", type=nonneg_int, default=0, metavar="K", help="leave out the K highest-loss points")
     p.add_argument("--bootstrap", type=nonneg_int, default=0, metavar="B", help="bootstrap resamples for intervals (e.g. 1000)")
     p.add_argument("--seed", type=seed_arg, default=0, metavar="S", help="seed of the bootstrap (default 0)")
-    p.add_argument("--level", type=finite_float, default=0.95, metavar="P", help="interval level (default 0.95)")
+    p.add_argument("--level", type=level_arg, default=0.95, metavar="P", help="interval level (default 0.95)")
     p.add_argument("--n-convention", choices=["total", "nonembedding", "all"], default=None,
                    help="which parameter count N is: total (params) or nonembedding (params_nonembedding, or "
                         "the --n-col column, declared non-embedding); all: one fit per convention the table has, "
@@ -74,12 +74,6 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out:
         check_out_path(args.out, "--out")
-    if args.bootstrap < 0:
-        raise InputError(f"--bootstrap: {args.bootstrap} must be >= 0")
-    if args.drop_highest < 0:
-        raise InputError(f"--drop-highest: {args.drop_highest} must be >= 0")
-    if not 0 < args.level < 1:
-        raise InputError(f"--level: {args.level} must lie between 0 and 1")
 
     if args.n_convention == "all":
         if args.out:

@@ -23,7 +23,7 @@ import argparse
 import sys
 
 from orchestrator.cli.common import (
-    add_column_args, add_command, add_exclude_arg, add_progress_arg, finite_float, nonneg_int, positive_float,
+    add_column_args, add_command, add_exclude_arg, add_progress_arg, level_arg, nonneg_int, positive_float,
     seed_arg,
 )
 
@@ -40,7 +40,7 @@ def register(subparsers) -> None:
     p.add_argument("--fit", metavar="FIT.json", help="use this approach-3 fit instead of fitting")
     p.add_argument("--drop-highest", type=nonneg_int, default=0, metavar="K", help="leave out the K highest-loss points")
     add_exclude_arg(p)
-    p.add_argument("--level", type=finite_float, default=0.95, metavar="P", help="level of every interval (default 0.95)")
+    p.add_argument("--level", type=level_arg, default=0.95, metavar="P", help="level of every interval (default 0.95)")
     p.add_argument("--bootstrap", type=nonneg_int, default=200, metavar="B", help="bootstrap resamples for intervals (default 200)")
     p.add_argument("--seed", type=seed_arg, default=0, metavar="S", help="seed of the bootstrap (default 0)")
     p.add_argument("--budget-rtol", type=positive_float, default=0.1, metavar="R",
@@ -68,10 +68,6 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out:
         check_out_path(args.out, "--out")
-    if args.drop_highest < 0:
-        raise InputError(f"--drop-highest: {args.drop_highest} must be >= 0")
-    if args.bootstrap < 0:
-        raise InputError(f"--bootstrap: {args.bootstrap} must be >= 0")
     if args.static and args.static[0] not in STATIC_FORMATS:
         raise InputError(f"--static: {args.static[0]!r} is not one of {', '.join(STATIC_FORMATS)}")
     columns = {"n": args.n_col, "d": args.d_col, "c": args.c_col, "loss": args.loss_col, "budget": args.budget_col}
