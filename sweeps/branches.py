@@ -89,18 +89,8 @@ def _ladder(spec: SweepSpec, source: str, design: ModuleType) -> list[tuple[Mode
         lo = design.expected_optimum(spec, min(spec.budgets)) / s
         hi = design.expected_optimum(spec, max(spec.budgets)) * s
         count = int(math.floor(math.log(hi / lo) / math.log(g) + 1e-9)) + 1
-        models, keys, refused = [], set(), []
-        for j in range(count):
-            target = lo * g**j
-            try:
-                model = design._shape(spec, source, "sizes (auto ladder)", target)
-            except SpecError as exc:
-                refused.append(exc)
-                continue
-            key = (model.n_layer, model.d_model, model.n_head, model.ffw_size)
-            if key not in keys:
-                keys.add(key)
-                models.append((model, target))
+        models, refused = design.distinct_shapes(spec, source, "sizes (auto ladder)",
+                                                 [lo * g**j for j in range(count)])
         if not models:
             raise refused[0]
     out = [(m, t, design._n(spec, m)) for m, t in models]

@@ -221,6 +221,26 @@ def expected_optimum(spec: SweepSpec, C: float) -> float:
     return math.sqrt(C / (6.0 * spec.isoflop.tokens_per_param))
 
 
+def distinct_shapes(spec: SweepSpec, source: str, where: str,
+                    targets: list[float]) -> tuple[list[tuple[ModelConfig, float]], list[SpecError]]:
+    """The picker's shape for each target size, each distinct shape once (with the first target that
+    reached it), and the refusals of targets beyond the picker's range (the caller explains them)."""
+    models: list[tuple[ModelConfig, float]] = []
+    keys: set[tuple] = set()
+    refused: list[SpecError] = []
+    for target in targets:
+        try:
+            model = _shape(spec, source, where, target)
+        except SpecError as exc:
+            refused.append(exc)
+            continue
+        key = (model.n_layer, model.d_model, model.n_head, model.ffw_size)
+        if key not in keys:
+            keys.add(key)
+            models.append((model, target))
+    return models, refused
+
+
 def _isoflop_models(spec: SweepSpec, source: str, i: int, C: float) -> list[tuple[ModelConfig, float | None]]:
     where = f"budgets[{i}]"
     n_star = expected_optimum(spec, C)
@@ -229,17 +249,7 @@ def _isoflop_models(spec: SweepSpec, source: str, i: int, C: float) -> list[tupl
     else:
         k, spread = spec.isoflop.sizes_per_budget, spec.isoflop.spread
         targets = [n_star * spread ** (-1 + 2 * j / (k - 1)) for j in range(k)]
-        models, keys, refused = [], set(), []
-        for target in targets:
-            try:
-                model = _shape(spec, source, where, target)
-            except SpecError as exc:  # beyond the picker's range: the bracket check below explains
-                refused.append(exc)
-                continue
-            key = (model.n_layer, model.d_model, model.n_head, model.ffw_size)
-            if key not in keys:
-                keys.add(key)
-                models.append((model, target))
+        models, refused = distinct_shapes(spec, source, where, targets)
         if not models:  # name the budget the user wrote, not the derived size the picker refused
             why = str(refused[0]).split(f"{where}: ", 1)[-1]
             raise SpecError(f"{source}: {where}: {show(C)} FLOPs: no model fits this budget; its sizes around "

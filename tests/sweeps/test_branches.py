@@ -20,7 +20,8 @@ BASE = ("vocab_size: 512\ncontext: 64\nbatch: {tokens: 512}\nmin_steps: 10\ndesi
 
 
 def spec_of(text: str):
-    return validate_spec(parse_yaml(BASE + text, "s.yaml"), "s.yaml")
+    """BASE with the fields of `text` put in its place (a YAML file may name a key once)."""
+    return validate_spec({**parse_yaml(BASE, "s.yaml"), **parse_yaml(text, "s.yaml")}, "s.yaml")
 
 
 def test_example_has_every_budget_profile_from_one_trial_per_size_and_saves_half_the_flops():
@@ -86,15 +87,8 @@ def test_explicit_ladder_gives_each_budget_its_nearest_sizes():
 ])
 def test_bad_branch_specs_fail_in_one_line(text, message):
     with pytest.raises(SpecError) as err:
-        expand(validate_spec(parse_yaml(_merge(text), "s.yaml"), "s.yaml"))
+        expand(spec_of(text))
     assert message in str(err.value) and "\n" not in str(err.value)
-
-
-def _merge(text: str) -> str:
-    base = BASE
-    if "schedule:" in text:
-        base = "\n".join(line for line in BASE.splitlines() if not line.startswith("schedule:")) + "\n"
-    return base + text
 
 
 def test_collect_puts_each_branch_point_on_its_budget(tmp_path):
