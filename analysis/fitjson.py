@@ -156,13 +156,17 @@ _PARAMETERS: dict[Any, tuple[tuple[str, float, bool], ...]] = {
 
 def _check_parameters(d: Mapping[str, Any], approach: Any, where: str) -> None:
     """Refuse, before anything is planned from it, a fit whose parameters are not finite or out of
-    range (`_PARAMETERS`); a missing one is left to the fitter's reader ("has no field ...")."""
+    range (`_PARAMETERS`); a missing one is left to the fitter's reader ("has no field ...").
+
+    An approach-1/2 fit that recorded its own `flags` (a or b outside (0, 1): not a frontier) is read
+    with its exponents as they are, finite; `analysis.plan.Planner` refuses to plan from it."""
+    flagged = approach in (1, 2) and bool(d.get("flags"))
     for key, low, inclusive in _PARAMETERS.get(approach, ()):
         if key not in d or (approach == "kaplan" and d[key] is None):
             continue
         value = d[key]
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and (
-            value >= low if inclusive else value > low)
+            flagged or (value >= low if inclusive else value > low))
         if not ok:
             bound = f">= {low:g}" if inclusive else f"> {low:g}"
             raise InputError(f"{where}: field {key!r}: {value!r} is not a finite number {bound}")
@@ -172,7 +176,7 @@ def _check_parameters(d: Mapping[str, Any], approach: Any, where: str) -> None:
             for key in ("k", "p"):
                 value = law.get(key)
                 if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-                        and value > 0):
+                        and (value > 0 or (flagged and key == "p"))):
                     raise InputError(f"{where}: field '{name}.{key}': {value!r} is not a finite number > 0")
 
 

@@ -118,6 +118,10 @@ class Planner:
                 raise InputError(f"{est.source_ or 'fit'}: a Kaplan L({est.form_.upper()}) fit cannot plan N and D; "
                                  "fit the joint law L(N, D) (--kaplan-form nd) or approach 3")
             return cls(est.law_, bootstrap=laws_from_samples(est.law_, boot) if boot else None, **common)
+        flags = list(getattr(est, "flags_", None) or [])
+        if flags:
+            raise InputError(f"{est.source_ or 'fit'}: approach-{est.approach} fit is not a frontier "
+                             f"({'; '.join(flags)}): no plan from it")
         n_law = est.N_opt_law_
         planner = cls(n_law, d_opt_law=est.D_opt_law_, bootstrap=boot, **common)
         planner.surface.method = f"approach-{est.approach} frontier N_opt(C) = {n_law.k:.4g} C^{n_law.p:.4f}"

@@ -12,6 +12,7 @@ from analysis.errors import InputError
 from analysis.fit import EnvelopeFit, IsoFLOPFit, load_fit
 from analysis.io import FitWarning, curves_from_arrays
 from analysis.laws import ChinchillaLaw
+from analysis.plan import Planner
 
 LAW = ChinchillaLaw(E=1.8, A=400.0, B=1500.0, alpha=0.34, beta=0.36)       # a = 0.5143
 BUDGETS = np.array([1e18, 3e18, 1e19, 3e19, 1e20, 3e20, 1e21])
@@ -110,6 +111,8 @@ def test_exponent_outside_0_1_is_flagged(tmp_path):
     assert fit.a_ > 1 and any(f.startswith("a = ") for f in fit.flags_)
     fit.to_json(tmp_path / "f.json")
     assert load_fit(tmp_path / "f.json").flags_ == fit.flags_
+    with pytest.raises(InputError, match="is not a frontier"):     # read as it is, never planned from
+        Planner.from_fit(tmp_path / "f.json")
 
 
 def test_window_settings_are_checked_and_recorded(tmp_path):
