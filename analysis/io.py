@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import InputError
+from analysis.tables import folder_table, read_table
 from contracts.conventions import FLOPS_6ND, N_CONVENTION_COLUMNS, convention_of_column, flops_6nd, tokens_for_flops
 from contracts.jsonio import read_json_object
 from contracts.runs_table import CURVE_FIT_COLUMNS, FIT_COLUMNS, FIT_STATUS, run_table_file, sweep_table_file
@@ -141,49 +142,7 @@ def data_range(data: Points | Curves) -> dict[str, list[float]]:
 
 
 # ----------------------------------------------------------------------------------------------
-# reading files and folders
-
-def read_table(path: str | Path) -> pd.DataFrame:
-    """A CSV (.csv, .tsv, .txt) or Parquet (.parquet, .pq) file as a DataFrame; InputError if unreadable."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file or folder")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if suffix in (".csv", ".txt", ".tsv"):
-            sep = "\t" if suffix == ".tsv" else ","
-            _refuse_duplicate_columns(path, sep)
-            return pd.read_csv(path, sep=sep)
-    except (OSError, ValueError, pd.errors.ParserError, RecursionError, MemoryError) as exc:
-        raise InputError(f"{path}: cannot read it as a table ({_first_line(exc)})") from None
-    raise InputError(f"{path}: unknown table format {suffix!r} (use .csv or .parquet, or a sweep/run folder)")
-
-
-def _refuse_duplicate_columns(path: Path, sep: str) -> None:
-    """InputError when the header names a column twice (pandas would silently rename the second
-    `loss` to `loss.1`, and the fit would use whichever it finds)."""
-    import csv
-
-    with open(path, newline="", encoding="utf-8", errors="replace") as f:
-        header = next(csv.reader(f, delimiter=sep), [])
-    seen: set[str] = set()
-    for name in header:
-        if name in seen:
-            raise InputError(f"{path}: column {name!r} appears twice in the header; rename one")
-        seen.add(name)
-
-
-def _folder_table(folder: Path, name: str) -> tuple[pd.DataFrame, str, str]:
-    """`<folder>/<name>.parquet` (a sweep) or `<folder>/<name>.csv` (a run): (table, path, kind)."""
-    for fname, kind in ((sweep_table_file(name), "sweep"), (run_table_file(name), "run")):
-        p = folder / fname
-        if p.exists():
-            return read_table(p), str(p), kind
-    raise InputError(f"{folder}: folder has neither {sweep_table_file(name)} (a sweep) nor "
-                     f"{run_table_file(name)} (a run)")
-
+# reading files and folders (the files themselves: analysis.tables)
 
 def _keep_completed(df: pd.DataFrame, source: str) -> pd.DataFrame:
     """Rows with status == completed; a FitWarning counts the others (diverged, failed, running)."""
@@ -227,7 +186,7 @@ def load_points_frame(source: str | Path | pd.DataFrame, columns: Mapping[str, s
     if isinstance(source, pd.DataFrame):
         df, name = source.copy(), "DataFrame"
     elif folder:
-        df, name, _ = _folder_table(Path(source), "points")
+        df, name, _ = folder_table(Path(source), "points")
     else:
         df, name = read_table(source), str(source)
     defaults = dict(FOLDER_COLUMNS) if folder else {}
@@ -341,7 +300,7 @@ def load_curves(source: str | Path, *, run_col: str | None = None, n_col: str | 
     path = Path(source)
     conv_col = _convention_column(n_convention, str(path)) if n_convention else None
     if path.is_dir():
-        df, name, kind = _folder_table(path, "curves")
+        df, name, kind = folder_table(path, "curves")
         df = df.copy()
         table_file = sweep_table_file if kind == "sweep" else run_table_file
         trials_path = path / table_file("trials")
@@ -595,7 +554,3 @@ def _list(df: pd.DataFrame, limit: int = 12) -> str:
 def _show(v: Any) -> str:
     text = repr(v.item() if isinstance(v, np.generic) else v)
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
