@@ -102,7 +102,8 @@ def test_branch_trial_killed_on_a_worker_node_finishes_every_point_once(cluster,
     planned = {t.run_id: t.planned_points for t in expand(spec)}
     killer = KillNodeInStablePhase()
     out = tmp_path / "sweep"
-    result = launch(spec, out, address=cluster.address, progress=False, callbacks=[killer])
+    # a test cluster without token auth on this machine's own address: insecure by intent
+    result = launch(spec, out, address=cluster.address, progress=False, callbacks=[killer], insecure=True)
 
     assert killer.killed is not None, "no trial reached the step at which the node was to be killed"
     victim = killer.killed["run_id"]

@@ -98,7 +98,8 @@ def run_sweep(tmp_path, strategy: str, callbacks=()) -> tuple:
     (tmp_path / "spec.yaml").write_text(SPEC.replace("STRATEGY", strategy))
     spec = load_spec(tmp_path / "spec.yaml")
     out = tmp_path / "sweep"
-    status = launch(spec, out, address=_CLUSTER.address, progress=False, callbacks=list(callbacks))
+    status = launch(spec, out, address=_CLUSTER.address, progress=False, callbacks=list(callbacks),
+                    insecure=True)  # a test cluster without token auth on this machine's own address
     return spec, out, status
 
 
