@@ -128,6 +128,7 @@ def test_train_logs_to_every_tracker(stdlib_data, stdlib_data_config, tmp_path, 
 
 
 def test_log_rejects_unknown_tracker(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        main(["train", "--n-layer", "1", "--d-model", "32", "--tokens", "8k", "--out", str(tmp_path), "--log", "neptune"])
-    assert "invalid choice" in capsys.readouterr().err
+    code = main(["train", "--n-layer", "1", "--d-model", "32", "--tokens", "8k", "--out", str(tmp_path),
+                 "--log", "neptune"])
+    err = capsys.readouterr().err
+    assert code == 2 and "invalid choice: 'neptune'" in err and err.count("\n") == 1   # one line, exit 2

@@ -79,7 +79,8 @@ def test_driver_killed_after_a_branch_resumes_without_redoing_it(ray_local, tmp_
     log = open(tmp_path / "driver.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "orchestrator.cli", "sweep", "launch", str(spec_path), "--out", str(out),
-         "--address", ray_local.get_runtime_context().gcs_address, "--no-progress"],
+         "--address", ray_local.get_runtime_context().gcs_address, "--no-progress",
+         "--insecure"],  # this machine's own Ray, without token auth: insecure by intent
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     victim = None
