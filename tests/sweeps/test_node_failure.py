@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import time
 
 import pandas as pd
 import pytest
 from ray import tune
+
+import ray_cluster
 
 from sweeps import store
 from sweeps.launch import launch
@@ -39,35 +40,11 @@ retries: 2
 """
 KILL_AT_STEP = 60
 
-_CLUSTER = None  # looked up by the callback (Tune pickles callbacks; a Cluster holds locks)
-
 
 @pytest.fixture(scope="module")
 def cluster():
-    import ray
-    from ray.cluster_utils import Cluster
-
-    global _CLUSTER
-    c = Cluster(initialize_head=True, connect=True,
-                head_node_args={"num_cpus": 0, "include_dashboard": False, "object_store_memory": 100 * 1024**2})
-    for _ in range(2):  # two one-CPU "worker nodes"
-        c.add_node(num_cpus=1, object_store_memory=100 * 1024**2)
-    c.wait_for_nodes()
-    _CLUSTER = c
-    yield c
-    _CLUSTER = None
-    ray.shutdown()
-    c.shutdown()
-
-
-def _wait_until_dead(pid: int | None, timeout_s: float = 20.0) -> None:
-    import psutil
-
-    deadline = time.monotonic() + timeout_s
-    while pid and psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the trial process {pid} outlived its node by {timeout_s} s")
-        time.sleep(0.05)
+    with ray_cluster.local_cluster(worker_nodes=2, cpus_per_node=1, object_store_mb=100) as c:
+        yield c
 
 
 class KillNodeOnce(tune.Callback):
@@ -82,10 +59,8 @@ class KillNodeOnce(tune.Callback):
         result = trial.last_result
         if self.killed is not None or result.get("done") or result.get("step", 0) < KILL_AT_STEP:
             return
-        node = next(n for n in _CLUSTER.list_all_nodes() if n.node_id == result["node_id"])
-        assert node is not _CLUSTER.head_node
-        _CLUSTER.remove_node(node, allow_graceful=False)
-        _wait_until_dead(result.get("pid"))  # else the dying trial may still write a newer checkpoint
+        ray_cluster.remove_node(result["node_id"])
+        ray_cluster.wait_until_dead(result.get("pid"))  # else the dying trial may still write a newer checkpoint
         self.killed = {"run_id": result["run_id"], "step": result["step"], "node_id": result["node_id"]}
         run_dir = store.run_dir(trial.config["trial"]["run_dir"].rsplit("/runs/", 1)[0], result["run_id"])
         for name in ("checkpoint", "checkpoint.old", "checkpoint.tmp"):  # lost with the node

@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 from ray import tune
 
+import ray_cluster
+
 from scaling.config import RunConfig
 from scaling.data import prepare_data
 from scaling.train import train
@@ -40,25 +42,12 @@ max_concurrent_trials: 1
 retries: 2
 """
 KILL_AT_STEP = 10
-_CLUSTER = None  # looked up by the callback (Tune pickles callbacks; a Cluster holds locks)
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    import ray
-    from ray.cluster_utils import Cluster
-
-    global _CLUSTER
-    c = Cluster(initialize_head=True, connect=True,
-                head_node_args={"num_cpus": 0, "include_dashboard": False, "object_store_memory": 80 * 1024**2})
-    for _ in range(3):  # 2 CPUs each: one worker (1.5 CPUs) and maybe the driver (0.25) per node
-        c.add_node(num_cpus=2, object_store_memory=80 * 1024**2)
-    c.wait_for_nodes()
-    _CLUSTER = c
-    yield c
-    _CLUSTER = None
-    ray.shutdown()
-    c.shutdown()
+    with ray_cluster.local_cluster(worker_nodes=3, cpus_per_node=2, object_store_mb=80) as c:
+        yield c
 
 
 class RemoveWorkerNode(tune.Callback):
@@ -71,9 +60,8 @@ class RemoveWorkerNode(tune.Callback):
         if self.removed is not None or result.get("done") or result.get("step", 0) < KILL_AT_STEP:
             return
         nodes = result["worker_nodes"].split(",")
-        victim = next(n for n in _CLUSTER.list_all_nodes() if n.node_id == nodes[1])
-        assert victim is not _CLUSTER.head_node and nodes[0] != nodes[1]
-        _CLUSTER.remove_node(victim, allow_graceful=False)
+        assert nodes[0] != nodes[1]
+        ray_cluster.remove_node(nodes[1])
         self.removed = {"step": result["step"], "node_id": nodes[1]}
 
 
@@ -98,7 +86,7 @@ def run_sweep(tmp_path, strategy: str, callbacks=()) -> tuple:
     (tmp_path / "spec.yaml").write_text(SPEC.replace("STRATEGY", strategy))
     spec = load_spec(tmp_path / "spec.yaml")
     out = tmp_path / "sweep"
-    status = launch(spec, out, address=_CLUSTER.address, progress=False, callbacks=list(callbacks),
+    status = launch(spec, out, address=ray_cluster.CURRENT.address, progress=False, callbacks=list(callbacks),
                     insecure=True)  # a test cluster without token auth on this machine's own address
     return spec, out, status
 
