@@ -49,7 +49,7 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, _file_mode())  # mkstemp makes 0600; a written file gets the usual 0666 & ~umask
+        os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600; a written file gets the usual 0666 & ~umask
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
@@ -67,10 +67,15 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     return path
 
 
-def _file_mode() -> int:
+def _read_umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+# Read once, at import: os.umask can only be read by setting it, and setting it to 0 on every write would
+# let a file another thread creates in that instant (a Ray worker runs trials in threads) come out 0666.
+_FILE_MODE = 0o666 & ~_read_umask()
 
 
 def _fsync_folder(folder: Path) -> None:
