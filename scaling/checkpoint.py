@@ -1,20 +1,38 @@
-"""Checkpoints of a run: one folder, written atomically, read back with `torch.load(weights_only=True)`.
+"""Checkpoints of a run: one folder, written atomically, read back without trusting a pickle.
 
-    <out>/checkpoint/
+Two layouts, recorded in the checkpoint (`layout` in `meta.json` and `state.pt`):
+
+    <out>/checkpoint/                         full (one process, DDP): format 1
         state.pt     model, optimiser, data-stream position, RNG, run progress (curves, points so far),
                      and, inside a WSD cool-down branch, the trunk's state to return to
         meta.json    step, branch, status, tokens, tokens_processed (every token trained, cool-down
-                     branches included: how far the run is), format: readable without torch
+                     branches included: how far the run is), format, layout: readable without torch
 
-A new checkpoint is written to ``checkpoint.tmp`` and swapped in by renames, so a crash at any moment
-leaves a complete checkpoint on disk (``checkpoint`` or, between the two renames, ``checkpoint.old``).
-Everything saved is tensors, numbers, strings, lists and dicts, so loading needs no pickle trust.
+    <out>/checkpoint/                         sharded (FSDP over several processes): format 2
+        __<r>_0.distcp   rank r's shard of every tensor (model, AdamW moments, the trunk's in a branch),
+                         written by rank r itself: `torch.distributed.checkpoint` (DCP)
+        .metadata        which slice of which tensor lies where in those files (DCP, written by rank 0)
+        state.pt         the rest, without a tensor of the model or optimiser: the optimiser's param groups,
+                         stream position, RNG, progress (rank 0)
+        meta.json        as above, plus `shards` (the processes that wrote it)
+
+A new checkpoint is written to ``checkpoint.tmp`` (in the sharded layout by every rank, then a barrier) and
+swapped in by rank 0's renames, so a crash at any moment leaves a complete checkpoint on disk (``checkpoint``
+or, between the two renames, ``checkpoint.old``); `state.pt` is written last, so a folder holding it is whole.
+
+Loading trusts no pickle: `state.pt` and every DCP tensor are read with ``torch.load(weights_only=True)``;
+DCP's `.metadata` (a pickle) is read by an unpickler that builds only DCP's own metadata records, `torch.Size`,
+dtypes and paths, and refuses the "bytes" entries DCP would read with ``weights_only=False`` (nothing but
+tensors is saved in the shards). DCP reads each tensor's slices from whichever files hold them, so a sharded
+checkpoint loads into any number of processes, sharded or not (resharding: 2 ranks -> 1 process is tested).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import pickle
 import shutil
 from pathlib import Path
 from typing import Any
@@ -23,7 +41,9 @@ import torch
 
 from contracts.jsonio import write_atomic
 
-FORMAT = 1
+FORMAT = 1  # the full layout: everything in state.pt
+FORMAT_SHARDED = 2  # the sharded layout: tensors in DCP shard files beside state.pt
+LAYOUTS = {FORMAT: "full", FORMAT_SHARDED: "sharded"}
 DIR_NAME = "checkpoint"
 
 
@@ -41,14 +61,38 @@ def find_checkpoint(out_dir: str | Path) -> Path | None:
     return None
 
 
-def save_checkpoint(out_dir: str | Path, state: dict[str, Any], meta: dict[str, Any]) -> Path:
-    """Write `state` (torch.save) and `meta` (JSON) as `<out_dir>/checkpoint`, atomically; returns the folder."""
+def save_checkpoint(out_dir: str | Path, state: dict[str, Any], meta: dict[str, Any],
+                    shards: dict[str, Any] | None = None, *, rank: int = 0) -> Path | None:
+    """Write `state` (torch.save) and `meta` (JSON) as `<out_dir>/checkpoint`, atomically; returns the folder.
+
+    `shards`: this rank's tensors for the sharded layout (a nested dict of tensors and DTensors, as
+    `torch.distributed.checkpoint.state_dict.get_state_dict` gives them). Then every rank of the process group
+    calls this (a collective): each writes its own shard file, and rank 0 writes `state` and `meta` and swaps
+    the folder in (the others return None). Without `shards`, only rank 0 calls it (the full layout)."""
     out_dir = Path(out_dir)
     final, tmp, old = out_dir / DIR_NAME, out_dir / (DIR_NAME + ".tmp"), out_dir / (DIR_NAME + ".old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    torch.save({"format": FORMAT, **state}, tmp / "state.pt")
-    write_atomic(tmp / "meta.json", json.dumps({"format": FORMAT, **meta}, indent=1, default=_json_default) + "\n")
+    if rank == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    fmt = FORMAT
+    if shards is not None:
+        import torch.distributed as dist
+        import torch.distributed.checkpoint as dcp
+
+        _check_tensors_only(shards)
+        fmt = FORMAT_SHARDED
+        grouped = dist.is_initialized()
+        if grouped:
+            dist.barrier()  # rank 0 has emptied checkpoint.tmp before anyone writes into it
+        # a collective: returns on every rank once all shards and rank 0's .metadata are written (and fsynced)
+        dcp.save(shards, storage_writer=dcp.FileSystemWriter(tmp, single_file_per_rank=True, sync_files=True),
+                 no_dist=not grouped)
+        if rank != 0:
+            return None
+        meta = {**meta, "shards": dist.get_world_size() if grouped else 1}
+    header = {"format": fmt, "layout": LAYOUTS[fmt]}
+    write_atomic(tmp / "meta.json", json.dumps({**header, **meta}, indent=1, default=_json_default) + "\n")
+    torch.save({**header, **state}, tmp / "state.pt")  # last: a folder with state.pt is complete
     _fsync_dir(tmp)
     if final.exists():
         shutil.rmtree(old, ignore_errors=True)
@@ -59,11 +103,34 @@ def save_checkpoint(out_dir: str | Path, state: dict[str, Any], meta: dict[str, 
 
 
 def load_checkpoint(folder: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The saved state dict, loaded with ``weights_only=True`` (no arbitrary unpickling)."""
+    """The saved state dict, loaded with ``weights_only=True`` (no arbitrary unpickling); its `layout` says
+    whether the model and optimiser tensors are in it (`full`) or in the shard files (`sharded`, `load_shards`)."""
     state = torch.load(Path(folder) / "state.pt", map_location=map_location, weights_only=True)
-    if state.get("format") != FORMAT:
-        raise ValueError(f"{folder}: checkpoint format {state.get('format')!r}, this version reads {FORMAT}")
+    fmt = state.get("format")
+    if fmt not in LAYOUTS:
+        raise ValueError(f"{folder}: checkpoint format {fmt!r}, this version reads {sorted(LAYOUTS)}")
+    state.setdefault("layout", LAYOUTS[fmt])
     return state
+
+
+def load_shards(folder: str | Path, shards: dict[str, Any]) -> None:
+    """Fill `shards` in place from the sharded layout in `folder`: this process's tensors (sharded DTensors
+    or whole tensors), any number of processes reading what any number wrote. A collective when a process
+    group is initialised; without one, this process reads every slice it needs itself."""
+    import torch.distributed as dist
+    import torch.distributed.checkpoint as dcp
+
+    _check_tensors_only(shards)
+    dcp.load(shards, storage_reader=_reader_class()(folder), no_dist=not dist.is_initialized())
+
+
+def _check_tensors_only(tree: Any, where: str = "") -> None:
+    """The shard files hold tensors only (DCP would pickle anything else, and read it back unsafely)."""
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            _check_tensors_only(value, f"{where}.{key}" if where else str(key))
+    elif not isinstance(tree, torch.Tensor):
+        raise TypeError(f"sharded checkpoint: {where} is a {type(tree).__name__}, not a tensor")
 
 
 def remove_checkpoint(out_dir: str | Path) -> None:
@@ -96,3 +163,58 @@ def _json_default(obj: Any) -> Any:
     if hasattr(obj, "item"):
         return obj.item()
     raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
+
+
+def _metadata_classes() -> dict[tuple[str, str], Any]:
+    """What DCP's `.metadata` pickle may build: its own metadata records, sizes, dtypes, layouts and paths."""
+    import torch.distributed.checkpoint.filesystem as fs
+    import torch.distributed.checkpoint.metadata as md
+
+    allowed: dict[tuple[str, str], Any] = {
+        (md.__name__, name): getattr(md, name)
+        for name in ("Metadata", "TensorStorageMetadata", "TensorProperties", "ChunkStorageMetadata",
+                     "MetadataIndex", "StorageMeta", "_MEM_FORMAT_ENCODING")
+    }
+    allowed[(fs.__name__, "_StorageInfo")] = fs._StorageInfo
+    allowed[("torch", "Size")] = torch.Size
+    allowed[("torch.serialization", "_get_layout")] = torch.serialization._get_layout
+    allowed |= {("pathlib", name): getattr(__import__("pathlib"), name) for name in ("PosixPath", "PurePosixPath")}
+    allowed |= {("torch", name): value for name, value in vars(torch).items() if isinstance(value, torch.dtype)}
+    return allowed
+
+
+class _MetadataUnpickler(pickle.Unpickler):
+    """Unpickles DCP metadata and nothing else (a crafted `.metadata` cannot call arbitrary code)."""
+
+    allowed: dict[tuple[str, str], Any] | None = None
+
+    def find_class(self, module: str, name: str) -> Any:
+        if _MetadataUnpickler.allowed is None:
+            _MetadataUnpickler.allowed = _metadata_classes()
+        try:
+            return _MetadataUnpickler.allowed[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"checkpoint .metadata: {module}.{name} is not DCP tensor metadata") from None
+
+
+@functools.cache
+def _reader_class() -> type:
+    from torch.distributed.checkpoint import FileSystemReader
+    from torch.distributed.checkpoint.metadata import StorageMeta
+
+    class MetadataCheckingReader(FileSystemReader):
+        """DCP's file reader (tensors by ``torch.load(weights_only=True)``) with `.metadata` read by
+        `_MetadataUnpickler` instead of `pickle.load`."""
+
+        def read_metadata(self, *args: Any, **kwargs: Any) -> Any:
+            rank = kwargs.get("rank")
+            name = ".metadata" if rank is None else f"__{rank}.metadata"
+            with open(Path(self.path) / name, "rb") as f:
+                metadata = _MetadataUnpickler(f).load()
+            if getattr(metadata, "storage_meta", None) is None:
+                metadata.storage_meta = StorageMeta()
+            metadata.storage_meta.load_id = self.load_id
+            return metadata
+
+    return MetadataCheckingReader
+

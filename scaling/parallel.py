@@ -7,10 +7,9 @@
   gradient and AdamW moment (ZeRO-3, Rajbhandari et al. 2020), all-gathers a block's parameters for its
   forward and backward and reduce-scatters its gradients. On CUDA with a bf16 dtype the parameters are
   cast to bf16 for compute and the gradients reduced in fp32 (`MixedPrecisionPolicy`); on the CPU all is fp32.
-  Checkpoints and the trunk a cool-down branch sets aside hold the *full* state dicts, gathered to rank 0
-  (`torch.distributed.checkpoint.state_dict`, `full_state_dict=True, cpu_offload=True`) and broadcast
-  back from rank 0 when loaded, so a checkpoint is one `state.pt` read with `weights_only=True`, whatever
-  the number of processes that wrote it.
+  Each rank checkpoints its own shard (`torch.distributed.checkpoint`, the sharded layout of
+  `scaling.checkpoint`): nothing is gathered to one rank, in a checkpoint or in the trunk a cool-down
+  branch sets aside (each rank keeps its shard of it on the CPU).
 
 Sharding changes where the numbers live, not what they are: N counts the model's parameters (a sharded
 parameter's `numel()` is its global size) and C = 6ND (Kaplan et al. 2020, eq. 2.1) is the same (tested).
@@ -54,14 +53,44 @@ class Replicated:
         """Skip the gradient reduction of a micro-batch that is not the last of its step."""
         return nullcontext() if sync or self.world_size == 1 else forward_model.no_sync()
 
+    @property
+    def sharded_checkpoints(self) -> bool:
+        """Whether each rank checkpoints its own shard (`scaling.checkpoint`'s sharded layout) instead of rank 0
+        writing everything (the full layout)."""
+        return False
+
     def state(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
-        """(model, optimiser) state dicts as a checkpoint holds them."""
+        """(model, optimiser) state dicts as this rank keeps them (a checkpoint, the trunk of a branch)."""
         return model.state_dict(), optimizer.state_dict()
 
     def load(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, model_state: dict,
              optimizer_state: dict) -> None:
+        """Load what `state` (or `named_state`, from a sharded checkpoint) gave."""
+        if _named(optimizer_state):
+            self.load_named(model, optimizer, model_state, optimizer_state)
+            return
         model.load_state_dict(model_state)
         optimizer.load_state_dict(optimizer_state)
+
+    def load_full(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, model_state: dict,
+                  optimizer_state: dict) -> None:
+        """Load the whole (unsharded) state dicts of a full-layout checkpoint."""
+        self.load(model, optimizer, model_state, optimizer_state)
+
+    def named_state(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+        """(model, optimiser) state dicts keyed by parameter name (`get_state_dict`): this rank's DTensor shards
+        under FSDP, whole tensors otherwise; what a sharded checkpoint saves and loads into, for any number of
+        processes. A collective under FSDP."""
+        from torch.distributed.checkpoint.state_dict import get_state_dict
+
+        return get_state_dict(model, optimizer)
+
+    def load_named(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, model_state: dict,
+                   optimizer_state: dict) -> None:
+        """Load what `named_state` gave (`set_state_dict`; a collective under FSDP)."""
+        from torch.distributed.checkpoint.state_dict import set_state_dict
+
+        set_state_dict(model, optimizer, model_state_dict=model_state, optim_state_dict=optimizer_state)
 
 
 class Sharded(Replicated):
@@ -95,19 +124,44 @@ class Sharded(Replicated):
         forward_model.set_requires_gradient_sync(sync)
         return nullcontext()
 
-    def state(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
-        """Full state dicts on rank 0's CPU (empty on the others); a collective: every rank calls it."""
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+    @property
+    def sharded_checkpoints(self) -> bool:
+        return True
 
-        return get_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    def state(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+        """This rank's shards, keyed by parameter name (a collective: every rank calls it)."""
+        return self.named_state(model, optimizer)
 
     def load(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, model_state: dict,
              optimizer_state: dict) -> None:
-        """Rank 0's full state dicts, broadcast and sharded (a collective: every rank calls it)."""
+        """This rank's shards, as `state` gave them (a collective)."""
+        self.load_named(model, optimizer, model_state, optimizer_state)
+
+    def load_full(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, model_state: dict,
+                  optimizer_state: dict) -> None:
+        """Whole state dicts (a full-layout checkpoint, e.g. of the same run in one process): rank 0's copy is
+        broadcast and each rank keeps its shard (a collective)."""
         from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
 
+        if not _named(optimizer_state):
+            optimizer_state = _by_name(model, optimizer, optimizer_state)
         set_state_dict(model, optimizer, model_state_dict=model_state, optim_state_dict=optimizer_state,
                        options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
+
+
+def _named(optimizer_state: dict) -> bool:
+    """Whether an optimiser state dict is keyed by parameter name (`get_state_dict`) rather than by index."""
+    groups = optimizer_state.get("param_groups") or [{}]
+    return any(isinstance(p, str) for g in groups for p in g.get("params", []))
+
+
+def _by_name(model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict) -> dict:
+    """`optimizer.state_dict()` (parameters numbered in the order of `optimizer.param_groups`) keyed by parameter
+    name instead, the form `set_state_dict` takes; the model's parameter names are the same sharded or not."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    order = [names[id(p)] for group in optimizer.param_groups for p in group["params"]]
+    groups = [{**g, "params": [order[i] for i in g["params"]]} for g in state["param_groups"]]
+    return {"state": {order[i]: v for i, v in state["state"].items()}, "param_groups": groups}
 
 
 def make_parallel(kind: str, world_size: int, device: torch.device, dtype: torch.dtype) -> Replicated:

@@ -124,16 +124,16 @@ class RunState:
 
     # ---------------------------------------------------------------- checkpoints
     def save(self, out_dir: Path, plan: Plan, *, run_id: str, world_size: int, wall_seconds: float,
-             write: bool = True) -> Path | None:
-        """Write the checkpoint `<out_dir>/checkpoint` (`scaling.checkpoint`); returns its folder. Every rank
-        calls it (FSDP gathers the state); only the one with `write` writes, the others return None."""
+             rank: int = 0) -> Path | None:
+        """Write the checkpoint `<out_dir>/checkpoint` (`scaling.checkpoint`); returns its folder on rank 0, None
+        on the others. Every rank calls it: under FSDP each writes its own shard (the sharded layout); otherwise
+        rank 0 writes the whole state (the full layout) and the others return at once."""
         p = self.progress
-        model_state, optimizer_state = self.parallel.state(self.model, self.optimizer)
-        if not write:
+        sharded = self.parallel.sharded_checkpoints
+        if rank != 0 and not sharded:
             return None
-        state = {
-            "model": model_state,
-            "optimizer": optimizer_state,
+        model_state, optimizer_state = self.parallel.state(self.model, self.optimizer)
+        state: dict[str, Any] = {
             "stream": self.stream.state_dict(),
             "rng": ckpt.rng_state(self.device),
             "progress": asdict(p) | {"wall_seconds": wall_seconds},
@@ -145,10 +145,21 @@ class RunState:
             "tokens": p.step * plan.batch_tokens, "tokens_processed": p.tokens_processed,
             "world_size": world_size,
         }
-        return ckpt.save_checkpoint(out_dir, state, meta)
+        if not sharded:
+            return ckpt.save_checkpoint(out_dir, {"model": model_state, "optimizer": optimizer_state, **state}, meta)
+        # the sharded layout: tensors to this rank's shard file, the optimiser's param groups to state.pt
+        shards = {"model": model_state, "optimizer": optimizer_state["state"]}
+        state["optimizer_param_groups"] = optimizer_state["param_groups"]
+        if self.trunk is not None:
+            shards |= {"trunk_model": self.trunk["model"], "trunk_optimizer": self.trunk["optimizer"]["state"]}
+            state["trunk"] = {"stream": self.trunk["stream"], "progress": self.trunk["progress"],
+                              "optimizer_param_groups": self.trunk["optimizer"]["param_groups"]}
+        return ckpt.save_checkpoint(out_dir, state, meta, shards, rank=rank)
 
     def load(self, folder: Path, plan: Plan) -> None:
-        """Continue from the checkpoint in `folder`; ConfigError when it was written with another plan."""
+        """Continue from the checkpoint in `folder`; ConfigError when it was written with another plan. Every rank
+        calls it. A sharded checkpoint loads into any number of processes (DCP reshards); a full one is loaded by
+        every rank (FSDP: rank 0's copy is broadcast and sharded)."""
         state = ckpt.load_checkpoint(folder, map_location="cpu")  # load_state_dict moves tensors to the device
         saved = state["plan"]
         if (saved["steps"], saved["batch_tokens"]) != (plan.steps, plan.batch_tokens):
@@ -156,11 +167,35 @@ class RunState:
                 f"{folder}: checkpoint of a run with {saved['steps']} steps of {saved['batch_tokens']} tokens, "
                 f"this config makes {plan.steps} of {plan.batch_tokens}; use --no-resume or another --out"
             )
-        self.parallel.load(self.model, self.optimizer, state["model"], state["optimizer"])
+        if state["layout"] == "sharded":
+            self._load_sharded(folder, state)
+        else:
+            trunk = state["trunk"]
+            if trunk is not None and self.parallel.sharded_checkpoints:
+                # a whole trunk (written by one process) is kept as this rank's shards, the way a branch sets it aside
+                self.parallel.load_full(self.model, self.optimizer, trunk["model"], trunk["optimizer"])
+                model_state, optimizer_state = self.parallel.state(self.model, self.optimizer)
+                trunk = {**trunk, "model": _to_cpu(model_state), "optimizer": _to_cpu(optimizer_state)}
+            self.parallel.load_full(self.model, self.optimizer, state["model"], state["optimizer"])
+            self.trunk = trunk
         self.stream.load_state_dict(state["stream"])
         ckpt.set_rng_state(state["rng"], self.device)
         self.progress = Progress(**state["progress"])
-        self.trunk = state["trunk"]
+
+    def _load_sharded(self, folder: Path, state: dict) -> None:
+        """Model, optimiser and trunk from the shard files, into this process's parameters (sharded or whole)."""
+        model_state, optimizer_state = self.parallel.named_state(self.model, self.optimizer)
+        shards = {"model": model_state, "optimizer": optimizer_state["state"]}
+        trunk = state["trunk"]
+        if trunk is not None:  # filled into copies on the CPU, where a branch keeps the trunk
+            shards |= {"trunk_model": _to_cpu(model_state), "trunk_optimizer": _to_cpu(optimizer_state["state"])}
+        ckpt.load_shards(folder, shards)
+        self.parallel.load_named(self.model, self.optimizer, shards["model"],
+                                 {"state": shards["optimizer"], "param_groups": state["optimizer_param_groups"]})
+        self.trunk = None if trunk is None else {
+            "model": shards["trunk_model"], "stream": trunk["stream"], "progress": trunk["progress"],
+            "optimizer": {"state": shards["trunk_optimizer"], "param_groups": trunk["optimizer_param_groups"]},
+        }
 
 
 def _to_cpu(obj: Any) -> Any:

@@ -207,10 +207,10 @@ class Trainer:
             self.state.put_trunk_back()
 
     def _save(self) -> Path | None:
-        """Checkpoint and rows (every rank hands its state, gathered for FSDP; rank 0 writes; all ranks are at
-        the same step and stream position)."""
+        """Checkpoint and rows (every rank calls it: under FSDP each writes its shard; rank 0 writes the rest;
+        all ranks are at the same step and stream position)."""
         folder = self.state.save(self.out_dir, self.plan, run_id=self.run_id, world_size=self.world_size,
-                                 wall_seconds=self.clock.elapsed(), write=self.rank == 0)
+                                 wall_seconds=self.clock.elapsed(), rank=self.rank)
         if self.rank == 0:
             self.outputs.write()
         if self.world_size > 1:

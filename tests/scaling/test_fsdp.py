@@ -1,11 +1,16 @@
 """FSDP (`fully_shard`) over 2 gloo processes trains the same model as one process with the same global batch,
-through a WSD cool-down branch and a resume inside it; N and FLOPs are counted as without sharding; its
-checkpoint is one full state dict read with `weights_only=True`."""
+through a WSD cool-down branch; N and FLOPs are counted as without sharding. Its checkpoints are sharded
+(`torch.distributed.checkpoint`): one shard file per rank, each with half of every parameter, no full state
+dict anywhere; stopped inside the branch and resumed, the run is bit for bit the uninterrupted FSDP run, and the
+same checkpoint resumed by one process (DCP reshards) continues it to a relative 1e-5."""
 
 from __future__ import annotations
 
-import pytest
+import json
+import math
+import shutil
 
+import pytest
 from scaling.checkpoint import find_checkpoint, load_checkpoint
 from scaling.config import RunConfig
 from scaling.counting import param_counts
@@ -24,25 +29,66 @@ def config(stdlib_data_config, nproc: int, parallel: str = "fsdp") -> RunConfig:
     })
 
 
+def losses(result) -> list[tuple]:
+    return [(r["step"], r["branch"], r["val_loss"], r["train_loss"]) for r in result.curves]
+
+
+def elements_per_file(folder, prefix: str) -> dict[str, int]:
+    """Elements of the tensors named `prefix...` held in each shard file, from DCP's own metadata."""
+    from torch.distributed.checkpoint import FileSystemReader
+
+    metadata = FileSystemReader(folder).read_metadata()
+    counts: dict[str, int] = {}
+    for index, info in metadata.storage_data.items():
+        if not index.fqn.startswith(prefix):
+            continue
+        chunk = next(c for c in metadata.state_dict_metadata[index.fqn].chunks if tuple(c.offsets) == tuple(index.offset))
+        counts[info.relative_path] = counts.get(info.relative_path, 0) + math.prod(chunk.sizes)
+    return counts
+
+
 @pytest.mark.slow
-def test_fsdp_two_processes_match_one_process_through_a_branch_and_a_resume(stdlib_data, stdlib_data_config,
-                                                                           tmp_path):
+def test_fsdp_checkpoints_are_sharded_and_resume_exactly_in_two_processes_or_one(stdlib_data, stdlib_data_config,
+                                                                                tmp_path):
     single = train(config(stdlib_data_config, 1), tmp_path / "one", data=stdlib_data, progress=False)
     cfg = config(stdlib_data_config, 2)
+    whole = train(cfg, tmp_path / "whole", data=stdlib_data, progress=False)
     # 12 steps; the branch to D/2 = step 6 decays over its last half (steps 3-6): 5 steps end inside it
     part = train(cfg, tmp_path / "fsdp", data=stdlib_data, progress=False, stop_after_steps=5)
     assert part.trial["status"] == "running"
-    state = load_checkpoint(find_checkpoint(tmp_path / "fsdp"))  # torch.load(weights_only=True)
-    assert state["progress"]["branch"] == 0 and state["trunk"] is not None
-    full = GPT(cfg.model).state_dict()
-    assert set(state["model"]) == set(full)  # the full, unsharded model, not rank 0's shard
-    assert all(state["model"][k].shape == v.shape for k, v in full.items())
+
+    folder = find_checkpoint(tmp_path / "fsdp")
+    files = sorted(p.name for p in folder.iterdir())
+    assert files == [".metadata", "__0_0.distcp", "__1_0.distcp", "meta.json", "state.pt"]
+    meta = json.loads((folder / "meta.json").read_text())
+    assert (meta["format"], meta["layout"], meta["shards"], meta["step"]) == (2, "sharded", 2, 5)
+    state = load_checkpoint(folder)  # torch.load(weights_only=True)
+    assert state["layout"] == "sharded" and "model" not in state and "optimizer" not in state
+    assert state["progress"]["branch"] == 0 and set(state["trunk"]) == {"stream", "progress", "optimizer_param_groups"}
+    # no full state dict in state.pt: its only tensors are the RNG state
+    assert (folder / "state.pt").stat().st_size < 20_000 < min((folder / f"__{r}_0.distcp").stat().st_size for r in (0, 1))
+    # each rank's file holds half of every parameter (and of the trunk's copy: in a branch)
+    n = sum(t.numel() for t in GPT(cfg.model).state_dict().values())  # the tied head counted as its own entry
+    for prefix in ("model.", "trunk_model."):
+        per_file = elements_per_file(folder, prefix)
+        assert sorted(per_file) == ["__0_0.distcp", "__1_0.distcp"] and sum(per_file.values()) == n
+        assert all(c == n / 2 for c in per_file.values()), per_file  # every dimension sharded is even here
+    sizes = [(folder / f).stat().st_size for f in ("__0_0.distcp", "__1_0.distcp")]
+    assert all(0.4 < s / sum(sizes) < 0.6 for s in sizes), sizes
+    shutil.copytree(tmp_path / "fsdp", tmp_path / "reshard")
+
     fsdp = train(cfg, tmp_path / "fsdp", data=stdlib_data, progress=False)
     assert fsdp.trial["status"] == "completed" and fsdp.trial["nproc"] == 2 and fsdp.trial["parallel"] == "fsdp"
+    # resumed from the shards: exactly the uninterrupted 2-process run (same reductions, same order)
+    assert losses(fsdp) == losses(whole)
+    assert [(p["kind"], p["tokens"], p["loss"]) for p in fsdp.points] == \
+           [(p["kind"], p["tokens"], p["loss"]) for p in whole.points]
+
     # counting is unchanged by sharding: N of the whole model, C = 6ND
     for key in ("params", "params_nonembedding", "params_embedding", "flops_6nd", "flops_detailed", "tokens_seen"):
         assert fsdp.trial[key] == single.trial[key], key
-    assert fsdp.trial["params"] == param_counts(cfg.model)["params"]
+    assert fsdp.trial["params"] == param_counts(cfg.model)["params"] == sum(
+        p.numel() for p in GPT(cfg.model).parameters())
     one = [(r["branch"], r["val_loss"]) for r in single.curves]
     two = [(r["branch"], r["val_loss"]) for r in fsdp.curves]
     assert len(one) == len(two) >= 4
@@ -52,3 +98,13 @@ def test_fsdp_two_processes_match_one_process_through_a_branch_and_a_resume(stdl
     ref = [p for p in single.points if p["kind"] == "cooldown"]
     assert len(cool) == len(ref) == 1 and cool[0]["loss"] == pytest.approx(ref[0]["loss"], rel=2e-3)
     assert fsdp.points[-1]["loss"] == pytest.approx(single.points[-1]["loss"], rel=2e-3)
+
+    # the 2-rank checkpoint resumed by one process: DCP reads both shards into the whole model (and trunk)
+    resharded = train(config(stdlib_data_config, 1), tmp_path / "reshard", data=stdlib_data, progress=False)
+    assert resharded.trial["status"] == "completed" and resharded.trial["nproc"] == 1
+    assert [r[:2] for r in losses(resharded)] == [r[:2] for r in losses(whole)]
+    for (_, _, va, ta), (_, _, vb, tb) in zip(losses(resharded), losses(whole)):
+        assert va == pytest.approx(vb, rel=1e-5) and ta == pytest.approx(tb, rel=1e-5)
+    assert resharded.points[-1]["loss"] == pytest.approx(whole.points[-1]["loss"], rel=1e-5)
+    after = load_checkpoint(find_checkpoint(tmp_path / "reshard"))
+    assert after["layout"] == "full" and set(after["model"]) == set(GPT(cfg.model).state_dict())
