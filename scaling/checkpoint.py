@@ -29,11 +29,14 @@ checkpoint loads into any number of processes, sharded or not (resharding: 2 ran
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import pickle
 import shutil
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +88,9 @@ def save_checkpoint(out_dir: str | Path, state: dict[str, Any], meta: dict[str, 
         if grouped:
             dist.barrier()  # rank 0 has emptied checkpoint.tmp before anyone writes into it
         # a collective: returns on every rank once all shards and rank 0's .metadata are written (and fsynced)
-        dcp.save(shards, storage_writer=dcp.FileSystemWriter(tmp, single_file_per_rank=True, sync_files=True),
-                 no_dist=not grouped)
+        with _quiet_single_process():
+            dcp.save(shards, storage_writer=dcp.FileSystemWriter(tmp, single_file_per_rank=True, sync_files=True),
+                     no_dist=not grouped)
         if rank != 0:
             return None
         meta = {**meta, "shards": dist.get_world_size() if grouped else 1}
@@ -121,7 +125,18 @@ def load_shards(folder: str | Path, shards: dict[str, Any]) -> None:
     import torch.distributed.checkpoint as dcp
 
     _check_tensors_only(shards)
-    dcp.load(shards, storage_reader=_reader_class()(folder), no_dist=not dist.is_initialized())
+    with open(Path(folder) / ".metadata", "rb") as f:
+        _MetadataUnpickler(f).load()  # refused here, in one line, rather than inside DCP's own error report
+    with _quiet_single_process():
+        dcp.load(shards, storage_reader=_reader_class()(folder), no_dist=not dist.is_initialized())
+
+
+@contextlib.contextmanager
+def _quiet_single_process() -> Iterator[None]:
+    """Without a process group DCP warns that it assumes one process: that is the intent here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is disabled, unavailable or uninitialized")
+        yield
 
 
 def _check_tensors_only(tree: Any, where: str = "") -> None:

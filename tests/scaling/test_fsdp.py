@@ -2,7 +2,8 @@
 through a WSD cool-down branch; N and FLOPs are counted as without sharding. Its checkpoints are sharded
 (`torch.distributed.checkpoint`): one shard file per rank, each with half of every parameter, no full state
 dict anywhere; stopped inside the branch and resumed, the run is bit for bit the uninterrupted FSDP run, and the
-same checkpoint resumed by one process (DCP reshards) continues it to a relative 1e-5."""
+same checkpoint resumed by one process (DCP reshards) continues it to a relative 1e-5, and a one-process
+checkpoint resumes in two FSDP processes."""
 
 from __future__ import annotations
 
@@ -47,10 +48,15 @@ def elements_per_file(folder, prefix: str) -> dict[str, int]:
     return counts
 
 
+@pytest.fixture(scope="module")
+def single(stdlib_data, stdlib_data_config, tmp_path_factory):
+    """The run of `config` in one process (parallel: fsdp is a plain model there)."""
+    return train(config(stdlib_data_config, 1), tmp_path_factory.mktemp("one"), data=stdlib_data, progress=False)
+
+
 @pytest.mark.slow
-def test_fsdp_checkpoints_are_sharded_and_resume_exactly_in_two_processes_or_one(stdlib_data, stdlib_data_config,
-                                                                                tmp_path):
-    single = train(config(stdlib_data_config, 1), tmp_path / "one", data=stdlib_data, progress=False)
+def test_fsdp_checkpoints_are_sharded_and_resume_exactly_in_two_processes_or_one(single, stdlib_data,
+                                                                                stdlib_data_config, tmp_path):
     cfg = config(stdlib_data_config, 2)
     whole = train(cfg, tmp_path / "whole", data=stdlib_data, progress=False)
     # 12 steps; the branch to D/2 = step 6 decays over its last half (steps 3-6): 5 steps end inside it
@@ -108,3 +114,21 @@ def test_fsdp_checkpoints_are_sharded_and_resume_exactly_in_two_processes_or_one
     assert resharded.points[-1]["loss"] == pytest.approx(whole.points[-1]["loss"], rel=1e-5)
     after = load_checkpoint(find_checkpoint(tmp_path / "reshard"))
     assert after["layout"] == "full" and set(after["model"]) == set(GPT(cfg.model).state_dict())
+
+
+@pytest.mark.slow
+def test_a_one_process_checkpoint_resumes_in_two_fsdp_processes(single, stdlib_data, stdlib_data_config, tmp_path):
+    """The other way: a full checkpoint (one process, inside the branch, trunk set aside) is broadcast from rank 0
+    and sharded; the 2-process run goes on to the one-process run's losses to a relative 1e-5."""
+    part = train(config(stdlib_data_config, 1), tmp_path / "run", data=stdlib_data, progress=False, stop_after_steps=5)
+    assert part.trial["status"] == "running"
+    state = load_checkpoint(find_checkpoint(tmp_path / "run"))
+    assert state["layout"] == "full" and state["trunk"] is not None
+    fsdp = train(config(stdlib_data_config, 2), tmp_path / "run", data=stdlib_data, progress=False)
+    assert fsdp.trial["status"] == "completed" and fsdp.trial["nproc"] == 2
+    assert [r[:2] for r in losses(fsdp)] == [r[:2] for r in losses(single)]
+    for (_, _, va, ta), (_, _, vb, tb) in zip(losses(fsdp), losses(single)):
+        assert va == pytest.approx(vb, rel=1e-5) and ta == pytest.approx(tb, rel=1e-5)
+    assert [p["kind"] for p in fsdp.points] == ["cooldown", "final"]
+    assert fsdp.points[-1]["loss"] == pytest.approx(single.points[-1]["loss"], rel=1e-5)
+    assert load_checkpoint(find_checkpoint(tmp_path / "run"))["layout"] == "sharded"
