@@ -8,7 +8,8 @@ over the nodes), joins them in one torch process group (gloo on CPU, NCCL on CUD
 `WORLD_SIZE`, `LOCAL_RANK`) and runs `train_worker` on each. `train_worker` calls the same `scaling.train.train`
 as a one-process trial, which finds its place in that group (`scaling.distributed.world_from_env`): rank r
 reads block r of every batch, DDP or FSDP (`train.parallel`, `scaling.parallel`), the same evaluations,
-cool-down branches, checkpoints (rank 0 writes the run folder; read back with `weights_only=True`) and rows.
+cool-down branches, checkpoints and rows (rank 0 writes the run folder; under FSDP each rank writes its own
+shard of the checkpoint into it, `scaling.checkpoint`'s sharded layout; nothing is read back by unpickling).
 Every evaluation goes to `ray.train.report` on every rank (a collective in V2), with rank 0's checkpoint
 folder at most every `checkpoint_sync_s`; `TuneReportCallback` forwards rank 0's metrics to the Tune trial,
 so the sweep's callback, progress view and `state.json` see a group trial like any other.
@@ -18,7 +19,7 @@ a new group when resources allow, and it resumes from the newer of the run folde
 one reported to Ray Train (`ray.train.get_checkpoint()`). If the driver itself dies, Tune retries the trial;
 its new `TorchTrainer` has the same `name` and `storage_path`, which is how V2 resumes (its
 `resume_from_checkpoint` argument raises). Several nodes need the run folders and `storage_path` on shared
-storage (NFS or a cloud URI). Known traps (`../shared/notes/ray-2.60.md` §2.4, §5): Tune does not reserve
+storage (NFS or a cloud URI): an FSDP checkpoint is one folder that every rank writes its shard into. Known traps (`../shared/notes/ray-2.60.md` §2.4, §5): Tune does not reserve
 the workers' resources, so `max_concurrent_trials` must be at most GPUs / GPUs per trial, and a Train V2
 placement group can outlive a Tune-side stop (ray#54305): these trials stop from inside the training loop.
 Worker-group start-up costs seconds to tens of seconds per trial (`benchmarks/bench_train_workers.py`), so

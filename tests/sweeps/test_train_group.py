@@ -1,7 +1,7 @@
 """Trials of 2 workers (Ray Train V2 inside Tune, gloo on CPU) on a 3-node `ray.cluster_utils.Cluster` with logical
 resources: DDP and FSDP reach the same loss curve as the same run in one process with the same global batch; the DDP
 trial loses the node of one of its workers mid-run, the FSDP trial its rank-0 process, and each finishes from its
-last checkpoint in a new worker group."""
+last checkpoint in a new worker group (FSDP's checkpoint sharded: one file per rank)."""
 
 from __future__ import annotations
 
@@ -154,3 +154,8 @@ def test_fsdp_trial_on_two_nodes_matches_one_process_and_survives_losing_rank_0(
     first, second = attempts
     assert len(set(first["nodes"])) == 2 and first["pid"] == killer.killed["pid"] != second["pid"]
     assert second["start_step"] >= killer.killed["step"] and second["source"] in ("run_dir", "train")
+    # the checkpoints are sharded: one file per rank beside rank 0's state.pt
+    folder = store.run_dir(out, run_id) / "checkpoint"
+    meta = json.loads((folder / "meta.json").read_text())
+    assert (meta["layout"], meta["shards"]) == ("sharded", 2)
+    assert sorted(p.name for p in folder.glob("__*.distcp")) == ["__0_0.distcp", "__1_0.distcp"]
