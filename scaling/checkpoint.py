@@ -33,6 +33,7 @@ import contextlib
 import functools
 import json
 import os
+import pathlib
 import pickle
 import shutil
 import warnings
@@ -193,7 +194,7 @@ def _metadata_classes() -> dict[tuple[str, str], Any]:
     allowed[(fs.__name__, "_StorageInfo")] = fs._StorageInfo
     allowed[("torch", "Size")] = torch.Size
     allowed[("torch.serialization", "_get_layout")] = torch.serialization._get_layout
-    allowed |= {("pathlib", name): getattr(__import__("pathlib"), name) for name in ("PosixPath", "PurePosixPath")}
+    allowed |= {("pathlib", name): getattr(pathlib, name) for name in ("PosixPath", "PurePosixPath")}
     allowed |= {("torch", name): value for name, value in vars(torch).items() if isinstance(value, torch.dtype)}
     return allowed
 
@@ -232,4 +233,3 @@ def _reader_class() -> type:
             return metadata
 
     return MetadataCheckingReader
-
