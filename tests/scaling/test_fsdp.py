@@ -15,6 +15,7 @@ import pytest
 from scaling.checkpoint import find_checkpoint, load_checkpoint
 from scaling.config import RunConfig
 from scaling.counting import param_counts
+from scaling.errors import ConfigError
 from scaling.model import GPT
 from scaling.train import train
 
@@ -114,6 +115,10 @@ def test_fsdp_checkpoints_are_sharded_and_resume_exactly_in_two_processes_or_one
     assert resharded.points[-1]["loss"] == pytest.approx(whole.points[-1]["loss"], rel=1e-5)
     after = load_checkpoint(find_checkpoint(tmp_path / "reshard"))
     assert after["layout"] == "full" and set(after["model"]) == set(GPT(cfg.model).state_dict())
+
+    # another strategy is another run: resuming the FSDP run with DDP is refused in one line, before any process starts
+    with pytest.raises(ConfigError, match=r"holds a run with train.parallel = 'fsdp', not 'ddp'; use --no-resume"):
+        train(config(stdlib_data_config, 2, "ddp"), tmp_path / "fsdp", data=stdlib_data, progress=False)
 
 
 @pytest.mark.slow
