@@ -27,7 +27,10 @@ def zeros_like(tree: dict) -> dict:
 def assert_equal(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
     for k in a:
-        assert_equal(a[k], b[k]) if isinstance(a[k], dict) else torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+        if isinstance(a[k], dict):
+            assert_equal(a[k], b[k])
+        else:
+            assert torch.equal(a[k], b[k]), k
 
 
 def test_sharded_layout_round_trips_and_replaces_the_previous_checkpoint(tmp_path):
