@@ -74,6 +74,9 @@ DEFAULT_CANDIDATE = "chinchilla"
 PRIOR_WEIGHT = 5.0
 """n0 of the interval scale's prior (module docstring): how many held-out errors the prior s = 1 is worth."""
 
+MIN_FIT_SIZES = 3
+"""Model sizes every cut keeps to fit (5 parameters of approach 3 need at least 3 sizes along N)."""
+
 CUT_BOOTSTRAP = 50
 """Bootstrap resamples of each cut's refit of the chosen form (sigma_k of the interval's scaled errors)."""
 
@@ -121,13 +124,14 @@ def log_draws(est: FitEstimator, N: np.ndarray, D: np.ndarray) -> np.ndarray | N
 def spread(est: FitEstimator, residuals: np.ndarray, N: ArrayLike, D: ArrayLike) -> np.ndarray:
     """sigma(x) = sqrt(Var_b[log L_b(x)] + mean_j r_j^2) at (N, D): the bootstrap laws' spread of the
     log loss (parameter uncertainty, growing with the distance beyond the data) and the RMS training
-    residual (one run's scatter about the law); the residual term alone without a bootstrap."""
+    residual (one run's scatter about the law); the residual term alone without a bootstrap. Floored
+    at 1e-6 (a millionth of the loss) so that noiseless data give finite scaled errors."""
     N, D = np.atleast_1d(np.asarray(N, dtype=float)), np.atleast_1d(np.asarray(D, dtype=float))
     var = np.full(N.shape, float(np.mean(np.square(residuals))))
     draws = log_draws(est, N, D)
     if draws is not None:
         var = var + np.nanvar(draws, axis=0)
-    return np.sqrt(var)
+    return np.maximum(np.sqrt(var), 1e-6)
 
 
 def size_groups(N: np.ndarray, max_groups: int = 8) -> np.ndarray:
@@ -257,15 +261,23 @@ class AutoFit(FitEstimator):
             n_convention: str | None = None) -> "AutoFit":
         pts = as_points(N, D, loss, columns=columns, source=source, n_convention=n_convention)
         names = candidates_for(pts)
-        sel = leave_largest_out(pts, names, self.fit_kwargs)
-        self.chosen_, sel["reason"] = choose(sel)
+        n_sizes = int(size_groups(pts.N).max()) + 1
+        if n_sizes >= MIN_FIT_SIZES + 1:
+            sel = leave_largest_out(pts, names, self.fit_kwargs, min_fit_groups=MIN_FIT_SIZES)
+            self.chosen_, sel["reason"] = choose(sel)
+        else:   # no cut: nothing to rank on, and s = 1 (the prior alone, m = 0)
+            sel = {"method": "no cut (fewer than 4 model sizes)", "cuts_N": [], "n_size_groups": n_sizes, "table": []}
+            self.chosen_ = "data_constrained" if "data_constrained" in names else DEFAULT_CANDIDATE
+            sel["reason"] = (f"{self.chosen_}: {n_sizes} model size(s) leave no larger size to forecast from smaller "
+                             "ones, so no form is ranked and the interval is uncalibrated (s = 1)")
         sel["chosen"] = self.chosen_
         sel["rule"] = "approach 3 unless another form's per-cut margin has mean > 0 and mean > its sd over >= 2 cuts"
         self.selection_ = sel
-        self.drift_per_ln_N_ = next(r["drift_per_ln_N"] for r in sel["table"] if r["candidate"] == self.chosen_)
+        self.drift_per_ln_N_ = next((r["drift_per_ln_N"] for r in sel["table"] if r["candidate"] == self.chosen_), 0.0)
         boot = int(self.bootstrap) if self.chosen_ != "data_constrained" else 0
-        self.interval_scores_ = calibrate(pts, self.chosen_, self.fit_kwargs, bootstrap=min(boot, CUT_BOOTSTRAP),
-                                          random_state=self.random_state)
+        self.interval_scores_ = (calibrate(pts, self.chosen_, self.fit_kwargs, bootstrap=min(boot, CUT_BOOTSTRAP),
+                                           random_state=self.random_state, min_fit_groups=MIN_FIT_SIZES)
+                                 if sel["table"] else np.zeros(0))
         self.interval_scale_ = interval_scale(self.interval_scores_)
         self.estimator_ = fit_candidate(self.chosen_, pts, bootstrap=boot, random_state=self.random_state,
                                         fit_kwargs=self.fit_kwargs)
@@ -341,8 +353,8 @@ class AutoFit(FitEstimator):
 def describe_selection(fit: AutoFit) -> str:
     """The choice, the rule's reason and every candidate's leave-largest-out error, one block of text."""
     sel = fit.selection_
-    lines = [f"auto: {fit.chosen_} ({CANDIDATE_LAWS[fit.chosen_]}), chosen by {sel['method']} "
-             f"(cuts at N = {', '.join(f'{c:.3g}' for c in sel['cuts_N'])})",
+    cuts = f" (cuts at N = {', '.join(f'{c:.3g}' for c in sel['cuts_N'])})" if sel["cuts_N"] else ""
+    lines = [f"auto: {fit.chosen_} ({CANDIDATE_LAWS[fit.chosen_]}), chosen by {sel['method']}{cuts}",
              f"  {'candidate':<18}{'RMS log error':>14}{'by cut':>24}{'mean error':>12}{'max |error|':>13}"]
     for r in sel["table"]:
         mark = "  <- chosen" if r["candidate"] == fit.chosen_ else ""

@@ -1,14 +1,17 @@
 """Backtests: fit a law on some runs, predict others, and score the predictions.
 
 `backtest(data, holdout)` holds out the rows matching `holdout` (see `analysis.holdout`: an expression
-such as ``"N >= 2e9"``, ``"largest N"``, ``"largest C"``, ``"rows 3,5"``), fits the rest with approach 3
-(Chinchilla's L(N, D)) or Kaplan's L(N, D), predicts the held-out losses and reports, per row, the
+such as ``"N >= 2e9"``, ``"largest N"``, ``"largest C"``, ``"rows 3,5"``), fits the rest with `auto` (the
+default: the form `analysis.auto` picks by forecasting larger sizes from smaller ones, approach 3 unless
+another form clearly wins, with its calibrated interval), approach 3 (Chinchilla's L(N, D)) or Kaplan's
+L(N, D), predicts the held-out losses and reports, per row, the
 relative error (predicted - truth) / truth and whether the truth lies in the predicted interval; then
 the mean and largest absolute relative error and the interval coverage. Extra `targets` (runs not in
 the table, e.g. published large models) are predicted and scored alongside the held-out rows.
 
 Intervals (`interval=`):
-- "prediction" (default): the spread of a new observation, combining the bootstrap fits (parameter
+- "prediction" (default): the spread of a new observation. With `auto`, exp(+-z s sigma(x)) around the
+  forecast, s measured on the held-out cuts (`analysis.auto`). With approach 3 or kaplan, combining the bootstrap fits (parameter
   uncertainty) with the fit's own residuals in log loss (the scatter of single runs about the law):
   quantiles of log L_b(N, D) + r_j over all bootstrap laws b and training residuals r_j.
 - "confidence": the bootstrap fits only (uncertainty of the mean law), narrower.
@@ -122,7 +125,7 @@ def fit_approach(pts: Any, approach: Any = 3, *, bootstrap: int = 200, random_st
         warnings.simplefilter("ignore")
         if approach == "auto":
             if sample_weight is not None:
-                raise InputError("weights: auto compares unweighted fits; use approach 3 for sample weights")
+                raise InputError("weights: auto (the default) compares unweighted fits; give approach 3 with weights")
             from analysis.auto import AutoFit
 
             est = AutoFit(bootstrap=bootstrap, random_state=random_state, fit_kwargs=kw).fit(pts)
@@ -225,7 +228,7 @@ def backtest(
     data: Any,
     holdout: Any,
     *,
-    approach: Any = 3,
+    approach: Any = "auto",
     columns: Mapping[str, str | None] | None = None,
     targets: Any = None,
     target_columns: Mapping[str, str | None] | None = None,

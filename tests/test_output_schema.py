@@ -67,7 +67,8 @@ def test_backtest_json_and_file(data, capsys, check_output):
     tmp, _ = data
     d = check_output(cli_json(capsys, "backtest", tmp / "runs.csv", "--holdout", "largest C", "--bootstrap", "20",
                               "--json", "--out", tmp / "bt.json"), "backtest")
-    assert d["approach"] == "3" and all(r["interval"][0] < r["predicted"] < r["interval"][1] for r in d["rows"])
+    assert d["approach"] == "auto" and d["fit"]["chosen"] in ("chinchilla", "kaplan_nd")   # auto: the default
+    assert all(r["interval"][0] < r["predicted"] < r["interval"][1] for r in d["rows"])
     check_output(json.loads((tmp / "bt.json").read_text()), "backtest")
     lobo = check_output(cli_json(capsys, "backtest", tmp / "runs.csv", "--lobo", "--json"), "backtest_lobo")
     assert lobo["approach"] == "3" and len(lobo["folds"]) >= 5

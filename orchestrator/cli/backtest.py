@@ -1,16 +1,19 @@
 """`scaling backtest SOURCE --holdout EXPR`: fit on some runs, predict the others, score the predictions.
 
-    scaling backtest runs.csv --holdout "N >= 2e9" --approach 3 --json
+    scaling backtest runs.csv --holdout "N >= 2e9" --json         # auto: the form chosen out of sample
+    scaling backtest runs.csv --holdout "N >= 2e9" --approach 3   # Chinchilla's approach 3
     scaling backtest sweeps-out/iso1 --holdout "largest N"
     scaling backtest sweeps-out/iso1 --holdout "largest C" --exclude "N < 1e5" --drop-highest 1
     scaling backtest ladder.csv --n-col N --d-col D --loss-col c4_loss --holdout "N >= 2B" \\
-        --targets targets.csv --weights compute
+        --targets targets.csv --approach 3 --weights compute
     scaling backtest runs.csv --lobo                    # leave-one-budget-out forecasts
 
 --holdout takes a condition over the columns (N, D, C, loss and the table's own), e.g. "N >= 2e9",
 "C > 1e21 and loss < 3", "D / N > 100"; or "largest N", "largest C", "largest 2 N"; or "rows 3,5,8-10" (data rows, from 1).
 --targets adds runs from another table (same column names) to predict, e.g. published large models.
-The interval is a 95% prediction interval by default (bootstrap fits + the fit's residual scatter).
+The interval is a 95% prediction interval by default: with auto, the bootstrap spread and residual
+scatter scaled by the factor measured forecasting larger sizes from smaller ones (analysis.auto); with
+approach 3 or kaplan, the bootstrap fits + the fit's residual scatter.
 """
 
 from __future__ import annotations
@@ -38,9 +41,10 @@ def register(subparsers) -> None:
     add_exclude_arg(p)
     p.add_argument("--drop-highest", type=nonneg_int, default=0, metavar="K",
                    help="leave out the K highest-loss rows before holding out (as `fit --drop-highest`)")
-    p.add_argument("--approach", default="3", choices=["auto", "3", "kaplan"],
-                   help="law to fit: 3 (default), kaplan, or auto (the candidate with the smallest error "
-                        "forecasting larger sizes from smaller ones, analysis.auto)")
+    p.add_argument("--approach", default=None, choices=["auto", "3", "kaplan"],
+                   help="law to fit: auto (default: approach 3 unless another form forecasts larger sizes from "
+                        "smaller ones better by more than the cut-to-cut spread, analysis.auto), 3, or kaplan; "
+                        "--lobo, and --weights without --approach, use approach 3")
     p.add_argument("--weights", default="none", choices=["none", "compute", "size"],
                    help="sample weights of the fit: none, compute (1 + log C/C_min), size (equal per model size)")
     p.add_argument("--interval", default="prediction", choices=["prediction", "confidence", "none"],
@@ -72,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("--budget-col applies to --lobo (the budgets it leaves out one at a time)")
         columns = {**columns, "budget": args.budget_col}
     progress = not args.no_progress and sys.stderr.isatty()   # a bar on a terminal, none in logs
+    if args.approach is None:   # auto compares unweighted fits; sample weights and --lobo are approach 3's
+        args.approach = "3" if args.lobo or args.weights != "none" else "auto"
     source, columns = kept_rows(args.source, columns, args.n_convention, exclude=args.exclude,
                                 drop_highest=args.drop_highest)
     with fit_warnings_to_stderr():
@@ -82,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
                                          approach="3" if args.approach == "auto" else args.approach,
                                          columns=columns, n_convention=args.n_convention, best_of=args.best_of,
                                          progress=progress)
-            out = {"kind": "leave_one_budget_out", "approach": str(args.approach).lower(), "target_C": float(folds["target_C"].iloc[0]),
+            out = {"kind": "leave_one_budget_out", "approach": "3" if args.approach == "auto" else args.approach, "target_C": float(folds["target_C"].iloc[0]),
                    "folds": folds.replace({float("nan"): None}).to_dict(orient="records"),
                    "N_opt_spread": [float(folds["N_opt_rel"].min()), float(folds["N_opt_rel"].max())],
                    "units": {"N_opt": "parameters", "D_opt": "tokens", "loss_opt": "nats/token", "target_C": "FLOPs"}}

@@ -125,8 +125,10 @@ def test_targets_are_predicted_beside_the_holdout(iso_frame, tmp_path):
 
 
 def test_weights_change_the_fit_and_bad_inputs_are_one_line_errors(iso_frame):
-    plain = backtest(iso_frame, "largest C", interval="none", fit_kwargs=FAST)
-    weighted = backtest(iso_frame, "largest C", interval="none", weights="compute", fit_kwargs=FAST)
+    plain = backtest(iso_frame, "largest C", approach=3, interval="none", fit_kwargs=FAST)
+    weighted = backtest(iso_frame, "largest C", approach=3, interval="none", weights="compute", fit_kwargs=FAST)
+    with pytest.raises(InputError, match="give approach 3 with weights"):   # auto, the default, is unweighted
+        backtest(iso_frame, "largest C", interval="none", weights="compute", fit_kwargs=FAST)
     assert weighted.weights == "compute"
     assert not np.allclose(plain.rows["predicted"], weighted.rows["predicted"], rtol=1e-6)
     with pytest.raises(InputError, match="weights"):
