@@ -82,6 +82,8 @@ class Planner:
         self.n_convention = n_convention
         self.flops_convention = flops_convention
         self.surface = surface_for(law, bootstrap, self.k, d_opt_law=d_opt_law, method=method)
+        self.forecast: Any = None            # an `analysis.auto.AutoFit`: the planned loss's interval is its forecast's
+        self.unique_tokens: float | None = None
 
     @classmethod
     def from_fit(cls, fit: FitEstimator | Mapping[str, Any] | str | Path, *, unique_tokens: float | None = None,
@@ -94,6 +96,12 @@ class Planner:
         A data-constrained fit (Muennighoff et al. 2023) plans on L(N, D, U) with U = `unique_tokens`
         (numerically: D > U repeats data, priced by eqs. 5-6), or on its base law when U is None."""
         est = read_fit(fit)
+        if est.approach == "auto":
+            planner = cls.from_fit(est.estimator_, unique_tokens=unique_tokens, **kwargs)
+            planner.forecast = est
+            planner.unique_tokens = unique_tokens
+            planner.surface.method += f" ({est.chosen_}, the form auto chose)"
+            return planner
         if unique_tokens is not None:
             _positive("unique_tokens", unique_tokens)
             if est.approach != "data_constrained":
@@ -178,6 +186,12 @@ class Planner:
         C = self.k * N * D
         boot, warn = self._bootstrap_columns(kind, value, extra, inputs)
         intervals = {key: iv for key, col in boot.items() if (iv := finite_interval(col, self.interval_level))}
+        auto = None
+        if self.forecast is not None:
+            auto = _auto_block(self.forecast)
+            if math.isfinite(loss):
+                _, lo, hi = self.forecast.predict(N, D, U=self.unique_tokens, interval=self.interval_level)
+                intervals["loss"] = [float(lo[0]), float(hi[0])]
         intervals.pop(FIXED_BY_THE_QUESTION.get(kind, ""), None)
 
         plan_kw: dict[str, Any] = {}
@@ -209,7 +223,7 @@ class Planner:
             inputs={k: float(v) for k, v in inputs.items()}, intervals=intervals,
             interval_level=self.interval_level if nb else None, n_bootstrap=nb,
             method=self.surface.method, n_convention=self.n_convention, flops_convention=self.flops_convention,
-            extrapolation_factor=factor, largest_budget_in_data=cmax, warnings=warn, **plan_kw,
+            extrapolation_factor=factor, largest_budget_in_data=cmax, auto=auto, warnings=warn, **plan_kw,
         )
 
     def _bootstrap_columns(self, kind, value, extra, inputs) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -232,6 +246,16 @@ class Planner:
             warn.append(f"{bad} of {nb} bootstrap fits have no finite plan (e.g. the target loss is below their E); "
                         "the intervals use the rest")
         return {"N": bN, "D": bD, "C": self.k * bN * bD, "loss": bL, "tokens_per_param": bD / bN}, warn
+
+
+def _auto_block(fit: Any) -> dict[str, Any]:
+    """What a plan from an `auto` fit records: the form chosen, why, each candidate's out-of-sample error
+    and the interval scale s of its loss forecast (`analysis.auto`)."""
+    sel = fit.selection_
+    return {"chosen": fit.chosen_, "reason": sel.get("reason", ""), "method": sel.get("method", ""),
+            "interval_scale": float(fit.interval_scale_),
+            "table": [{"candidate": r["candidate"], "rms_log_error": r["rms_log_error"],
+                       "rms_log_error_by_cut": r.get("rms_log_error_by_cut", [])} for r in sel.get("table", [])]}
 
 
 def _wall_clock(C: float, intervals: dict[str, list[float]], flops_per_s: float | None, mfu: float | None,

@@ -54,6 +54,7 @@ class Plan:
     hardware: dict[str, float] | None = None
     extrapolation_factor: float | None = None
     largest_budget_in_data: float | None = None
+    auto: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -109,7 +110,13 @@ class Plan:
             h = self.hardware
             lines.append(f"{'hardware':<22}{h['devices']:g} x {fmt_flops(h['flops_per_s'])}/s peak at {100 * h['mfu']:.0f}% MFU")
         if self.n_bootstrap:
-            lines.append(f"{'intervals':<22}{lvl} percentile over {self.n_bootstrap} bootstrap fits")
+            lines.append(f"{'intervals':<22}{lvl} percentile over {self.n_bootstrap} bootstrap fits"
+                         + ("; the loss's is auto's calibrated prediction interval" if self.auto else ""))
+        if self.auto:
+            errs = ", ".join(f"{r['candidate']} {r['rms_log_error']:.4f}" for r in self.auto["table"])
+            lines.append(f"{'auto':<22}{self.auto['reason']}"
+                         + (f"; RMS log error forecasting larger sizes: {errs}" if errs else "")
+                         + f"; interval scale s = {self.auto['interval_scale']:.3f}")
         for w in self.warnings:
             lines.append(f"warning: {w}")
         return "\n".join(lines)

@@ -1,6 +1,7 @@
-"""`scaling plan FIT.json`: compute-optimal model size, tokens, loss and shape from a fitted law.
+"""`scaling plan FIT.json|RUNS`: compute-optimal model size, tokens, loss and shape from a fitted law.
 
     scaling plan fit.json --budget 1e21 --json             compute-optimal N, D, shape, loss, intervals
+    scaling plan runs.csv --budget 1e22                    fit the runs with auto first (the default), then plan
     scaling plan fit.json --params 7B                      best D for a fixed model size
     scaling plan fit.json --tokens 2T                      best N for a fixed data size
     scaling plan fit.json --target-loss 2.1                cheapest (N, D) reaching a loss
@@ -9,6 +10,11 @@
 
     scaling plan fit.json --budget 1e20 --vocab 50304 --context 2048 --write-config run.json
     scaling train --config run.json --out runs/planned            train what the plan wrote
+
+Given a runs table (CSV/Parquet file, sweep or run folder) instead of a fit JSON, plan fits it first
+with `--approach` (default auto: the form chosen by forecasting larger sizes from smaller ones, whose
+calibrated prediction interval becomes the planned loss's interval; `analysis.auto`). A fit JSON is
+planned with the law it holds (an auto fit JSON, `scaling fit --approach auto --out`, likewise).
 
 The numbers come from `analysis.plan`; this layer adds the model shape (`scaling.shapes`) and a
 runnable `RunConfig` for it (`--write-config`, read by `scaling train --config`). The vocabulary,
@@ -22,14 +28,23 @@ from __future__ import annotations
 import argparse
 
 from orchestrator.cli.common import (
-    add_command, count_arg, finite_float, positive_float, positive_int, print_json, write_json,
+    add_column_args, add_command, count_arg, finite_float, nonneg_int, positive_float, positive_int, print_json,
+    seed_arg, write_json,
 )
 
 
 def register(subparsers) -> None:
     p = add_command(subparsers, "plan", __doc__,
                     "plan N, D, loss and model shape for a budget from a fitted law")
-    p.add_argument("fit", help="fit JSON written by `scaling fit --out` (approach 3, kaplan, or 1/2)")
+    p.add_argument("fit", metavar="FIT_OR_RUNS",
+                   help="fit JSON written by `scaling fit --out` (approach 3, kaplan, auto, or 1/2), or a runs table "
+                        "(CSV/Parquet, sweep or run folder) to fit first with --approach")
+    p.add_argument("--approach", default="auto", choices=["auto", "3", "kaplan"],
+                   help="runs table only: the law to fit first (default auto, analysis.auto; 3; kaplan)")
+    p.add_argument("--bootstrap", type=nonneg_int, default=200, metavar="B",
+                   help="runs table only: bootstrap resamples of that fit (default 200)")
+    p.add_argument("--seed", type=seed_arg, default=0, metavar="S", help="runs table only: seed of the bootstrap")
+    add_column_args(p)
     what = p.add_mutually_exclusive_group()
     what.add_argument("--budget", type=count_arg, metavar="FLOPS", help="training compute, e.g. 1e21")
     what.add_argument("--params", type=count_arg, metavar="N", help="fixed model size, e.g. 7B")
@@ -59,8 +74,6 @@ def run(args: argparse.Namespace) -> int:
     from analysis.plan import Planner
     from contracts.counts import format_count
 
-    from analysis.fitjson import read_fit
-
     for flag, value in (("--vocab", args.vocab_size), ("--context", args.context)):
         if value is not None and value <= 0:
             raise InputError(f"{flag}: {value} is not a positive integer")
@@ -68,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         from orchestrator.cli.common import check_out_path
 
         check_out_path(args.write_config, "--write-config")
-    est = read_fit(args.fit)
+    est = _fit_or_read(args)
     planner = Planner.from_fit(est, unique_tokens=args.unique_tokens)
     hw = dict(flops_per_s=args.flops_per_s, mfu=args.mfu, devices=args.devices)
     if args.inference_tokens is not None:
@@ -116,6 +129,28 @@ def run(args: argparse.Namespace) -> int:
     if args.write_config:
         print(f"{'run config':<22}{args.write_config}")
     return 0
+
+
+def _fit_or_read(args: argparse.Namespace):
+    """The fitted estimator of a fit JSON (`read_fit`), or the fit of a runs table with `--approach`."""
+    from pathlib import Path
+
+    from analysis.errors import InputError
+    from analysis.fitjson import read_fit
+
+    path = Path(args.fit)
+    columns = {"n_col": args.n_col, "d_col": args.d_col, "c_col": args.c_col, "loss_col": args.loss_col}
+    if path.suffix.lower() == ".json" or not path.exists():
+        if any(columns.values()) or args.best_of:
+            raise InputError(f"{args.fit}: column flags apply to a runs table, not to a fit JSON")
+        return read_fit(args.fit)
+    from analysis.backtest import fit_approach
+    from analysis.io import load_points
+    from orchestrator.cli.common import fit_warnings_to_stderr
+
+    with fit_warnings_to_stderr():
+        pts = load_points(args.fit, best_of=args.best_of, **columns)
+        return fit_approach(pts, args.approach, bootstrap=args.bootstrap, random_state=args.seed).estimator
 
 
 def _shape_count_text(shape: dict) -> str:

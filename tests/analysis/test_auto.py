@@ -116,3 +116,33 @@ def test_one_cut_keeps_approach_3_and_a_consistent_winner_needs_a_margin_beyond_
     name, why = choose(clear)
     assert name == "kaplan_nd" and "cut-to-cut spread" in why
     assert clear["table"][1]["margin_mean"] == pytest.approx(0.004)
+
+
+def test_a_plan_from_an_auto_fit_forecasts_its_loss_with_the_calibrated_interval(tmp_path, capsys, check_output):
+    from analysis.fitjson import write_fit
+    from analysis.plan import Planner
+
+    N, D, L = grid(CHIN, 3)
+    fit = AutoFit(bootstrap=20, fit_kwargs={"init_grid": SMALL_GRID}).fit(N, D, L)
+    plan = Planner.from_fit(fit).budget(1e21)
+    _, lo, hi = fit.predict(plan.N, plan.D, interval=0.95)
+    assert plan.intervals["loss"] == pytest.approx([lo[0], hi[0]])
+    assert plan.auto["chosen"] == fit.chosen_ and plan.auto["interval_scale"] == pytest.approx(fit.interval_scale_)
+    write_fit(fit, tmp_path / "auto.json")
+    assert main(["plan", str(tmp_path / "auto.json"), "--budget", "1e21", "--no-shape", "--json"]) == 0
+    d = check_output(json.loads(capsys.readouterr().out), "plan")
+    assert d["intervals"]["loss"] == pytest.approx(plan.intervals["loss"])
+    assert {r["candidate"] for r in d["auto"]["table"]} == {"chinchilla", "kaplan_nd"}
+
+
+def test_plan_of_a_runs_table_fits_it_with_auto_by_default(tmp_path, capsys, check_output):
+    N, D, L = grid(CHIN, 4)
+    pd.DataFrame({"params": N, "tokens": D, "loss": L}).to_csv(tmp_path / "runs.csv", index=False)
+    assert main(["plan", str(tmp_path / "runs.csv"), "--budget", "1e21", "--bootstrap", "10", "--no-shape", "--json"]) == 0
+    d = check_output(json.loads(capsys.readouterr().out), "plan")
+    assert d["auto"]["chosen"] in ("chinchilla", "kaplan_nd") and d["intervals"]["loss"][0] < d["loss"] < d["intervals"]["loss"][1]
+    assert main(["plan", str(tmp_path / "runs.csv"), "--approach", "3", "--budget", "1e21", "--bootstrap", "10",
+                 "--no-shape", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["auto"] is None
+    assert main(["plan", str(tmp_path / "runs.csv"), "--budget", "1e21", "--no-shape"]) == 0
+    assert "the form auto chose" in capsys.readouterr().out
