@@ -17,9 +17,12 @@ n_points, n_convention, flops_convention, data_range, source, columns) are descr
     approach 2       a, b, N_opt_law {k, p}, D_opt_law {k, p} (N_opt = k C^p), budgets (one per IsoFLOP
                      budget: C, N_opt, D_opt, loss_opt, n_points, n_sizes, position, used)
     approach 1       the same power laws, envelope (rows C, N_opt, D_opt, loss, run), n_runs
-    approach "auto"  chosen (candidate name), selection (method, cuts_N, table of each candidate's
-                     rms_log_error, mean_log_error, mean/max_abs_rel_error_pct, drift_per_ln_N), drift_per_ln_N,
-                     N_max, residuals, fit (the chosen law's own fit JSON)
+    approach "auto"  chosen (candidate name), selection (method, cuts_N, rule, reason, table of each
+                     candidate's rms_log_error, rms_log_error_by_cut, margin_mean, margin_sd, mean_log_error,
+                     mean/max_abs_rel_error_pct, drift_per_ln_N), drift_per_ln_N, interval_scale (s of
+                     `analysis.auto`), interval_scores, interval_prior_weight, N_max, residuals, fit (the chosen
+                     law's own fit JSON). The interval fields were added within version 2 (additive: a file
+                     without them reads with s = 1, and older readers ignore them)
     approach "data_constrained"  law "data_constrained", E, A, B, alpha, beta, R_N, R_D (Muennighoff et al.
                      2023 eqs. 5-7), a, b, G of the base law, n_single_epoch, max_epochs, rss, delta
 

@@ -203,12 +203,14 @@ def render_report(data: ReportData, out: str | Path, *, static: tuple[str, str |
     if data.auto:
         a = data.auto
         rows = [[esc(r["candidate"]) + (" <b>(chosen)</b>" if r["candidate"] == a["chosen"] else ""),
-                 num(r["rms_log_error"]), f"{100 * np.expm1(r['mean_log_error']):+.2f}%",
-                 f"{r['max_abs_rel_error_pct']:.2f}%"] for r in a["table"]]
+                 num(r["rms_log_error"]), ", ".join(num(v) for v in r.get("rms_log_error_by_cut", [])),
+                 f"{100 * np.expm1(r['mean_log_error']):+.2f}%", f"{r['max_abs_rel_error_pct']:.2f}%"]
+                for r in a["table"]]
         parts.append("<h2>Law chosen by out-of-sample error (auto)</h2><p class='lead'>Each candidate form is fitted "
-                     f"on the smaller models and forecasts the larger ones ({esc(a['method'])}); the form with the "
-                     "smallest RMS log error forecasts.</p>"
-                     + table(["candidate", "RMS log error", "mean error", "max |error|"], rows))
+                     f"on the smaller models and forecasts the larger ones ({esc(a['method'])}); approach 3 is kept "
+                     "unless another form beats it by more than the cut-to-cut spread of its margin. "
+                     f"{esc(a.get('reason', ''))}.</p>"
+                     + table(["candidate", "RMS log error", "by cut", "mean error", "max |error|"], rows))
 
     data.figures = [{"name": n, "title": t} for n, t, _ in drawn]
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
@@ -417,10 +419,15 @@ def prepare_report(
                           target_columns=columns, bootstrap=bootstrap, random_state=random_state, fit_kwargs=fit_kwargs,
                           level=level, progress=progress)
             data.backtest = bt.to_dict()
+        sel = (data.backtest or {}).get("fit", {}).get("selection")
+        if sel and not auto:   # an auto backtest (the default) shows its choice and table
+            data.auto = {"chosen": sel.get("chosen", ""), "method": sel.get("method", ""), "reason": sel.get("reason", ""),
+                         "table": list(sel.get("table", []))}
         if auto:
             try:
                 fitted = AutoFit(bootstrap=0).fit(pts)
                 data.auto = {"chosen": fitted.chosen_, "method": fitted.selection_.get("method", ""),
+                             "reason": fitted.selection_.get("reason", ""),
                              "table": list(fitted.selection_["table"])}
             except InputError as exc:
                 notes_.append(f"auto did not run: {exc}")

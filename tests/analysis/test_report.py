@@ -57,8 +57,10 @@ def test_report_is_one_self_contained_file_with_every_section(sweep_data):
                     "Training curves", "Loss vs compute (approach 1)", "IsoFLOP profiles (approach 2)",
                     "Fitted law and compute-optimal frontiers (approach 1, approach 2, approach 3)",
                     "Compute-optimal loss L_opt(C) (approach 3)", "Parameters (approach 3)", "Compute-optimal plans",
-                    "Predicted vs observed", "Residuals", "Backtest (approach auto)", "Leave-one-budget-out"):
+                    "Predicted vs observed", "Residuals", "Backtest (approach auto)", "Leave-one-budget-out",
+                    "Law chosen by out-of-sample error (auto)"):   # auto, backtest's default, shows its table
         assert section in html, section
+    assert data.auto["chosen"] == data.backtest["fit"]["chosen"] and data.auto["reason"]
     assert [f["name"] for f in data.figures] == SWEEP_FIGURES
     assert len(_plot_specs(html)) == len(SWEEP_FIGURES)
     # hover text carries run ids and units
