@@ -69,6 +69,8 @@ def load_frame(data: Any, columns: Mapping[str, str | None] | None = None, *,
         frame["run_id"] = [str(r) for r in df["run"]] if "run" in df.columns else [f"row {i + 1}" for i in range(len(df))]
     frame["run_id"] = frame["run_id"].astype(str)
     frame["N"], frame["D"], frame["C"], frame["loss"] = pts.N, pts.D, pts.C, pts.loss
+    if pts.U is not None:
+        frame["U"] = pts.U
     return frame, pts
 
 
@@ -100,7 +102,11 @@ class _Fitted:
     estimator: Any
     fit_dict: dict
 
-    def predict(self, N, D) -> np.ndarray:
+    def predict(self, N, D, U=None) -> np.ndarray:
+        """Losses at (N, D); U (unique tokens per row) reaches a law that prices repetition (auto's
+        data-constrained choice), every other law ignores it."""
+        if U is not None and self.approach == "auto":
+            return np.asarray(self.estimator.predict(N, D, U), dtype=float)
         return np.asarray(self.estimator.predict(N, D), dtype=float)
 
     def bootstrap_predictions(self, N, D) -> np.ndarray | None:
@@ -266,11 +272,14 @@ def backtest(
     fitted = fit_approach(pts.subset(train), approach, bootstrap=0 if interval == "none" else bootstrap,
                           random_state=random_state, sample_weight=w, fit_kwargs=fit_kwargs, progress=progress)
     N, D, truth = test["N"].to_numpy(), test["D"].to_numpy(), test["loss"].to_numpy()
-    pred = fitted.predict(N, D)
+    # unique tokens of each predicted run; a target without the count is taken as single-epoch (U = D)
+    U = None if "U" not in test.columns else np.where(np.isfinite(test["U"].to_numpy(dtype=float)),
+                                                      test["U"].to_numpy(dtype=float), D)
+    pred = fitted.predict(N, D, U)
     lower = upper = np.full(len(test), np.nan)
     boot = fitted.bootstrap_predictions(N, D) if interval != "none" and fitted.approach != "auto" else None
     if fitted.approach == "auto" and interval == "prediction":
-        _, lower, upper = fitted.estimator.predict(N, D, interval=level)
+        _, lower, upper = fitted.estimator.predict(N, D, U, interval=level)
     elif fitted.approach == "auto" and interval == "confidence":
         boot = fitted.estimator._bootstrap_log_predictions(N, D)
         boot = None if boot is None else np.exp(boot)
