@@ -24,6 +24,7 @@ all seven are polished together (L-BFGS-B) from there.
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,9 +34,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.optimize import minimize
 
+from analysis.bootstrap import percentile_interval, resample_counts
 from analysis.chinchilla import ChinchillaFit
 from analysis.errors import InputError
-from analysis.estimator import FitEstimator
+from analysis.estimator import FitEstimator, progress_bar
 from analysis.io import FitWarning, Points, as_points
 from analysis.laws import ChinchillaLaw
 from contracts.conventions import FLOPS_PER_PARAM_TOKEN
@@ -127,8 +129,6 @@ class DataConstrainedFit(FitEstimator):
         if pts.U is None:
             raise InputError(f"{pts.source}: the data-constrained law needs a unique-tokens column "
                              f"(role 'u', e.g. --u-col unique_tokens)")
-        if int(self.bootstrap):
-            raise InputError("the data-constrained fit has no bootstrap yet; fit it with bootstrap=0")
         single = pts.D <= pts.U * (1.0 + 1e-9)
         self.n_single_epoch_ = int(single.sum())
         self.max_epochs_ = float(np.max(pts.D / pts.U))
@@ -143,7 +143,44 @@ class DataConstrainedFit(FitEstimator):
         self._fit_r_star(base, pts)
         self._set_data_info(pts)
         self._clear_bootstrap()
+        if int(self.bootstrap):
+            self._bootstrap(pts, int(self.bootstrap))
         return self
+
+    def _bootstrap(self, pts: Points, n_resamples: int) -> None:
+        """Pairs bootstrap: each resample of the rows (drawn with replacement) refits all seven parameters
+        by the joint least squares of `_fit_r_star`, started from the full-data optimum (the base law and
+        R*_N, R*_D found once; a resample moves them a little)."""
+        law = self.law_
+        theta0 = np.array([math.log(law.A), math.log(law.B), math.log(law.E), law.alpha, law.beta,
+                           math.log(law.R_N), math.log(law.R_D)])
+        logL = np.log(pts.loss)
+        counts = resample_counts(len(pts), n_resamples, np.random.default_rng(self.random_state))
+        bounds = [(None, None)] * 3 + [(1e-3, 3.0)] * 2 + [(np.log(0.1), np.log(1e5))] * 2
+        bar = progress_bar(n_resamples, "bootstrap", self.progress)
+        draws = []
+        for w in counts:
+            def rss(theta: np.ndarray, w=w) -> float:
+                r = np.log(_law_of(theta)(pts.N, pts.D, pts.U)) - logL
+                return float(w @ (r * r))
+
+            res = minimize(rss, theta0, method="L-BFGS-B", bounds=bounds,
+                           options={"ftol": 1e-15, "gtol": 1e-12, "maxiter": 5000})
+            draws.append(res.x)
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        t = np.array(draws)
+        self.bootstrap_params_ = {"E": np.exp(t[:, 2]), "A": np.exp(t[:, 0]), "B": np.exp(t[:, 1]), "alpha": t[:, 3],
+                                  "beta": t[:, 4], "R_N": np.exp(t[:, 5]), "R_D": np.exp(t[:, 6])}
+        self._set_intervals()
+
+    def bootstrap_laws(self) -> list[DataConstrainedLaw]:
+        """One `DataConstrainedLaw` per bootstrap draw (empty without a bootstrap)."""
+        bp = getattr(self, "bootstrap_params_", None) or {}
+        n = len(next(iter(bp.values()), []))
+        return [DataConstrainedLaw(**{k: float(v[i]) for k, v in bp.items()}) for i in range(n)]
 
     def _fit_r_star(self, base: ChinchillaLaw, pts: Points) -> None:
         logL = np.log(pts.loss)
@@ -185,9 +222,14 @@ class DataConstrainedFit(FitEstimator):
     def predict(self, N: ArrayLike, D: ArrayLike, U: ArrayLike | None = None, interval: float | None = None):
         """Loss of N parameters trained on D tokens drawn from U unique ones (None: every token new)."""
         self._check_fitted()
-        if interval is not None:
-            raise InputError("the data-constrained fit has no bootstrap intervals yet")
-        return self.law_(N, D, U)
+        mid = self.law_(N, D, U)
+        if interval is None:
+            return mid
+        laws = self.bootstrap_laws()
+        if not laws:
+            raise InputError("interval: the data-constrained fit has no bootstrap; fit it with bootstrap > 0")
+        lo, hi = percentile_interval(np.array([law(N, D, U) for law in laws]), interval)
+        return mid, lo, hi
 
     def compute_optimal(self, C: ArrayLike, U: float | None = None,
                         k: float = FLOPS_PER_PARAM_TOKEN) -> tuple[np.ndarray, np.ndarray]:

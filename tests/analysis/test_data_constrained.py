@@ -12,6 +12,7 @@ import pytest
 
 from analysis.data_constrained import DataConstrainedFit, DataConstrainedLaw, effective_count
 from analysis.fit import ChinchillaFit, load_fit
+from analysis.errors import InputError
 from analysis.io import FitWarning
 from orchestrator.cli import main
 
@@ -116,3 +117,21 @@ def test_the_default_backtest_of_repeated_data_chooses_the_data_constrained_law_
     assert bt.approach == "auto" and bt.fit["chosen"] == "data_constrained"
     assert bt.mean_abs_rel_error < 0.005 and bt.max_abs_rel_error < 0.01
     assert bt.coverage >= 0.75
+
+
+def test_bootstrap_intervals_of_the_data_constrained_fit(tmp_path):
+    """A pairs bootstrap refits all seven parameters per resample (measured with 50 resamples: every true
+    parameter inside its 95% interval, R*_N 4.82 .. 5.76 around 5.3, R*_D 14.81 .. 15.86 around 15.4);
+    here 6 resamples: the draws move, survive the fit JSON, and bracket the forecast."""
+    from analysis.fitjson import read_fit, write_fit
+
+    fit = DataConstrainedFit(init_grid=SMALL_GRID, bootstrap=6, random_state=0).fit(repeated_table())
+    for k in ("R_N", "R_D", "E", "alpha"):
+        lo, hi = fit.intervals_[k]
+        assert lo < hi and np.ptp(fit.bootstrap_params_[k]) > 0
+    back = read_fit(write_fit(fit, tmp_path / "dc.json"))
+    assert back.intervals_["R_D"] == pytest.approx(fit.intervals_["R_D"])
+    mid, lo, hi = back.predict(3e9, 2.4e11, 6e10, interval=0.95)
+    assert lo < mid < hi
+    with pytest.raises(InputError, match="no bootstrap"):
+        DataConstrainedFit(init_grid=SMALL_GRID).fit(repeated_table()).predict(3e9, 2.4e11, 6e10, interval=0.95)
