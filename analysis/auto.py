@@ -274,6 +274,8 @@ class AutoFit(FitEstimator):
         sel["rule"] = "approach 3 unless another form's per-cut margin has mean > 0 and mean > its sd over >= 2 cuts"
         self.selection_ = sel
         self.drift_per_ln_N_ = next((r["drift_per_ln_N"] for r in sel["table"] if r["candidate"] == self.chosen_), 0.0)
+        # the data-constrained bootstrap refits seven parameters numerically per resample (about a second
+        # each): auto calibrates that law on its residual scatter alone (sigma = RMS residual, s measured)
         boot = int(self.bootstrap) if self.chosen_ != "data_constrained" else 0
         self.interval_scores_ = (calibrate(pts, self.chosen_, self.fit_kwargs, bootstrap=min(boot, CUT_BOOTSTRAP),
                                            random_state=self.random_state, min_fit_groups=MIN_FIT_SIZES)
