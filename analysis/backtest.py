@@ -227,6 +227,10 @@ class BacktestResult:
         if self.approach == "auto" and sel:
             lines.append(f"auto chose {self.fit['chosen']} ({sel['method']}): "
                          + ", ".join(f"{r['candidate']} RMS log error {r['rms_log_error']:.4f}" for r in sel["table"]))
+            lines.append(f"  why: {sel.get('reason', '')}")
+            if self.fit.get("interval_scale") is not None:
+                lines.append(f"  interval: exp(+-z s sigma) around the forecast, s = {self.fit['interval_scale']:.3f} measured "
+                             f"on {len(self.fit.get('interval_scores', []))} held-out runs (analysis.auto)")
         return "\n".join(lines)
 
 
