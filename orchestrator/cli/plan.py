@@ -39,11 +39,11 @@ def register(subparsers) -> None:
     p.add_argument("fit", metavar="FIT_OR_RUNS",
                    help="fit JSON written by `scaling fit --out` (approach 3, kaplan, auto, or 1/2), or a runs table "
                         "(CSV/Parquet, sweep or run folder) to fit first with --approach")
-    p.add_argument("--approach", default="auto", choices=["auto", "3", "kaplan"],
+    p.add_argument("--approach", default=None, choices=["auto", "3", "kaplan"],
                    help="runs table only: the law to fit first (default auto, analysis.auto; 3; kaplan)")
-    p.add_argument("--bootstrap", type=nonneg_int, default=200, metavar="B",
+    p.add_argument("--bootstrap", type=nonneg_int, default=None, metavar="B",
                    help="runs table only: bootstrap resamples of that fit (default 200)")
-    p.add_argument("--seed", type=seed_arg, default=0, metavar="S", help="runs table only: seed of the bootstrap")
+    p.add_argument("--seed", type=seed_arg, default=None, metavar="S", help="runs table only: seed of the bootstrap (default 0)")
     add_column_args(p)
     what = p.add_mutually_exclusive_group()
     what.add_argument("--budget", type=count_arg, metavar="FLOPS", help="training compute, e.g. 1e21")
@@ -141,8 +141,12 @@ def _fit_or_read(args: argparse.Namespace):
     path = Path(args.fit)
     columns = {"n_col": args.n_col, "d_col": args.d_col, "c_col": args.c_col, "loss_col": args.loss_col}
     if path.suffix.lower() == ".json" or not path.exists():
-        if any(columns.values()) or args.best_of:
-            raise InputError(f"{args.fit}: column flags apply to a runs table, not to a fit JSON")
+        given = [flag for flag, v in (("--n-col", args.n_col), ("--d-col", args.d_col), ("--c-col", args.c_col),
+                                      ("--loss-col", args.loss_col), ("--best-of", args.best_of),
+                                      ("--approach", args.approach), ("--bootstrap", args.bootstrap),
+                                      ("--seed", args.seed)) if v is not None]
+        if given:
+            raise InputError(f"{args.fit}: {', '.join(given)} apply to a runs table (fitted first), not to a fit JSON")
         return read_fit(args.fit)
     from analysis.backtest import fit_approach
     from analysis.io import load_points
@@ -150,7 +154,8 @@ def _fit_or_read(args: argparse.Namespace):
 
     with fit_warnings_to_stderr():
         pts = load_points(args.fit, best_of=args.best_of, **columns)
-        return fit_approach(pts, args.approach, bootstrap=args.bootstrap, random_state=args.seed).estimator
+        return fit_approach(pts, args.approach or "auto", bootstrap=200 if args.bootstrap is None else args.bootstrap,
+                            random_state=args.seed or 0).estimator
 
 
 def _shape_count_text(shape: dict) -> str:

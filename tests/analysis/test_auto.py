@@ -133,6 +133,8 @@ def test_a_plan_from_an_auto_fit_forecasts_its_loss_with_the_calibrated_interval
     d = check_output(json.loads(capsys.readouterr().out), "plan")
     assert d["intervals"]["loss"] == pytest.approx(plan.intervals["loss"])
     assert {r["candidate"] for r in d["auto"]["table"]} == {"chinchilla", "kaplan_nd"}
+    assert main(["plan", str(tmp_path / "auto.json"), "--budget", "1e21", "--approach", "3", "--bootstrap", "5"]) == 2
+    assert "--approach, --bootstrap apply to a runs table" in capsys.readouterr().err
 
 
 def test_plan_of_a_runs_table_fits_it_with_auto_by_default(tmp_path, capsys, check_output):
