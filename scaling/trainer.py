@@ -159,8 +159,8 @@ class Trainer:
     def _train_step(self, stop: StopRequest | None = None) -> tuple[float, bool]:
         """One optimiser step: accumulate gradients over micro-batches, clip, set the LR, step. Returns the loss
         and whether to stop here: `stop` raised (this process saw SIGTERM, read after the step) or, with several
-        processes, any rank's flag, carried in the loss all-reduce (AVG of [loss, flag]: the flag's mean is > 0 when any rank raised it), so
-        every rank decides at the same step with no extra collective."""
+        processes, any rank's flag, carried in the loss all-reduce (AVG of [loss, flag]: the flag's mean is > 0
+        when any rank raised it), so every rank decides at the same step with no extra collective."""
         p, plan, t = self.progress, self.plan, self.cfg.train
         t0 = time.perf_counter()
         schedule = self.trunk_schedule if p.branch is None else plan.schedule("wsd", t.min_lr_ratio, plan.branches[p.branch])
