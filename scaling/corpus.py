@@ -4,7 +4,7 @@ A corpus is a list of entries; each entry is a file, a folder (read recursively)
 (``~/data/*.jsonl``, ``books/**/*.txt``). An empty list means the embedded default corpus: the Python
 standard library source that ships with the interpreter (no download, ever).
 
-What counts as a document depends on the file:
+What counts as a document depends on the file's name (its extension, case-insensitive):
 
 - ``.jsonl`` / ``.ndjson`` / ``.json`` (each optionally ``.gz`` or ``.zst``): JSON Lines, one document
   per line, the string in ``text_field``. C4 (``c4-train.00000-of-01024.json.gz``) and Dolma
@@ -14,10 +14,17 @@ What counts as a document depends on the file:
   files with ``state.json`` or ``dataset_dict.json``) is one corpus entry, read with
   ``datasets.load_from_disk`` (the optional ``[datasets]`` extra): one document per row of the string
   column ``text_field``, every split in the order saved;
-- anything else: plain UTF-8 text (optionally ``.gz`` or ``.zst``), the whole file is one document.
-  Bytes that are not UTF-8 become U+FFFD; files that look binary (a NUL byte in their first 8 KiB)
-  are skipped. Compressed or archive formats the reader cannot decode (``.bz2``, ``.xz``, ``.zip``,
-  ``.tar``, ...) are refused with the list of formats it reads, never read as text.
+- plain UTF-8 text, one document per file, for the extensions in `TEXT_SUFFIXES` (prose and markup:
+  ``.txt .text .md .markdown .rst .adoc .org .tex .html .htm .xml``; source code: ``.py .pyi .c .h .cc
+  .cpp .hpp .java .js .ts .go .rs .rb .sh``), each optionally ``.gz`` or ``.zst``. Bytes that are not
+  UTF-8 become U+FFFD; files that look binary (a NUL byte in their first 8 KiB) are skipped.
+
+**Unknown extensions are never guessed.** A file named as a corpus entry must have one of these
+extensions, else it is refused with one line listing the formats (`FORMATS`): ``.bz2``, ``.xz``,
+``.zip``, ``.tar``, ``.parquet.gz``, ``.bin``, ``.csv``, a name without an extension... A folder or a glob
+takes the files of known formats and prints one line on stderr saying how many it skipped, by extension
+(``corpus: 'books': skipped 3 files of unknown format (2 .pdf, 1 with no extension)``); it is refused when no
+file of a known format is left. The default corpus (the standard library's ``.py`` files) is plain text.
 
 Documents are the unit of the train/validation split (`scaling.data`), so they are never sliced across
 it. A very long document (one big book file) can be cut at line boundaries with ``doc_max_bytes``.
@@ -32,7 +39,9 @@ import hashlib
 import io
 import json
 import os
+import sys
 import sysconfig
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,8 +84,9 @@ def resolve_corpus(corpus: Sequence[str]) -> list[Path]:
     ``__pycache__`` left out) sorted by relative path, a glob to its matches sorted. ``~`` is expanded.
     An empty ``corpus`` is the default corpus (`default_corpus_files`).
 
-    Raises DataError naming the entry when a path does not exist or a pattern matches no file, and
-    naming the file when its format is one the reader cannot decode (`file_kind`).
+    Raises DataError naming the entry when a path does not exist or a pattern matches no file, naming
+    the file when a file entry has an extension the reader does not know (`file_kind`), and naming the
+    entry when a folder or glob holds no file of a known format (the others are skipped, `_known`).
     """
     if not corpus:
         return default_corpus_files()
@@ -86,8 +96,11 @@ def resolve_corpus(corpus: Sequence[str]) -> list[Path]:
         found = _expand_entry(entry)
         if not found:
             raise DataError(f"corpus: {entry!r} matches no file")
+        if len(found) == 1 and found[0] == Path(os.path.expanduser(entry)):
+            file_kind(found[0])  # a file named as such: a format the reader does not know is refused now
+        else:
+            found = _known(found, entry)
         for f in found:
-            file_kind(f)  # refuses a format the reader cannot decode now, not after tokenising the rest
             key = f.resolve()
             if key not in seen:
                 seen.add(key)
@@ -124,34 +137,70 @@ def _folder_files(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: p.relative_to(folder).as_posix())
 
 
-#: Compression the reader decodes while streaming (suffix -> what opens it).
+#: Compression the reader decodes while streaming (one layer: ``x.jsonl.gz``, ``x.txt.zst``).
 COMPRESSIONS = (".gz", ".zst")
-#: Suffixes of formats the reader cannot decode: refused, never read as text.
-UNREADABLE = (".bz2", ".xz", ".lzma", ".lz4", ".br", ".zstd", ".zip", ".tar", ".tgz", ".7z", ".rar",
-              ".arrow", ".feather", ".npy", ".npz", ".pkl", ".pdf")
+#: JSON Lines (one document per line).
+JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
+#: Plain text (one document per file).
+TEXT_SUFFIXES = (".txt", ".text", ".md", ".markdown", ".rst", ".adoc", ".org", ".tex", ".html", ".htm", ".xml",
+                 ".py", ".pyi", ".c", ".h", ".cc", ".cpp", ".hpp", ".java", ".js", ".ts", ".go", ".rs", ".rb", ".sh")
 #: The formats, as a user reads them in an error message.
-FORMATS = ("JSON Lines (.jsonl, .ndjson, .json; optionally .gz or .zst), Parquet (.parquet), "
-           "a saved HF datasets folder, plain text (any other name; optionally .gz or .zst)")
+FORMATS = (f"JSON Lines ({', '.join(JSONL_SUFFIXES)}; optionally .gz or .zst), Parquet (.parquet), "
+           f"a saved HF datasets folder, plain text ({' '.join(TEXT_SUFFIXES)}; optionally .gz or .zst)")
+
+
+def kind_from_name(name: str) -> Kind | None:
+    """``jsonl``, ``parquet`` or ``text`` from a file name's extension (one compression layer allowed, not
+    on Parquet); None for an extension the reader does not know."""
+    name = name.lower()
+    base = next((name.removesuffix(c) for c in COMPRESSIONS if name.endswith(c)), name)
+    if base.endswith(JSONL_SUFFIXES):
+        return "jsonl"
+    if base.endswith(".parquet"):
+        return "parquet" if base == name else None
+    if base.endswith(TEXT_SUFFIXES):
+        return "text"
+    return None
 
 
 def file_kind(path: Path) -> Kind:
-    """How a corpus entry is read: ``datasets`` (a saved HF dataset folder), else from its name:
-    ``jsonl``, ``parquet`` or ``text``; DataError for a format the reader cannot decode (the message
-    lists the formats it reads)."""
+    """How a corpus entry is read: ``datasets`` (a saved HF dataset folder), else from its name
+    (`kind_from_name`); DataError naming the file and listing the formats for an unknown extension."""
     if path.is_dir():
         return "datasets"
-    name = path.name.lower()
-    if name.endswith(UNREADABLE) or (name.endswith(COMPRESSIONS) and name.removesuffix(".gz").removesuffix(
-            ".zst").endswith(UNREADABLE + (".parquet",))):
-        raise DataError(f"corpus: {path}: unknown format {''.join(path.suffixes[-2:]) or path.suffix!r}; "
+    kind = kind_from_name(path.name)
+    if kind is None:
+        ext = _extension(path)
+        raise DataError(f"corpus: {path}: unknown format {repr(ext) if ext else '(no extension)'}; "
                         f"the corpus reader reads {FORMATS}")
-    for suffix in COMPRESSIONS:
-        name = name.removesuffix(suffix)
-    if name.endswith((".jsonl", ".ndjson", ".json")):
-        return "jsonl"
-    if name.endswith(".parquet"):
-        return "parquet"
-    return "text"
+    return kind
+
+
+def _extension(path: Path) -> str:
+    """The extension as a user reads it (the last two suffixes): ``.json.bz2``, ``.bin``, or ``""``."""
+    return "".join([x for x in path.suffixes if " " not in x][-2:])
+
+
+def _known(paths: list[Path], entry: str) -> list[Path]:
+    """The files of a folder or glob entry the reader knows (saved dataset folders included); one line on
+    stderr (once per process) with the count of the others by extension; DataError if none is left."""
+    kept = [p for p in paths if p.is_dir() or kind_from_name(p.name) is not None]
+    skipped = Counter(p.suffix.lower() or "with no extension" for p in paths
+                      if not (p.is_dir() or kind_from_name(p.name)))
+    if skipped:
+        n = sum(skipped.values())
+        what = ", ".join(f"{count} {ext}" for ext, count in skipped.most_common())
+        if not kept:
+            raise DataError(f"corpus: {entry!r}: none of its {n} file{'s' * (n != 1)} has a known format ({what}); "
+                            f"the corpus reader reads {FORMATS}")
+        line = f"corpus: {entry!r}: skipped {n} file{'s' * (n != 1)} of unknown format ({what})"
+        if line not in _REPORTED:
+            _REPORTED.add(line)
+            print(line, file=sys.stderr)
+    return kept
+
+
+_REPORTED: set[str] = set()
 
 
 def file_digest(path: Path) -> str:

@@ -17,6 +17,7 @@ world_size=)`), so N processes see the same tokens per step as one process with 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import uuid
@@ -30,7 +31,7 @@ import torch
 
 from scaling.config import RunConfig
 from scaling.errors import ConfigError
-from scaling.outputs import RunResult
+from scaling.outputs import RunResult, read_result
 from scaling.trainer import Reporter, run_process
 
 _TIMEOUT = datetime.timedelta(minutes=30)
@@ -101,7 +102,12 @@ def launch_local(cfg: RunConfig, out_dir: Path, data: Any, *, progress: bool,
 
     Each process runs `_launched_entry`, which joins the group from the environment the launcher gave it.
     A failing rank stops the others and raises `torch.distributed.elastic.multiprocessing.errors.ChildFailedError`
-    with its traceback."""
+    with its traceback. SIGTERM to this process (the launcher): torchrun's agent passes it on to every rank and
+    gives them 30 s before SIGKILL; the ranks stop at one agreed step with a checkpoint (`scaling.preemption`), and
+    the result is read back from `out_dir` (`stopped_by` "SIGTERM", None if the run had already completed)."""
+    import signal
+
+    from torch.distributed.elastic.multiprocessing import SignalException
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     config = LaunchConfig(
@@ -109,8 +115,15 @@ def launch_local(cfg: RunConfig, out_dir: Path, data: Any, *, progress: bool,
         rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", max_restarts=0, monitor_interval=0.1,
         start_method="spawn",
     )
-    results = elastic_launch(config, _launched_entry)(cfg.model_dump(mode="json"), str(out_dir), data, progress,
-                                                      stop_after_steps)
+    try:
+        results = elastic_launch(config, _launched_entry)(cfg.model_dump(mode="json"), str(out_dir), data, progress,
+                                                          stop_after_steps)
+    except SignalException as exc:
+        result = read_result(out_dir) if exc.sigval == signal.SIGTERM else None
+        if result is None:  # another signal, or stopped before rank 0 wrote anything
+            raise
+        running = result.trial.get("status") == "running"
+        return dataclasses.replace(result, stopped_by="SIGTERM" if running else None)
     return results[0]
 
 

@@ -215,6 +215,37 @@ class RunOutputs:
         return RunResult(trial=self.trial_row(), curves=list(p.curves), points=list(p.points), out_dir=self.out_dir)
 
 
+def read_result(out_dir: Path, *, stopped_by: str | None = None) -> RunResult | None:
+    """The rows a run folder holds (what `RunOutputs.write` wrote last) as a `RunResult`; None when it has no
+    `trial.json` yet. For a run whose processes ended without handing back their result (`scaling.distributed`:
+    the launcher itself was sent SIGTERM). CSV cells come back as int, float, str or None (empty)."""
+    from contracts.jsonio import read_json
+
+    trial = read_json(out_dir / "trial.json")
+    if not isinstance(trial, dict):
+        return None
+    return RunResult(trial=trial, curves=_read_rows(out_dir / "curves.csv"), points=_read_rows(out_dir / "points.csv"),
+                     out_dir=out_dir, stopped_by=stopped_by)
+
+
+def _read_rows(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return [{k: _cell(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _cell(text: str) -> Any:
+    if text == "":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def _csv(rows: list[dict], columns: tuple[str, ...]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")

@@ -3,22 +3,43 @@
 A spot or preemptible machine being reclaimed, `kill <pid>`, Kubernetes' pod termination and SLURM's
 `--signal=TERM@60` all send SIGTERM and then wait a grace period before SIGKILL. `stop_on_sigterm`
 turns the signal into a flag; `scaling.trainer.Trainer.run` checks it after every optimiser step, saves
-a checkpoint there and returns with status `running`, so the run loses at most the step in progress
-and, resumed from that checkpoint, continues bit-identically on CPU (model, optimiser, schedule and
-data-stream position are all in the checkpoint, `scaling.run_state`). Ray's own just-in-time
-checkpoint on a preemption notice is still an open request (ray-project/ray#63968).
+a checkpoint there and returns with status `running` (`RunResult.stopped_by`), so the run loses at most
+the step in progress and, resumed from that checkpoint, continues bit-identically on CPU (model,
+optimiser, schedule and data-stream position are all in the checkpoint, `scaling.run_state`). Ray's own
+just-in-time checkpoint on a preemption notice is still an open request (ray-project/ray#63968).
 
-Only the main thread of a process can install a signal handler (Python's rule); elsewhere, e.g. a
-Ray Tune function trial running in a worker thread, the flag never rises and the run keeps Ray's
-behaviour (the trial resumes from its last periodic checkpoint).
+**The latch.** Only the main thread of a process may install a signal handler, and Python runs every
+handler on the main thread; a run may train in another thread (a Ray Tune function trial runs in
+Tune's `RunnerThread`). So the handler is one process-wide *latch* (`install_latch`, on the main thread,
+once), and `stop_on_sigterm` (any thread) registers its flag with it for the duration of a run:
+
+- a SIGTERM while one or more runs are registered raises their flags (the signal is consumed: each
+  run stops at its next step boundary and the caller ends the process or the trial);
+- a SIGTERM while none is registered goes to the handler that was there before the latch (Ray
+  workers: Ray's own, which exits the worker; a plain process: the default action, termination), so
+  a process holding the latch is as killable as before between runs.
+
+`stop_on_sigterm` on the main thread of a process without the latch installs it for the duration
+(`scaling train`); off the main thread without the latch its flag never rises (the run keeps the old
+behaviour: it dies with the process and resumes from its last periodic checkpoint).
+
+A SIGTERM arriving after a run's last optimiser step is consumed without effect: the run completes.
+
+**Several processes** (DDP/FSDP, `scaling.trainer`): the ranks agree on the stop step by carrying the
+flag in the per-step all-reduce of the training loss (an AVG over the ranks: > 0 when any rank saw a
+signal), so all ranks checkpoint at the same step and return together.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["StopRequest", "install_latch", "latch_installed", "stop_on_sigterm"]
 
 
 class StopRequest:
@@ -35,20 +56,75 @@ class StopRequest:
         return signal.Signals(self.signum).name if self.signum is not None else ""
 
 
+_active: list[StopRequest] = []          # the flags of the runs in progress in this process
+_previous: Any = None                     # the SIGTERM handler the latch replaced
+_installed = False
+
+
+def _latch(signum: int, frame: Any) -> None:
+    """The process-wide SIGTERM handler: raise the flags of the runs in progress, else chain to the previous
+    handler. No lock: it runs on the main thread between bytecodes and only reads a list snapshot."""
+    runs = list(_active)
+    if runs:
+        for request in runs:
+            request.signum = signum
+        return
+    _call_previous(signum, frame)
+
+
+def _call_previous(signum: int, frame: Any) -> None:
+    previous = _previous
+    if callable(previous):
+        previous(signum, frame)
+    elif previous == signal.SIG_IGN:
+        return
+    else:  # SIG_DFL (or a handler not installed from Python): the default action, termination
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
+def latch_installed() -> bool:
+    return _installed
+
+
+def install_latch() -> bool:
+    """Install the SIGTERM latch for the life of this process (idempotent); must run on the main thread.
+    Returns False (nothing installed) off the main thread. Ray workers call it from the trainable's
+    `setup`, which Tune runs on the worker's main thread after Ray installed its own handler."""
+    global _previous, _installed
+    if _installed:
+        return True
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    _previous = signal.signal(signal.SIGTERM, _latch)
+    _installed = True
+    return True
+
+
+def _uninstall() -> None:
+    global _previous, _installed
+    signal.signal(signal.SIGTERM, _previous if _previous is not None else signal.SIG_DFL)
+    _previous, _installed = None, False
+
+
 @contextmanager
 def stop_on_sigterm(enabled: bool = True) -> Iterator[StopRequest]:
-    """While inside, SIGTERM sets the yielded `StopRequest` instead of ending the process; the previous
-    handler comes back on exit. A no-op (the flag never rises) when not `enabled` or off the main thread."""
+    """While inside, a SIGTERM to this process sets the yielded `StopRequest` instead of ending the process
+    (see the module docstring for the latch). Inert (the flag never rises) when not `enabled`, or off the
+    main thread of a process without the latch."""
     request = StopRequest()
-    if not enabled or threading.current_thread() is not threading.main_thread():
+    if not enabled:
         yield request
         return
-
-    def handler(signum: int, frame: object) -> None:
-        request.signum = signum
-
-    previous = signal.signal(signal.SIGTERM, handler)
+    temporary = not _installed and install_latch()
+    if not _installed:  # off the main thread, no latch: nothing can tell this run about a signal
+        yield request
+        return
+    _active.append(request)
     try:
         yield request
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        _active.remove(request)
+        if temporary and not _active:
+            _uninstall()
+

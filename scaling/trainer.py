@@ -22,7 +22,7 @@ from scaling.model import GPT
 from scaling.outputs import Clock, RunOutputs, RunResult
 from scaling.parallel import make_parallel
 from scaling.plan import Branch, make_plan
-from scaling.preemption import stop_on_sigterm
+from scaling.preemption import StopRequest, stop_on_sigterm
 from scaling.run_state import Progress, RunState
 
 #: `reporter(metrics, checkpoint_dir)`: called after every evaluation in each process given one (the same metrics
@@ -106,9 +106,9 @@ class Trainer:
         p, plan = self.progress, self.plan
         bar = _progress_bar(progress, total=plan.total_steps, initial=p.steps_done(plan), desc=f"train {self.run_id}")
         steps_this_call = 0
-        # SIGTERM (preemption) stops at the next step boundary with a checkpoint; one process only, since
-        # DDP ranks would have to agree on the step (`scaling.preemption`)
-        with stop_on_sigterm(self.world_size == 1) as stop, bar:
+        # SIGTERM (preemption) stops at the next step boundary with a checkpoint (`scaling.preemption`); with
+        # several processes the ranks agree on that step through the loss all-reduce (`_train_step`)
+        with stop_on_sigterm() as stop, bar:
             while True:
                 if p.branch is not None and p.step >= plan.branches[p.branch].end_step:
                     # resumed from the checkpoint taken at the branch's end: its point is recorded, so the
@@ -121,7 +121,7 @@ class Trainer:
                         continue
                     if p.step >= plan.steps:
                         break
-                loss = self._train_step()
+                loss, stop_agreed = self._train_step(stop)
                 steps_this_call += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{self.clock.tokens_per_s() or 0:,.0f}", refresh=False)
@@ -139,13 +139,14 @@ class Trainer:
                         break
                 elif p.step % plan.checkpoint_interval == 0:
                     self._save()
-                stop_here = stop or (stop_after_steps is not None and steps_this_call >= stop_after_steps)
+                stop_here = stop_agreed or (stop_after_steps is not None and steps_this_call >= stop_after_steps)
                 if stop_here and p.status == "running":
                     if p.step < plan.steps or p.branch is not None:
                         self._save()
                         if self.rank == 0:
                             self.outputs.write()
-                        return dataclasses.replace(self.outputs.result(), stopped_by=stop.name or None)
+                        by = (stop.name or "SIGTERM to another rank") if stop_agreed else None
+                        return dataclasses.replace(self.outputs.result(), stopped_by=by)
         if p.status == "running":  # only reached when a checkpoint was taken at the last step before its eval
             self._evaluate_and_record(reporter, final=True)
         if p.status == "diverged":
@@ -155,8 +156,11 @@ class Trainer:
             self._save()
         return self.outputs.result()
 
-    def _train_step(self) -> float:
-        """One optimiser step: accumulate gradients over micro-batches, clip, set the LR, step. Returns the loss."""
+    def _train_step(self, stop: StopRequest | None = None) -> tuple[float, bool]:
+        """One optimiser step: accumulate gradients over micro-batches, clip, set the LR, step. Returns the loss
+        and whether to stop here: `stop` raised (this process saw SIGTERM, read after the step) or, with several
+        processes, any rank's flag, carried in the loss all-reduce (AVG of [loss, flag]: the flag's mean is > 0
+        when any rank raised it), so every rank decides at the same step with no extra collective."""
         p, plan, t = self.progress, self.plan, self.cfg.train
         t0 = time.perf_counter()
         schedule = self.trunk_schedule if p.branch is None else plan.schedule("wsd", t.min_lr_ratio, plan.branches[p.branch])
@@ -180,11 +184,16 @@ class Trainer:
         if self.world_size > 1:
             import torch.distributed as dist
 
-            dist.all_reduce(loss_value, op=dist.ReduceOp.AVG)
+            flag = torch.tensor(float(bool(stop)), device=self.device, dtype=loss_value.dtype)
+            both = torch.stack([loss_value, flag])
+            dist.all_reduce(both, op=dist.ReduceOp.AVG)
+            loss_value, stopping = both[0], bool(both[1].item() > 0)
+        else:
+            stopping = bool(stop)
         value = float(loss_value.item())  # also synchronises CUDA, so the timing below is honest
         self.clock.add_step(time.perf_counter() - t0)
         p.record_step(value, lr, plan.batch_tokens)
-        return value
+        return value, stopping
 
     def evaluate(self) -> float:
         """Mean cross-entropy (nats/token) over the fixed validation batches (sharded across DDP ranks)."""

@@ -14,6 +14,14 @@ Every evaluation goes to `ray.train.report` on every rank (a collective in V2), 
 folder at most every `checkpoint_sync_s`; `TuneReportCallback` forwards rank 0's metrics to the Tune trial,
 so the sweep's callback, progress view and `state.json` see a group trial like any other.
 
+Preemption (`scaling.preemption`): Train V2 runs `train_worker` in a thread of each worker actor, whose main thread
+stays free for the actor's tasks; `train_worker` first asks its own actor (`__ray_call__`, a task: on the main
+thread) to install the SIGTERM latch there, chained to Ray's handler. A SIGTERM to any worker then stops every rank
+at the same step (the flag rides the loss all-reduce, `scaling.trainer`), rank 0 writes one checkpoint, every
+rank reports it to Ray Train (rank 0 with the folder) and raises `Preempted`, so the group fails rather than
+finishes: Train's `FailureConfig(max_failures=retries)` starts a new group that resumes from that checkpoint (with
+no retries left the Tune trial errors and Tune's own retry, or `scaling sweep resume`, resumes it).
+
 Failures: a lost worker (process or node) fails the worker group; `FailureConfig(max_failures=retries)` starts
 a new group when resources allow, and it resumes from the newer of the run folder's checkpoint and the last
 one reported to Ray Train (`ray.train.get_checkpoint()`). If the driver itself dies, Tune retries the trial;
@@ -38,8 +46,9 @@ from typing import Any
 from ray import tune
 
 from contracts.jsonio import read_json
+from scaling.preemption import install_latch
 from sweeps import store
-from sweeps.trainable import _append_attempt, _final_metrics, _load_data, _scalars, restore_newer
+from sweeps.trainable import Preempted, _append_attempt, _final_metrics, _load_data, _scalars, restore_newer
 
 #: CPUs the Tune trial (the Train driver) holds while its workers train.
 DRIVER_CPUS = 0.25
@@ -107,8 +116,11 @@ def train_worker(config: dict) -> None:
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     node_id = ray.get_runtime_context().get_node_id()
+    _install_latch_on_main_thread()
     nodes: list[Any] = [None] * world
     dist.all_gather_object(nodes, node_id)  # Ray Train has joined the process group already
+    pids: list[Any] = [None] * world
+    dist.all_gather_object(pids, os.getpid())
     source, start_step = "none", 0
     if rank == 0:  # the others wait in train()'s barrier until rank 0 has prepared the run folder
         source, start_step = restore_newer(out, ray.train.get_checkpoint(), "train")
@@ -121,7 +133,7 @@ def train_worker(config: dict) -> None:
     def reporter(metrics: dict, checkpoint_dir: Path | None) -> None:
         nonlocal last_sync
         payload = {**_scalars(metrics), "run_id": t["run_id"], "node_id": node_id, "resumed_from_step": start_step,
-                   "worker_nodes": ",".join(nodes), "rank0_pid": os.getpid()}
+                   "worker_nodes": ",".join(nodes), "rank0_pid": pids[0], "worker_pids": ",".join(map(str, pids))}
         checkpoint = None
         now = time.monotonic()
         if checkpoint_dir and (now - last_sync >= sync_s or metrics.get("status") != "running"):
@@ -129,4 +141,27 @@ def train_worker(config: dict) -> None:
             last_sync = now
         ray.train.report(payload, checkpoint=checkpoint)
 
-    train(cfg, out, data=data, resume=True, reporter=reporter, progress=False)
+    result = train(cfg, out, data=data, resume=True, reporter=reporter, progress=False)
+    if result.stopped_by:  # every rank stopped at the same step; rank 0 wrote the checkpoint
+        from scaling.checkpoint import find_checkpoint
+
+        step = result.trial.get("step")
+        folder = find_checkpoint(out) if rank == 0 else None
+        ray.train.report({"run_id": t["run_id"], "step": step, "stopped_by": result.stopped_by, "node_id": node_id},
+                         checkpoint=ray.train.Checkpoint.from_directory(str(folder)) if folder else None)
+        raise Preempted(f"{t['run_id']}: rank {rank} stopped by {result.stopped_by} at step {step} with a checkpoint; "
+                        f"the next worker group resumes from it")
+
+
+def _install_latch_on_main_thread() -> bool:
+    """Install the SIGTERM latch on this worker actor's main thread (this function runs in Train's training
+    thread): `__ray_call__` runs a function as a task of the actor, and a Train worker runs its tasks on its
+    main thread. False when that was not the main thread (the run then keeps Ray's SIGTERM behaviour)."""
+    import ray
+
+    actor = ray.get_runtime_context().current_actor
+    return bool(ray.get(actor.__ray_call__.remote(_install_latch)))
+
+
+def _install_latch(actor: Any) -> bool:
+    return install_latch()

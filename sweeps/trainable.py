@@ -5,7 +5,18 @@ Resume order inside a trial: a run folder whose `trial.json` is already final (c
 never trained again (its stored result is reported); otherwise the newer of the run folder's own
 checkpoint and Tune's (`tune.get_checkpoint()`, present on retries and `Tuner.restore`) is used, so a
 trial resumes from its last checkpoint whether or not the run folder is on shared storage.
-Each start of a trial appends one line to `<run>/attempts.jsonl` (node, resumed-from step, source).
+Each start of a trial appends one line to `<run>/attempts.jsonl` (node, pid, resumed-from step, source).
+
+Preemption (`scaling.preemption`): Tune runs a function trainable in a thread of the trial's worker process,
+where no signal handler can be installed, so the trainable is the class `SweepTrial`, whose `setup` runs on
+the worker's main thread (the actor's creation task) and installs the process-wide SIGTERM latch there,
+chained to the handler Ray installed (`Worker.main_loop`: exit the worker). A SIGTERM to the worker while
+its run trains makes the run checkpoint at the next optimiser step; the trial then reports that checkpoint
+to Tune and raises `Preempted`, so Tune records an *error*, not a finished trial: with `retries` left
+(`FailureConfig(max_failures=retries)`) it starts the trial again in a new worker, which resumes from that
+checkpoint (one step lost at most); with none left the trial is `failed` and `scaling sweep resume` continues
+it from the same checkpoint. Tune stops the errored trial's actor, so the signalled process still exits.
+A SIGTERM to an idle worker (between trials) goes straight to Ray's handler.
 """
 
 from __future__ import annotations
@@ -21,8 +32,10 @@ from typing import Any
 
 import ray
 from ray import tune
+from ray.tune.trainable.function_trainable import wrap_function
 
 from contracts.jsonio import read_json, write_json
+from scaling.preemption import install_latch
 from sweeps import store
 from sweeps.progress import SweepProgress
 
@@ -46,8 +59,12 @@ def resources_for(config: dict) -> tune.PlacementGroupFactory:
 
 
 def make_trainable():
-    """`run_trial` with per-trial resources (the same callable every time: with_resources mutates it)."""
-    return tune.with_resources(run_trial, resources_for)
+    """The one-process trial's trainable: `SweepTrial` (per-trial resources, the SIGTERM latch)."""
+    return SweepTrial
+
+
+class Preempted(RuntimeError):
+    """A trial's run stopped on SIGTERM with a checkpoint; raised so that Tune retries it (not `finished`)."""
 
 
 # --- the trainable ---------------------------------------------------------------------------------
@@ -95,8 +112,23 @@ def run_trial(config: dict) -> None:
     t0 = time.perf_counter()
     result = train(cfg, out, data=data, resume=True, reporter=reporter, progress=False)
     train_call_s = time.perf_counter() - t0
+    if result.stopped_by:
+        _hand_over_preempted(out, t["run_id"], result.trial, result.stopped_by, node_id=node_id, start_step=start_step)
     tune.report({**_final_metrics(result.trial), "run_id": t["run_id"], "node_id": node_id,
                  "resumed_from_step": start_step, "train_call_s": train_call_s, "report_s": report_s})
+
+
+def _hand_over_preempted(out: Path, run_id: str, trial: dict, stopped_by: str, **fields: Any) -> None:
+    """Give Tune the checkpoint the stop just wrote (a retry on another node finds it there), then raise
+    `Preempted` so the trial ends as an error Tune retries, not as a finished trial."""
+    from scaling.checkpoint import find_checkpoint
+
+    step = trial.get("step")
+    folder = find_checkpoint(out)
+    checkpoint = tune.Checkpoint.from_directory(str(folder)) if folder is not None else None
+    tune.report({"run_id": run_id, "step": step, "stopped_by": stopped_by, **fields}, checkpoint=checkpoint)
+    raise Preempted(f"{run_id}: stopped by {stopped_by} at step {step} with a checkpoint; "
+                    f"the next attempt resumes from it")
 
 
 def _scalars(metrics: dict) -> dict:
@@ -194,6 +226,19 @@ def _load_data(root: str | None, cfg):
         except Exception:  # not on this node's filesystem
             pass
     return prepare_data(cfg.data, progress=False)
+
+
+class SweepTrial(wrap_function(run_trial)):
+    """`run_trial` as Tune's function trainable, with per-trial resources (`resources_for`) and the SIGTERM
+    latch installed on the worker's main thread before the run's thread starts (module docstring)."""
+
+    def setup(self, config: dict) -> None:
+        install_latch()
+        super().setup(config)
+
+    @classmethod
+    def default_resource_request(cls, config: dict) -> tune.PlacementGroupFactory:
+        return resources_for(config)
 
 
 # --- the driver callback ---------------------------------------------------------------------------

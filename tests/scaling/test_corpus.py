@@ -90,7 +90,7 @@ def test_text_jsonl_gzip_and_parquet_documents(tmp_path):
     rows = [f"row {i}" for i in range(2500)]  # more than one Parquet record batch
     pq_path = tmp_path / "d.parquet"
     pq.write_table(pa.table({"body": rows, "n": list(range(2500))}), pq_path, row_group_size=700)
-    binary = tmp_path / "e.bin"
+    binary = tmp_path / "e.txt"  # named as text, but binary: skipped
     binary.write_bytes(b"\x00\x01\x02binary")
     latin = tmp_path / "f.txt"
     latin.write_bytes("caf\xe9".encode("latin-1"))
@@ -226,7 +226,8 @@ def test_compressed_shards_are_streamed_not_held_whole(tmp_path, name):
     assert peak < 4_000_000, f"peak {peak / 1e6:.1f} MB while reading a 20 MB shard"
 
 
-@pytest.mark.parametrize("name", ["shard.json.bz2", "shard.jsonl.xz", "corpus.zip", "data.tar", "shard.parquet.gz"])
+@pytest.mark.parametrize("name", ["shard.json.bz2", "shard.jsonl.xz", "corpus.zip", "data.tar", "shard.parquet.gz",
+                                  "tokens.bin", "table.csv", "notes.docx", "README"])
 def test_formats_the_reader_cannot_decode_are_refused_with_the_list(tmp_path, name):
     path = tmp_path / name
     path.write_bytes(b"\x00\x01 not readable here")
@@ -235,3 +236,28 @@ def test_formats_the_reader_cannot_decode_are_refused_with_the_list(tmp_path, na
         resolve_corpus([str(path)])
     with pytest.raises(DataError, match=name.replace(".", r"\.")):
         list(iter_documents([path]))
+
+
+def test_folder_and_glob_take_known_formats_and_say_how_many_they_skipped(tmp_path, capsys):
+    """A folder or glob keeps the files the reader knows and prints one line with the others' count by
+    extension (once per process); one holding no known format is refused, naming the entry."""
+    a = _write(tmp_path / "mixed" / "a.txt", "alpha")
+    b = _write(tmp_path / "mixed" / "sub" / "b.jsonl", '{"text": "beta"}\n')
+    for name in ("x.bin", "y.bin", "LICENSE", "z.pdf"):
+        (tmp_path / "mixed" / name).write_bytes(b"\x00 not text")
+    assert resolve_corpus([str(tmp_path / "mixed")]) == [a, b]
+    err = capsys.readouterr().err
+    assert err == f"corpus: {str(tmp_path / 'mixed')!r}: skipped 4 files of unknown format (2 .bin, 1 with no " \
+                  f"extension, 1 .pdf)\n"
+    assert resolve_corpus([str(tmp_path / "mixed")]) == [a, b] and capsys.readouterr().err == ""  # said once
+    assert resolve_corpus([str(tmp_path / "mixed" / "*")]) == [a, b]  # a glob: the same rule
+    assert "skipped 4 files" in capsys.readouterr().err
+
+    only = tmp_path / "only"
+    for name in ("x.bin", "y.dat"):
+        (only / name).parent.mkdir(exist_ok=True)
+        (only / name).write_bytes(b"\x00")
+    for entry in (str(only), str(only / "*.bin")):
+        with pytest.raises(DataError, match="has a known format") as info:
+            resolve_corpus([entry])
+        assert repr(entry) in str(info.value) and "plain text (.txt" in str(info.value) and "\n" not in str(info.value)

@@ -120,3 +120,72 @@ def test_launcher_environment_is_read_and_checked(stdlib_data, stdlib_data_confi
     monkeypatch.setenv("RANK", "x")
     with pytest.raises(ConfigError, match="RANK='x' is not an integer"):
         world_from_env()
+
+
+def _run_and_terminate(argv: list[str], ready, target) -> tuple[int, str, str]:
+    """Start `scaling ...argv`, wait until `ready()` (the run is training), send SIGTERM to `target(proc)`, wait."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", *argv], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 180
+        while not ready() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        target(proc).send_signal(signal.SIGTERM)
+        out_text, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, out_text, err
+
+
+def test_sigterm_to_one_rank_or_to_the_launcher_stops_every_rank_at_one_step_and_resumes(
+        stdlib_data, stdlib_data_config, tmp_path):
+    """`scaling train --nproc 2`: SIGTERM to one rank only, then (resumed) to the launching process, which torchrun's
+    agent passes on to both ranks. Each time the ranks agree on the stop step (the flag rides the loss all-reduce),
+    one checkpoint is written at that step and the command exits 0; resumed, the run equals an uninterrupted
+    two-process run bit for bit (CPU, gloo)."""
+    import psutil
+
+    from scaling.checkpoint import find_checkpoint
+
+    part = tmp_path / "part"
+    args = cli_args(stdlib_data_config, part)
+    args[args.index("24k")] = "240k"                    # 117 steps: long enough to be signalled mid-run
+    args[args.index("--eval-interval") + 1] = "10"
+    args += ["--nproc", "2"]
+
+    def one_rank(proc):
+        ranks = [p for p in psutil.Process(proc.pid).children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
+        assert len(ranks) == 2, [p.cmdline() for p in ranks]
+        return max(ranks, key=lambda p: p.pid)          # started second: local rank 1
+
+    def step_now() -> int:
+        trial = json.loads((part / "trial.json").read_text()) if (part / "trial.json").exists() else {}
+        return int(trial.get("step") or 0)
+
+    stops: list[int] = []
+    for target in (one_rank, lambda proc: psutil.Process(proc.pid)):
+        after = stops[-1] if stops else 0
+        rc, out, err = _run_and_terminate(args, lambda: step_now() > after, target)
+        assert rc == 0, err[-3000:]
+        assert "Traceback" not in err and "stopped by SIGTERM" in err, err[-3000:]
+        trial = json.loads(out)
+        assert trial["status"] == "running" and trial["step"] > after
+        assert find_checkpoint(part) == part / "checkpoint"
+        assert json.loads((part / "checkpoint" / "meta.json").read_text())["step"] == trial["step"]
+        assert not (part / "checkpoint.tmp").exists() and not (part / "checkpoint.old").exists()
+        stops.append(trial["step"])
+
+    cfg = RunConfig.model_validate(json.loads((part / "config.json").read_text()))
+    assert cfg.train.nproc == 2
+    resumed = train(cfg, part, data=stdlib_data, progress=False)
+    full = train(cfg, tmp_path / "full", data=stdlib_data, progress=False)
+    assert resumed.trial["status"] == full.trial["status"] == "completed" and stops[-1] < full.trial["step"]
+    assert resumed.trial["final_loss"] == full.trial["final_loss"]
+    assert [(r["step"], r["val_loss"], r["train_loss"]) for r in resumed.curves] == \
+           [(r["step"], r["val_loss"], r["train_loss"]) for r in full.curves]

@@ -131,3 +131,44 @@ def test_completed_checkpoint_with_stale_running_trial_json_is_repaired(stdlib_d
     assert store.is_finished(trial)
     assert again.curves == done.curves and (out / "curves.csv").read_text().count("\n") == len(done.curves) + 1
     assert (find_checkpoint(out) / "state.pt").stat().st_mtime_ns == checkpoint_before   # nothing retrained
+
+
+LATCH_SCRIPT = """
+import os, signal, sys, threading, time
+from scaling.preemption import install_latch, stop_on_sigterm
+
+assert install_latch() and install_latch()          # on the main thread; idempotent
+seen = {}
+
+def run():                                           # a run in another thread, as in a Ray Tune trial
+    with stop_on_sigterm() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        while not stop:
+            time.sleep(0.01)
+        seen["flag"] = stop.name
+
+t = threading.Thread(target=run)
+t.start()
+t.join(10)
+print(seen.get("flag"), flush=True)
+os.kill(os.getpid(), signal.SIGTERM)                 # no run in progress: the previous handler (default: exit)
+time.sleep(5)
+print("still alive", flush=True)
+"""
+
+
+def test_latch_raises_a_run_flag_in_any_thread_and_otherwise_keeps_the_process_killable(tmp_path):
+    """The process-wide latch (`scaling.preemption`): a SIGTERM during a run registered from a worker thread
+    raises that run's flag (the process lives on); with no run in progress the previous handler acts (here
+    the default: the process is terminated by the signal)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-c", LATCH_SCRIPT], cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+                          capture_output=True, text=True, timeout=60)
+    assert proc.stdout.splitlines() == ["SIGTERM"], (proc.stdout, proc.stderr)
+    assert proc.returncode == -signal.SIGTERM

@@ -250,3 +250,49 @@ def test_interrupted_sweep_resumes_from_the_manifest_when_tune_state_is_lost(ray
     assert len(store.read_manifest(out)["experiments"]) == 2  # a new Tune experiment for the rest
     assert len(_attempts(out, finished[0])) == 1
     assert len(pd.read_parquet(out / "points.parquet")) == 2
+
+
+def test_sigterm_to_a_trial_worker_checkpoints_at_the_next_step_and_the_retry_resumes_it(ray_local, tmp_path):
+    """SIGTERM to the process of a running trial (as a preempted node or `kill <pid>` sends it): the run
+    checkpoints at its next optimiser step, the trial ends as an error (not finished), Tune's retry resumes
+    from that checkpoint in a new worker, and the final loss equals an uninterrupted run's exactly (CPU)."""
+    from ray import tune
+
+    from scaling.config import RunConfig
+    from scaling.train import train
+
+    class TerminateWorkerOnce(tune.Callback):
+        def __init__(self):
+            self.signalled: dict | None = None
+            self.stopped: dict | None = None
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            if result.get("stopped_by"):
+                self.stopped = {"step": result["step"], "by": result["stopped_by"]}
+            elif self.signalled is None and not result.get("done") and result.get("step", 0) >= 20:
+                self.signalled = {"pid": result["pid"], "step": result["step"]}
+                os.kill(result["pid"], signal.SIGTERM)
+
+    text = THREE_TRIALS.replace("sizes: [16k, 20k, 28k]", "sizes: [16k]").replace("eval_interval: 10", "eval_interval: 20")
+    spec = load_spec(_spec_file(tmp_path, text))
+    out = tmp_path / "sigterm"
+    killer = TerminateWorkerOnce()
+    result = launch(spec, out, progress=False, callbacks=[killer])
+    assert result["counts"]["completed"] == 1, result["counts"]
+    assert killer.signalled is not None and killer.stopped is not None
+    assert killer.stopped["by"] == "SIGTERM"
+    run_id = store.read_manifest(out)["trials"][0]["run_id"]
+    attempts = _attempts(out, run_id)
+    assert len(attempts) == 2 and attempts[0]["pid"] == killer.signalled["pid"] != attempts[1]["pid"]
+    # the retry started at the step the signal stopped the run at (after the evaluation that triggered it)
+    stop_step = killer.stopped["step"]
+    assert attempts[1]["start_step"] == stop_step > killer.signalled["step"]
+    deadline = time.time() + 30  # Tune stops the errored trial's actor: the signalled process exits
+    while time.time() < deadline and Path(f"/proc/{killer.signalled['pid']}").exists():
+        time.sleep(0.2)
+    assert not Path(f"/proc/{killer.signalled['pid']}").exists()
+
+    trial = pd.read_parquet(out / "trials.parquet").set_index("run_id").loc[run_id]
+    cfg = RunConfig.model_validate(json.loads((store.run_dir(out, run_id) / "config.json").read_text()))
+    uninterrupted = train(cfg, tmp_path / "uninterrupted", progress=False)
+    assert trial["final_loss"] == uninterrupted.trial["final_loss"]

@@ -1,7 +1,8 @@
 """Trials of 2 workers (Ray Train V2 inside Tune, gloo on CPU) on a 3-node `ray.cluster_utils.Cluster` with logical
 resources: DDP and FSDP reach the same loss curve as the same run in one process with the same global batch; the DDP
 trial loses the node of one of its workers mid-run, the FSDP trial its rank-0 process, and each finishes from its
-last checkpoint in a new worker group (FSDP's checkpoint sharded: one file per rank)."""
+last checkpoint in a new worker group (FSDP's checkpoint sharded: one file per rank); a DDP trial whose rank-1 process
+is sent SIGTERM stops every rank at one step with a checkpoint and the next worker group resumes from that step."""
 
 from __future__ import annotations
 
@@ -76,6 +77,23 @@ class KillRankZero(tune.Callback):
             return
         os.kill(result["rank0_pid"], signal.SIGKILL)
         self.killed = {"step": result["step"], "pid": result["rank0_pid"]}
+
+
+class TerminateRankOne(tune.Callback):
+    """SIGTERM (as a preempted node or `kill <pid>` sends it) to the rank-1 worker process once a result at step
+    >= KILL_AT_STEP arrives; records the step the group said it stopped at."""
+
+    def __init__(self):
+        self.signalled: dict | None = None
+        self.stopped: dict | None = None
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if result.get("stopped_by"):
+            self.stopped = {"step": result["step"], "by": result["stopped_by"]}
+        elif self.signalled is None and not result.get("done") and result.get("step", 0) >= KILL_AT_STEP:
+            pid = int(result["worker_pids"].split(",")[1])
+            os.kill(pid, signal.SIGTERM)
+            self.signalled = {"step": result["step"], "pid": pid}
 
 
 def attempts_of(out, run_id) -> list[dict]:
@@ -159,3 +177,27 @@ def test_fsdp_trial_on_two_nodes_matches_one_process_and_survives_losing_rank_0(
     meta = json.loads((folder / "meta.json").read_text())
     assert (meta["layout"], meta["shards"]) == ("sharded", 2)
     assert sorted(p.name for p in folder.glob("__*.distcp")) == ["__0_0.distcp", "__1_0.distcp"]
+
+
+def test_sigterm_to_one_worker_stops_the_group_at_one_step_and_the_next_group_resumes_there(cluster, reference,
+                                                                                            tmp_path):
+    """SIGTERM to rank 1 of a DDP trial: every rank stops at the same step (the flag rides the loss all-reduce),
+    rank 0 checkpoints there, the group fails (not finished) and Train's retry resumes from that step; the
+    curve is the uninterrupted one (the float tolerance of the other tests here)."""
+    import time
+    from pathlib import Path
+
+    terminator = TerminateRankOne()
+    spec, out, status = run_sweep(tmp_path, "ddp", [terminator])
+    assert status["counts"]["completed"] == 1, status["counts"]
+    run_id = store.read_manifest(out)["trials"][0]["run_id"]
+    assert_same_curve(reference, out, run_id)
+    assert terminator.signalled is not None, "no result reached the step at which rank 1 was to be signalled"
+    assert terminator.stopped is not None and terminator.stopped["by"].startswith("SIGTERM")
+    attempts = attempts_of(out, run_id)
+    assert len(attempts) == 2, attempts
+    assert attempts[1]["start_step"] == terminator.stopped["step"] > terminator.signalled["step"]
+    deadline = time.time() + 30  # the failed group's workers are stopped: the signalled process exits
+    while time.time() < deadline and Path(f"/proc/{terminator.signalled['pid']}").exists():
+        time.sleep(0.2)
+    assert not Path(f"/proc/{terminator.signalled['pid']}").exists()
