@@ -33,12 +33,14 @@ from analysis.errors import InputError
 from analysis.tables import folder_table, read_table
 from contracts.conventions import FLOPS_6ND, N_CONVENTION_COLUMNS, convention_of_column, flops_6nd, tokens_for_flops
 from contracts.jsonio import read_json_object
-from contracts.runs_table import CURVE_FIT_COLUMNS, FIT_COLUMNS, FIT_STATUS, run_table_file, sweep_table_file
+from contracts.runs_table import (CURVE_FIT_COLUMNS, FIT_COLUMNS, FIT_STATUS, UNIQUE_TOKENS, run_table_file,
+                                  sweep_table_file)
 
 ROLES = ("n", "d", "c", "loss", "budget", "u")
 
-UNIQUE_TOKENS_COLUMN = "unique_tokens"
-"""The default column of the unique tokens U a run's D tokens were drawn from (D > U repeats data)."""
+UNIQUE_TOKENS_COLUMN = UNIQUE_TOKENS
+"""The default column of the unique tokens U a run's D tokens were drawn from (D > U repeats data); sweep
+and run folders record it (`contracts.runs_table.UNIQUE_TOKENS`)."""
 
 FOLDER_COLUMNS = FIT_COLUMNS
 """Default columns of a sweep's `points.parquet` or a run's `points.csv` (`contracts.runs_table`)."""
@@ -200,8 +202,6 @@ def load_points_frame(source: str | Path | pd.DataFrame, columns: Mapping[str, s
     for role, col in defaults.items():
         if columns[role] is None and not (role in ("d", "c") and (columns["d"] or columns["c"])):
             columns[role] = col
-    if columns["u"] is None and UNIQUE_TOKENS_COLUMN in df.columns:
-        columns["u"] = UNIQUE_TOKENS_COLUMN
     df = _whole_run_names(_keep_completed(df, name))
     if best_of:
         df = best_of_rows(df, best_of, columns["loss"] or _auto(df, "loss", name), name)
@@ -217,6 +217,23 @@ def _whole_run_names(df: pd.DataFrame) -> pd.DataFrame:
     if not isinstance(df.index, pd.RangeIndex) and pd.api.types.is_string_dtype(df.index) and "run" in df.columns:
         return df.assign(run=df.index.astype(str) + "," + df["run"].astype(str))
     return df
+
+
+def _default_u(df: pd.DataFrame, source: str) -> str | None:
+    """The unique-tokens column read without --u-col: `unique_tokens` when every row has a value. Empty in
+    every row (runs written before the column existed): none, silently. Empty in some rows (a sweep folder
+    mixing older runs): none, with a FitWarning, rather than guess U for those rows."""
+    if UNIQUE_TOKENS_COLUMN not in df.columns:
+        return None
+    missing = pd.to_numeric(df[UNIQUE_TOKENS_COLUMN], errors="coerce").isna()
+    if missing.all():
+        return None
+    if missing.any():
+        warnings.warn(f"{source}: column {UNIQUE_TOKENS_COLUMN!r} is empty in {int(missing.sum())} of {len(df)} rows; "
+                      "unique tokens left out of the fit (name it with --u-col to require it)", FitWarning,
+                      stacklevel=4)
+        return None
+    return UNIQUE_TOKENS_COLUMN
 
 
 def repeats_data(pts: "Points") -> bool:
@@ -347,10 +364,11 @@ def load_curves(source: str | Path, *, run_col: str | None = None, n_col: str | 
 
 def points_from_frame(df: pd.DataFrame, columns: Mapping[str, str | None] | None = None, *,
                       source: str = "DataFrame", n_convention: str | None = None, auto: bool = True) -> Points:
-    """Points from a DataFrame and a column map {role: column} (roles n, d, c, loss, budget).
+    """Points from a DataFrame and a column map {role: column} (roles n, d, c, loss, budget, u).
 
     Needs n, loss, and d or c: D = C / (6 N) when only C is mapped, C = 6 N D when only D is.
-    With `auto`, unmapped roles are looked up in `AUTO_COLUMNS`.
+    With `auto`, unmapped roles are looked up in `AUTO_COLUMNS`; an unmapped u is `unique_tokens` when
+    every row has one (`_default_u`).
     """
     columns = {k: v for k, v in dict(columns or {}).items() if v is not None}
     unknown = set(columns) - set(ROLES)
@@ -377,7 +395,7 @@ def points_from_frame(df: pd.DataFrame, columns: Mapping[str, str | None] | None
     loss = _numeric(df, columns["loss"], source)
     D, C, flops, used = _tokens_and_flops(df, columns, N, source)
     budget = _numeric(df, columns["budget"], source) if "budget" in columns else None
-    if "u" not in columns and auto and UNIQUE_TOKENS_COLUMN in df.columns:
+    if "u" not in columns and _default_u(df, source) is not None:
         columns["u"] = used["u"] = UNIQUE_TOKENS_COLUMN
     U = _numeric(df, columns["u"], source) if "u" in columns else None
     if len(N) == 0:

@@ -15,10 +15,11 @@ TRIAL_COLUMNS = (
     "run_id", "sweep", "status", "n_layer", "d_model", "n_head", "d_ff", "context", "vocab_size",
     "params", "params_embedding", "params_nonembedding", "tokens", "tokens_seen", "flops_6nd",
     "flops_detailed", "lr", "batch_tokens", "schedule", "seed", "final_loss", "final_train_loss",
-    "epochs", "wall_s", "tokens_per_s", "mfu", "device", "val_bpb", "tokenizer",
+    "epochs", "wall_s", "tokens_per_s", "mfu", "device", "val_bpb", "tokenizer", "unique_tokens",
 )
 """`trials` columns, in order; a run's trial.json has these and more (the recipe, bytes per token, ...).
-`val_bpb`: `final_loss` in bits per byte; `tokenizer`: the tokenizer.json the run used (empty: its own BPE)."""
+`val_bpb`: `final_loss` in bits per byte; `tokenizer`: the tokenizer.json the run used (empty: its own BPE);
+`unique_tokens`: see `UNIQUE_TOKENS`."""
 
 CURVE_COLUMNS = ("run_id", "step", "tokens", "flops", "train_loss", "val_loss", "lr", "elapsed_s", "branch", "epochs",
                  "val_bpb")
@@ -28,9 +29,16 @@ across tokenizers."""
 
 POINT_COLUMNS = (
     "run_id", "sweep", "kind", "params", "params_embedding", "params_nonembedding", "tokens",
-    "flops_6nd", "flops_detailed", "loss", "status", "step", "branch", "train_loss", "epochs",
+    "flops_6nd", "flops_detailed", "loss", "status", "step", "branch", "train_loss", "epochs", "unique_tokens",
 )
-"""`points` columns: `kind` is `final` (the end of a run) or `cooldown` (a WSD branch's end at D_k)."""
+"""`points` columns: `kind` is `final` (the end of a run) or `cooldown` (a WSD branch's end at D_k);
+`unique_tokens`: see `UNIQUE_TOKENS`."""
+
+UNIQUE_TOKENS = "unique_tokens"
+"""The column of U, the unique tokens a run's D training tokens were drawn from: the token count of its
+corpus's train split, so D / U = `epochs` and D > U means repeated data (Muennighoff et al. 2023,
+"Scaling Data-Constrained Language Models", eqs. 5-7 take U_D from it). Optional for readers: run
+folders and tables written before it have no such column and load as they did."""
 
 POINT_KINDS = ("final", "cooldown")
 

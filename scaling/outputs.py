@@ -85,6 +85,8 @@ class RunOutputs:
         self.device, self.dtype, self.world_size = device, dtype, world_size
         self.flops_per_token_detailed = counting.flops_per_token_detailed(cfg.model)
         self.peak_flops = peak_flops(device)
+        self.unique_tokens: int | None = getattr(data, "n_train_tokens", None)
+        """U: the tokens of the train split the run's stream cycles through (D / U = epochs)."""
 
     # ---------------------------------------------------------------- rows
     def record_evaluation(self, val_loss: float, *, final: bool = False, branch: Branch | None = None) -> dict:
@@ -135,6 +137,7 @@ class RunOutputs:
             "tokens": tokens, "flops_6nd": 6.0 * c["params"] * tokens,
             "flops_detailed": self.flops_per_token_detailed * tokens, "loss": loss, "status": "completed",
             "step": p.step, "branch": branch, "train_loss": train_loss, "epochs": self.state.stream.epochs,
+            "unique_tokens": self.unique_tokens,
         }
 
     def bpb(self, loss: float | None) -> float | None:
@@ -181,7 +184,7 @@ class RunOutputs:
             "final_loss": final["loss"] if final else (float("nan") if p.status == "diverged" else p.last_val_loss),
             "final_train_loss": final["train_loss"] if final else p.last_train_loss,
             "epochs": self.state.stream.epochs, "wall_s": self.clock.elapsed(), "tokens_per_s": tokens_per_s,
-            "mfu": mfu, "device": device_name(self.device, self.world_size),
+            "mfu": mfu, "device": device_name(self.device, self.world_size), "unique_tokens": self.unique_tokens,
             # extras
             "steps": plan.steps, "step": p.step, "warmup_tokens": plan.warmup_tokens, "beta1": t.beta1,
             "beta2": t.beta2, "weight_decay": t.weight_decay, "min_lr_ratio": t.min_lr_ratio,
@@ -199,7 +202,6 @@ class RunOutputs:
             "data_fingerprint": getattr(self.data, "fingerprint", None),
             "tokenizer": self.cfg.data.tokenizer,
             "tokenizer_hash": getattr(self.data, "tokenizer_hash", None),
-            "n_train_tokens": getattr(self.data, "n_train_tokens", None),
         }
 
     # ---------------------------------------------------------------- files

@@ -127,7 +127,7 @@ def collect(out: str | Path, *, write: bool = True) -> Tables:
         st = state.get(run_id, {})
         if record is None and st.get("status") != "failed":
             continue  # not started (or started but no evaluation yet)
-        row = _plan_row(plan, sweep) if record is None else dict(record)
+        row = _plan_row(plan, sweep, manifest.get("n_train_tokens")) if record is None else dict(record)
         row.setdefault("run_id", run_id)
         row.setdefault("sweep", sweep)
         row["status"] = _status(row.get("status"), st)
@@ -204,8 +204,9 @@ def _status(recorded: str | None, st: dict) -> str:
     return recorded or "running"
 
 
-def _plan_row(plan: dict, sweep: str | None) -> dict:
-    """A trials row for a trial that failed before writing one: planned N, D, FLOPs, no loss."""
+def _plan_row(plan: dict, sweep: str | None, unique_tokens: int | None = None) -> dict:
+    """A trials row for a trial that failed before writing one: planned N, D, FLOPs, the corpus's train
+    tokens U (the manifest's `n_train_tokens`), no loss."""
     row = {k: plan.get(k) for k in (
         "run_id", "n_layer", "d_model", "n_head", "d_ff", "params", "params_embedding", "params_nonembedding",
         "tokens", "flops_6nd", "flops_detailed", "lr", "batch_tokens", "seed")}
@@ -213,7 +214,7 @@ def _plan_row(plan: dict, sweep: str | None) -> dict:
     row.update(sweep=sweep, context=cfg.get("model", {}).get("context"), vocab_size=cfg.get("model", {}).get("vocab_size"),
                schedule=cfg.get("train", {}).get("schedule"), tokens_seen=0, final_loss=math.nan,
                final_train_loss=math.nan, epochs=0.0, wall_s=0.0, tokens_per_s=math.nan, mfu=math.nan,
-               device=cfg.get("train", {}).get("device"))
+               device=cfg.get("train", {}).get("device"), unique_tokens=unique_tokens)
     return row
 
 
