@@ -3,8 +3,14 @@ calibrated on that error.
 
 Candidates (`candidates_for`): Chinchilla's approach 3 L = E + A/N^alpha + B/D^beta (Hoffmann et al.
 2022 eq. 2, the default form), Kaplan's L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D (Kaplan
-et al. 2020 eq. 1.5), and, when the table repeats data (D > U), the data-constrained law (Muennighoff
-et al. 2023 eqs. 5-7).
+et al. 2020 eq. 1.5), approach 3 under non-embedding N when a total-N table also holds the
+non-embedding count (`params_nonembedding`: Kaplan et al. 2020 §2.1 fit non-embedding N; Pearce &
+Song 2024, "Reconciling Kaplan and Chinchilla scaling laws", trace much of the two papers' disagreement
+at small N to that choice), and, when the table repeats data (D > U), the data-constrained law
+(Muennighoff et al. 2023 eqs. 5-7). A candidate that cannot apply is left out with its reason
+(`skipped_candidates`; also a caller's `exclude`, e.g. targets without the non-embedding count). The
+chosen candidate's N convention is the fit's: `n_convention` and `columns.n` of the fit JSON, and
+`AutoFit.predict` takes N in it.
 
 Ranking (`leave_largest_out`, `choose`): at up to three cuts k, every candidate is fitted on the model
 sizes up to the k-th and forecasts every larger size ("leave the largest k sizes out", k = 1..3,
@@ -65,8 +71,12 @@ from analysis.kaplan import KaplanFit
 from analysis.laws import chinchilla_loss, kaplan_nd_loss
 
 CANDIDATE_LAWS = {"chinchilla": "Hoffmann et al. 2022 eq. 2", "kaplan_nd": "Kaplan et al. 2020 eq. 1.5",
+                  "chinchilla_nonembedding": "Hoffmann et al. 2022 eq. 2, non-embedding N (Pearce & Song 2024)",
                   "data_constrained": "Muennighoff et al. 2023 eqs. 5-7"}
 """The candidate forms and where they come from."""
+
+CANDIDATE_CONVENTIONS = {"chinchilla_nonembedding": "nonembedding"}
+"""Candidates fitted under another N convention than the table's own (`Points.under`)."""
 
 DEFAULT_CANDIDATE = "chinchilla"
 """The form `auto` keeps unless another beats it by more than the cut-to-cut spread (`choose`)."""
@@ -81,22 +91,42 @@ CUT_BOOTSTRAP = 50
 """Bootstrap resamples of each cut's refit of the chosen form (sigma_k of the interval's scaled errors)."""
 
 
-def candidates_for(pts: Points) -> list[str]:
-    """The forms `auto` tries on these points: approach 3, Kaplan L(N, D), and the data-constrained
-    law when some row trains past its unique tokens."""
+def candidates_for(pts: Points, exclude: Mapping[str, str] | None = None) -> list[str]:
+    """The forms `auto` tries on these points: approach 3, Kaplan L(N, D), approach 3 under non-embedding
+    N when the points carry it, and the data-constrained law when some row trains past its unique
+    tokens; less those in `exclude` ({candidate: reason})."""
     out = ["chinchilla", "kaplan_nd"]
+    if "nonembedding" in pts.other_n:
+        out.append("chinchilla_nonembedding")
     if repeats_data(pts):
         out.append("data_constrained")
-    return out
+    return [c for c in out if c not in (exclude or {})]
+
+
+def skipped_candidates(pts: Points, exclude: Mapping[str, str] | None = None) -> dict[str, str]:
+    """{candidate: why it is not tried} for the convention candidate (and any caller's `exclude`)."""
+    out = {}
+    if pts.n_convention != "total":
+        out["chinchilla_nonembedding"] = f"the table's N is already {pts.n_convention}"
+    elif "nonembedding" not in pts.other_n:
+        out["chinchilla_nonembedding"] = ("the table has no non-embedding parameter column "
+                                          "('params_nonembedding' with a value > 0 in every row)")
+    return out | dict(exclude or {})
+
+
+def view(name: str, pts: Points) -> Points:
+    """The points as candidate `name` reads them: N under its convention (`CANDIDATE_CONVENTIONS`)."""
+    return pts.under(CANDIDATE_CONVENTIONS[name]) if name in CANDIDATE_CONVENTIONS else pts
 
 
 def fit_candidate(name: str, pts: Points, *, bootstrap: int = 0, random_state: int | None = 0,
                   fit_kwargs: Mapping[str, Any] | None = None) -> FitEstimator:
     """One candidate fitted to `pts` (warnings of the fitters silenced: a candidate is tried, not reported)."""
     kw = dict(fit_kwargs or {})
+    pts = view(name, pts)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if name == "chinchilla":
+        if name in ("chinchilla", "chinchilla_nonembedding"):
             return ChinchillaFit(bootstrap=bootstrap, random_state=random_state, **kw).fit(pts)
         if name == "kaplan_nd":
             return KaplanFit(form="nd", bootstrap=bootstrap, random_state=random_state).fit(pts)
@@ -168,7 +198,7 @@ def leave_largest_out(pts: Points, names: list[str], fit_kwargs: Mapping[str, An
     for name in names:
         errs, drifts, by_cut = [], [], []
         for k, n_cut in zip(cuts, cut_N):
-            train, test = pts.subset(groups <= k), pts.subset(groups > k)
+            train, test = pts.subset(groups <= k), view(name, pts.subset(groups > k))
             est = fit_candidate(name, train, fit_kwargs=fit_kwargs)
             log_err = np.log(_predict(est, test.N, test.D, test.U)) - np.log(test.loss)
             errs.append(log_err)
@@ -222,7 +252,7 @@ def calibrate(pts: Points, name: str, fit_kwargs: Mapping[str, Any] | None = Non
     groups, cuts = _cuts(pts, min_fit_groups, max_cuts)
     out = []
     for k in cuts:
-        train, test = pts.subset(groups <= k), pts.subset(groups > k)
+        train, test = view(name, pts.subset(groups <= k)), view(name, pts.subset(groups > k))
         est = fit_candidate(name, train, bootstrap=bootstrap, random_state=random_state, fit_kwargs=fit_kwargs)
         resid = np.log(train.loss) - np.log(_predict(est, train.N, train.D, train.U))
         up = np.log(test.loss) - np.log(_predict(est, test.N, test.D, test.U))   # truth above the forecast: > 0
@@ -249,7 +279,9 @@ class AutoFit(FitEstimator):
     approach = "auto"
 
     def __init__(self, *, bootstrap: int = 200, interval_level: float = 0.95, random_state: int | None = 0,
-                 progress: bool = False, fit_kwargs: Mapping[str, Any] | None = None) -> None:
+                 progress: bool = False, fit_kwargs: Mapping[str, Any] | None = None,
+                 exclude: Mapping[str, str] | None = None) -> None:
+        self.exclude = exclude
         self.bootstrap = bootstrap
         self.interval_level = interval_level
         self.random_state = random_state
@@ -260,7 +292,7 @@ class AutoFit(FitEstimator):
             columns: Mapping[str, str | None] | None = None, source: str | None = None,
             n_convention: str | None = None) -> "AutoFit":
         pts = as_points(N, D, loss, columns=columns, source=source, n_convention=n_convention)
-        names = candidates_for(pts)
+        names = candidates_for(pts, self.exclude)
         n_sizes = int(size_groups(pts.N).max()) + 1
         if n_sizes >= MIN_FIT_SIZES + 1:
             sel = leave_largest_out(pts, names, self.fit_kwargs, min_fit_groups=MIN_FIT_SIZES)
@@ -271,6 +303,7 @@ class AutoFit(FitEstimator):
             sel["reason"] = (f"{self.chosen_}: {n_sizes} model size(s) leave no larger size to forecast from smaller "
                              "ones, so no form is ranked and the interval is uncalibrated (s = 1)")
         sel["chosen"] = self.chosen_
+        sel["skipped"] = [{"candidate": c, "reason": r} for c, r in skipped_candidates(pts, self.exclude).items()]
         sel["rule"] = "approach 3 unless another form's per-cut margin has mean > 0 and mean > its sd over >= 2 cuts"
         self.selection_ = sel
         self.drift_per_ln_N_ = next((r["drift_per_ln_N"] for r in sel["table"] if r["candidate"] == self.chosen_), 0.0)
@@ -283,13 +316,15 @@ class AutoFit(FitEstimator):
         self.interval_scale_ = interval_scale(self.interval_scores_)
         self.estimator_ = fit_candidate(self.chosen_, pts, bootstrap=boot, random_state=self.random_state,
                                         fit_kwargs=self.fit_kwargs)
+        pts = view(self.chosen_, pts)   # the chosen convention's N: the fit's n_convention and columns.n
         self.N_max_ = float(np.max(pts.N))
         self.residuals_ = np.log(pts.loss) - np.log(_predict(self.estimator_, pts.N, pts.D, pts.U))
         self._set_data_info(pts)
         return self
 
     def predict(self, N: ArrayLike, D: ArrayLike, U: ArrayLike | None = None, interval: float | None = None):
-        """Loss from the chosen law; with `interval`, (mid, lo, hi) = L_hat exp(-+ z s sigma(x))."""
+        """Loss from the chosen law at N in the fit's convention (`n_convention_`); with `interval`,
+        (mid, lo, hi) = L_hat exp(-+ z s sigma(x))."""
         self._check_fitted()
         N, D = np.atleast_1d(np.asarray(N, dtype=float)), np.atleast_1d(np.asarray(D, dtype=float))
         mid = _predict(self.estimator_, N, D, U)
@@ -365,6 +400,8 @@ def describe_selection(fit: AutoFit) -> str:
                      f"{100 * np.expm1(r['mean_log_error']):>+11.2f}%{r['max_abs_rel_error_pct']:>12.2f}%{mark}")
     if sel.get("reason"):
         lines.append(f"  why: {sel['reason']}")
+    for skip in sel.get("skipped", []):
+        lines.append(f"  not tried: {skip['candidate']}: {skip['reason']}")
     lines.append(f"  interval scale s = {fit.interval_scale_:.3f} (the {len(fit.interval_scores_)} held-out errors in units "
                  "of their fit's bootstrap-plus-scatter sigma):\n  95% interval = exp(+-1.96 s sigma(N, D)) around the forecast")
     return "\n".join(lines)

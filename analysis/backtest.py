@@ -71,6 +71,8 @@ def load_frame(data: Any, columns: Mapping[str, str | None] | None = None, *,
     frame["N"], frame["D"], frame["C"], frame["loss"] = pts.N, pts.D, pts.C, pts.loss
     if pts.U is not None:
         frame["U"] = pts.U
+    for convention, (_, values) in pts.other_n.items():   # N under another convention: N_nonembedding
+        frame[f"N_{convention}"] = values
     return frame, pts
 
 
@@ -102,6 +104,11 @@ class _Fitted:
     estimator: Any
     fit_dict: dict
 
+    @property
+    def n_convention(self) -> str:
+        """The N convention the law takes (auto may choose another than the table's)."""
+        return str(getattr(self.estimator, "n_convention_", "total"))
+
     def predict(self, N, D, U=None) -> np.ndarray:
         """Losses at (N, D); U (unique tokens per row) reaches a law that prices repetition (auto's
         data-constrained choice), every other law ignores it."""
@@ -121,9 +128,9 @@ class _Fitted:
 
 def fit_approach(pts: Any, approach: Any = 3, *, bootstrap: int = 200, random_state: int | None = 0,
                  sample_weight: np.ndarray | None = None, fit_kwargs: Mapping[str, Any] | None = None,
-                 progress: bool = False) -> _Fitted:
-    """Fit `pts` (analysis.io.Points) with approach 3 or kaplan (the laws that predict L(N, D));
-    `progress` shows the bootstrap's bar."""
+                 progress: bool = False, exclude: Mapping[str, str] | None = None) -> _Fitted:
+    """Fit `pts` (analysis.io.Points) with auto, approach 3 or kaplan (the laws that predict L(N, D));
+    `progress` shows the bootstrap's bar; `exclude` ({candidate: reason}) leaves auto's candidates out."""
     approach = str(approach).lower()
     kw = dict(fit_kwargs or {})
     kw.setdefault("progress", progress)
@@ -134,7 +141,7 @@ def fit_approach(pts: Any, approach: Any = 3, *, bootstrap: int = 200, random_st
                 raise InputError("weights: auto (the default) compares unweighted fits; give approach 3 with weights")
             from analysis.auto import AutoFit
 
-            est = AutoFit(bootstrap=bootstrap, random_state=random_state, fit_kwargs=kw).fit(pts)
+            est = AutoFit(bootstrap=bootstrap, random_state=random_state, fit_kwargs=kw, exclude=exclude).fit(pts)
         elif approach == "3":
             est = ChinchillaFit(bootstrap=bootstrap, random_state=random_state, **kw).fit(pts, sample_weight=sample_weight)
         elif approach == "kaplan":
@@ -151,6 +158,20 @@ def fit_approach(pts: Any, approach: Any = 3, *, bootstrap: int = 200, random_st
 
 # --------------------------------------------------------------------------------------------------
 # the backtest
+
+
+def _targets_lacking(test: pd.DataFrame, pts: Points) -> dict[str, str]:
+    """{candidate: reason} for auto's candidates under another N convention that some predicted row
+    (a targets file without the column) cannot be given: they are skipped, not forecast with the wrong N."""
+    from analysis.auto import CANDIDATE_CONVENTIONS
+
+    out = {}
+    for name, convention in CANDIDATE_CONVENTIONS.items():
+        col = f"N_{convention}"
+        if convention in pts.other_n and (col not in test.columns or test[col].isna().any()):
+            out[name] = (f"the targets have no {pts.other_n[convention][0]!r} column to forecast them with "
+                         f"{convention} N")
+    return out
 
 
 @dataclass
@@ -228,6 +249,11 @@ class BacktestResult:
             lines.append(f"auto chose {self.fit['chosen']} ({sel['method']}): "
                          + ", ".join(f"{r['candidate']} RMS log error {r['rms_log_error']:.4f}" for r in sel["table"]))
             lines.append(f"  why: {sel.get('reason', '')}")
+            if self.fit.get("n_convention") == "nonembedding":
+                lines.append(f"  forecast with non-embedding N (column {self.fit.get('columns', {}).get('n')!r}); "
+                             "the N column above is the table's own")
+            for skip in sel.get("skipped", []):
+                lines.append(f"  not tried: {skip['candidate']}: {skip['reason']}")
             if self.fit.get("interval_scale") is not None:
                 lines.append(f"  interval: exp(+-z s sigma) around the forecast, s = {self.fit['interval_scale']:.3f} measured "
                              f"on {len(self.fit.get('interval_scores', []))} held-out runs (analysis.auto)")
@@ -274,18 +300,20 @@ def backtest(
     w_all = sample_weights(frame, weights)
     w = None if w_all is None else w_all[train]
     fitted = fit_approach(pts.subset(train), approach, bootstrap=0 if interval == "none" else bootstrap,
-                          random_state=random_state, sample_weight=w, fit_kwargs=fit_kwargs, progress=progress)
+                          random_state=random_state, sample_weight=w, fit_kwargs=fit_kwargs, progress=progress,
+                          exclude=_targets_lacking(test, pts))
     N, D, truth = test["N"].to_numpy(), test["D"].to_numpy(), test["loss"].to_numpy()
+    N_fit = N if fitted.n_convention == pts.n_convention else test[f"N_{fitted.n_convention}"].to_numpy()
     # unique tokens of each predicted run; a target without the count is taken as single-epoch (U = D)
     U = None if "U" not in test.columns else np.where(np.isfinite(test["U"].to_numpy(dtype=float)),
                                                       test["U"].to_numpy(dtype=float), D)
-    pred = fitted.predict(N, D, U)
+    pred = fitted.predict(N_fit, D, U)
     lower = upper = np.full(len(test), np.nan)
     boot = fitted.bootstrap_predictions(N, D) if interval != "none" and fitted.approach != "auto" else None
     if fitted.approach == "auto" and interval == "prediction":
-        _, lower, upper = fitted.estimator.predict(N, D, U, interval=level)
+        _, lower, upper = fitted.estimator.predict(N_fit, D, U, interval=level)
     elif fitted.approach == "auto" and interval == "confidence":
-        boot = fitted.estimator._bootstrap_log_predictions(N, D)
+        boot = fitted.estimator._bootstrap_log_predictions(N_fit, D)
         boot = None if boot is None else np.exp(boot)
     if boot is not None:
         log_draws = np.log(boot)  # (B, n)

@@ -22,7 +22,9 @@ n_points, n_convention, flops_convention, data_range, source, columns) are descr
                      mean/max_abs_rel_error_pct, drift_per_ln_N), drift_per_ln_N, interval_scale (s of
                      `analysis.auto`), interval_scores, interval_prior_weight, N_max, residuals, fit (the chosen
                      law's own fit JSON). The interval fields were added within version 2 (additive: a file
-                     without them reads with s = 1, and older readers ignore them)
+                     without them reads with s = 1, and older readers ignore them); so were selection.skipped
+                     ([{candidate, reason}]: candidates not tried) and the candidate chinchilla_nonembedding,
+                     whose choice makes the file's n_convention "nonembedding" and columns.n its column
     approach "data_constrained"  law "data_constrained", E, A, B, alpha, beta, R_N, R_D (Muennighoff et al.
                      2023 eqs. 5-7), a, b, G of the base law, n_single_epoch, max_epochs, rss, delta
 

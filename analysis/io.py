@@ -70,7 +70,9 @@ class Points:
 
     `columns` maps each role to the column it came from (or to how it was derived), `n_convention`
     says which parameter count N is ("total", "nonembedding" or the column's name), and
-    `flops_convention` how C was obtained ("6ND" or the name of a FLOPs column).
+    `flops_convention` how C was obtained ("6ND" or the name of a FLOPs column). `other_n`: N of the
+    same rows under another convention the table also supports, {convention: (column, values)}
+    (a total-N table's `params_nonembedding`; `under` swaps it in).
     """
 
     N: np.ndarray
@@ -84,6 +86,20 @@ class Points:
     n_convention: str = "total"
     flops_convention: str = FLOPS_6ND
     notes: tuple[str, ...] = ()
+    other_n: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)
+
+    def under(self, convention: str) -> "Points":
+        """The same rows with N under `convention` (one of `other_n`): N, `columns["n"]` and `n_convention`
+        swapped, C and D kept (C = 6 N D stays the total-N count it was read as)."""
+        if convention == self.n_convention:
+            return self
+        if convention not in self.other_n:
+            raise InputError(f"{self.source}: no {convention} parameter column (have: {self.n_convention}"
+                             f"{''.join(', ' + c for c in self.other_n)})")
+        col, values = self.other_n[convention]
+        other = {k: v for k, v in self.other_n.items() if k != convention} | {
+            self.n_convention: (self.columns.get("n", self.n_convention), self.N)}
+        return replace(self, N=values, columns=self.columns | {"n": col}, n_convention=convention, other_n=other)
 
     def distinct_nd(self) -> int:
         """How many distinct (N, D) pairs there are (rows repeating a pair add no information on the
@@ -97,7 +113,8 @@ class Points:
         """The rows where `mask` (boolean or index array) selects."""
         return replace(self, N=self.N[mask], D=self.D[mask], C=self.C[mask], loss=self.loss[mask],
                        budget=None if self.budget is None else self.budget[mask],
-                       U=None if self.U is None else self.U[mask])
+                       U=None if self.U is None else self.U[mask],
+                       other_n={k: (c, v[mask]) for k, (c, v) in self.other_n.items()})
 
     def drop_highest(self, k: int) -> "Points":
         """Leave out the k rows with the highest loss (Besiroglu et al. 2024 drop 5 of Chinchilla's 245)."""
@@ -400,8 +417,19 @@ def points_from_frame(df: pd.DataFrame, columns: Mapping[str, str | None] | None
     U = _numeric(df, columns["u"], source) if "u" in columns else None
     if len(N) == 0:
         raise InputError(f"{source}: no rows to fit")
+    convention = _convention(n_convention, columns["n"], source)
     return Points(N=N, D=D, C=C, loss=loss, budget=budget, U=U, source=source, columns=used,
-                  n_convention=_convention(n_convention, columns["n"], source), flops_convention=flops)
+                  n_convention=convention, flops_convention=flops, other_n=_other_n(df, columns["n"], convention))
+
+
+def _other_n(df: pd.DataFrame, n_col: str, convention: str) -> dict[str, tuple[str, np.ndarray]]:
+    """{"nonembedding": (column, N)} when a total-N table also has `params_nonembedding` with a positive
+    finite value in every row (a sweep folder; a table with both counts); else {}."""
+    col = N_CONVENTION_COLUMNS["nonembedding"]
+    if convention != "total" or n_col == col or col not in df.columns:
+        return {}
+    values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+    return {"nonembedding": (col, values)} if bool(np.all(np.isfinite(values) & (values > 0))) else {}
 
 
 def _tokens_and_flops(df: pd.DataFrame, columns: Mapping[str, str], N: np.ndarray,
