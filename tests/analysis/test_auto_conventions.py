@@ -22,11 +22,15 @@ CHIN = ChinchillaLaw(E=1.8, A=400.0, B=1500.0, alpha=0.34, beta=0.36)
 FIT = {"init_grid": SMALL_GRID}
 
 
-def table(seed: int, law_in: str, noise: float = 0.003) -> pd.DataFrame:
-    """Six GPT shapes (d_model 128-768, d_model/64 layers, 50k-token tied embedding: the embedding is
-    most of N at the small end), five D each; the loss follows approach 3 in `law_in` N."""
+SIX = (128, 192, 256, 384, 512, 768)
+EIGHT = SIX + (1024, 1536)
+
+
+def table(seed: int, law_in: str, noise: float = 0.003, widths: tuple[int, ...] = SIX) -> pd.DataFrame:
+    """GPT shapes (d_model `widths`, d_model/64 layers, 50k-token tied embedding: the embedding is most
+    of N at the small end), five D each; the loss follows approach 3 in `law_in` N."""
     rng = np.random.default_rng(seed)
-    d = np.array([128, 192, 256, 384, 512, 768])
+    d = np.array(widths)
     nonemb = 12 * (d // 64) * d**2
     N_ne, N = np.repeat(nonemb, 5), np.repeat(nonemb + 50_000 * d, 5)
     D = N * np.tile(np.geomspace(5, 80, 5), len(d))
@@ -102,3 +106,30 @@ def test_cli_fit_auto_records_the_chosen_convention(tmp_path, capsys, check_outp
     d = check_output(json.loads(capsys.readouterr().out), "fit")
     assert d["chosen"] == "chinchilla_nonembedding"
     assert d["n_convention"] == "nonembedding" and d["columns"]["n"] == "params_nonembedding"
+
+
+def test_the_non_embedding_choice_forecasts_held_out_sizes_better_than_approach_3_total():
+    """Eight shapes, the two largest held out (the rule sees 3 cuts): the law is in non-embedding N."""
+    df = table(0, "nonembedding", widths=EIGHT)
+    auto = backtest(df, "params >= 3e8", fit_kwargs=FIT, bootstrap=0, interval="none")
+    total = backtest(df, "params >= 3e8", approach=3, fit_kwargs=FIT, bootstrap=0, interval="none")
+    assert auto.fit["chosen"] == "chinchilla_nonembedding"
+    assert auto.mean_abs_rel_error < 0.01 < 0.03 < total.mean_abs_rel_error
+
+
+def measure(seeds: int = 5) -> None:
+    """The numbers of the closing note: `python tests/analysis/test_auto_conventions.py`."""
+    for law_in in ("nonembedding", "total"):
+        for approach in ("auto", "3"):
+            runs = [backtest(table(s, law_in, widths=EIGHT), "params >= 3e8", approach=approach, fit_kwargs=FIT,
+                             bootstrap=100, random_state=s) for s in range(seeds)]
+            rows = pd.concat([r.rows for r in runs])
+            half = ((rows["upper"] - rows["lower"]) / 2 / rows["predicted"]).mean()
+            print(f"law in {law_in} N, approach {approach}: mean |error| {100 * rows['abs_rel_error'].mean():.2f}%, "
+                  f"max {100 * rows['abs_rel_error'].max():.2f}%, {int(rows['in_interval'].sum())}/{len(rows)} in the "
+                  f"95% interval, mean half-width {100 * half:.2f}%; chosen: "
+                  f"{[r.fit.get('chosen', approach) for r in runs]}")
+
+
+if __name__ == "__main__":
+    measure()
