@@ -25,7 +25,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from analysis.bootstrap import percentile_interval
-from analysis.io import Curves, Points, data_range
+from analysis.curves import Curves
+from analysis.io import Points, data_range
 from contracts import jsonio
 from contracts.conventions import FLOPS_6ND
 

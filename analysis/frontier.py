@@ -16,8 +16,8 @@ from numpy.typing import ArrayLike
 from analysis.bootstrap import percentile_interval, resample_counts
 from analysis.errors import InputError
 from analysis.estimator import FitEstimator, NotFittedError
-from analysis.io import CURVE_COLUMNS, FOLDER_COLUMNS, Curves, FitWarning, Points, as_points, curves_from_arrays, \
-    curves_from_frame
+from analysis.curves import Curves, curves_from_arrays, curves_from_frame
+from analysis.io import CURVE_COLUMNS, FOLDER_COLUMNS, FitWarning, Points, as_points
 from analysis.laws import PowerLaw
 from contracts.conventions import FLOPS_PER_PARAM_TOKEN, tokens_for_flops
 

@@ -38,7 +38,8 @@ from analysis.errors import InputError
 from analysis.fitjson import read_fit
 from analysis.frontier import EnvelopeFit, IsoFLOPFit, group_budgets, parabola_window
 from analysis.holdout import holdout_mask
-from analysis.io import FitWarning, load_curves
+from analysis.curves import load_curves
+from analysis.io import FitWarning
 from analysis.report_html import (CSS, DONE_HOOK, ERROR_HOOK, backtest_html, esc, figure_html, fit3_of, num,
                                   parameter_table, plan_rows, row_interval, table, warnings_html)
 from contracts.counts import format_count

@@ -102,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
 def _fit(args: argparse.Namespace):
     from analysis.errors import InputError
     from analysis.fit import ChinchillaFit, EnvelopeFit, IsoFLOPFit, KaplanFit
-    from analysis.io import load_curves, load_points
+    from analysis.curves import load_curves
+    from analysis.io import load_points
 
     progress = not args.no_progress and sys.stderr.isatty()   # a bar on a terminal, none in logs
     common = dict(bootstrap=args.bootstrap, interval_level=args.level, random_state=args.seed, progress=progress)

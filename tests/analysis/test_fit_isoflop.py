@@ -10,7 +10,8 @@ import pytest
 
 from analysis.errors import InputError
 from analysis.fit import EnvelopeFit, IsoFLOPFit, load_fit
-from analysis.io import FitWarning, curves_from_arrays
+from analysis.curves import curves_from_arrays
+from analysis.io import FitWarning
 from analysis.laws import ChinchillaLaw
 from analysis.plan import Planner
 

@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.curves import load_curves
 from analysis.errors import InputError
 from analysis.io import (
     FitWarning,
     conventions_in,
     Points,
     as_points,
-    load_curves,
     load_points,
     load_points_frame,
     points_from_arrays,
