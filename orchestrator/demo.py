@@ -1,14 +1,21 @@
 """`scaling demo`: the whole product on a laptop CPU, ending in a forecast it checks against reality.
 
 1. prepare the default corpus (the Python standard library) and its tokenizer (cached);
-2. launch an IsoFLOP sweep on local Ray (`sweeps/examples/demo-cpu.yaml`), or resume it;
+2. launch an IsoFLOP sweep on local Ray (`sweeps/examples/demo-cpu.yaml`), or resume it: the
+   `isoflop-branches` design (`sweeps.branches`), one warmup-stable-decay run per model size with a
+   (1 - sqrt) cool-down branch forked at every budget's D (Hägele et al. 2024, arXiv 2405.18392), so
+   6 budgets (5 per decade) cost 6.8e12 FLOPs where one run per point paid 7e12 for 3;
 3. fit Chinchilla's approach 3 (with bootstrap intervals), approach 2, and Kaplan's L(N, D), and pick
    the law that forecasts by how well each predicts the sweep's largest budget from the others
    (`analysis.selection.select_law`);
 4. plan the compute-optimal run for a budget `heldout_factor` x the sweep's largest with that law, train
-   it with the sweep's own recipe, and set the loss it reached beside the forecast and its interval:
-   the 95% bootstrap prediction interval widened by the law's measured extrapolation error
-   (`analysis.selection.extrapolation_error`);
+   it with the sweep's own recipe, and set the loss it reached beside the forecast and its interval.
+   The held-out run is an independent run from scratch, never a branch of a sweep run: the same WSD
+   schedule (warmup, stable, its (1 - sqrt) cool-down over the last `decay_fraction` of its own D),
+   LR and batch rules, AdamW betas and warmup rule, because the law was fitted on points trained
+   exactly so (each a WSD run cooled down at its own D), and a forecast is only tested on the recipe
+   whose points made it. The interval is the 95% bootstrap prediction interval widened by the law's
+   measured extrapolation error (`analysis.selection.extrapolation_error`);
 5. write an HTML report.
 
 Built only from the packages' public functions, so the demo is the product's integration test. Every
@@ -39,19 +46,20 @@ from scaling.counting import param_counts
 from scaling.shapes import shape_for_params
 from scaling.train import train
 from sweeps import store
-from sweeps.design import expand
+from sweeps.design import expand, totals
 from sweeps.launch import launch, resume
-from sweeps.spec import load_spec, validate_spec
+from sweeps.spec import load_spec, show, validate_spec
 
 DEMO_SPEC = Path(__file__).resolve().parents[1] / "sweeps" / "examples" / "demo-cpu.yaml"
 
 QUICK_OVERRIDES = (
     # A reduced demo for the end-to-end test: a 10 MB slice of the corpus (4.4M training tokens, enough
-    # for the held-out run without repeating data), 10x smaller budgets, 4 sizes each.
+    # for the held-out run without repeating data), 10x smaller budgets (still 5 per decade), 4 sizes
+    # each: 4 WSD runs, 24 points, 1.05e12 FLOPs.
     "data.max_bytes=10000000",
-    "budgets=[2e10,6e10,2e11]",
+    "budgets=[2e10,3.17e10,5.02e10,7.96e10,1.26e11,2e11]",
     "isoflop.sizes_per_budget=4",
-    "min_steps=60",
+    "min_steps=50",
     "train.eval_tokens=16384",
 )
 
@@ -108,14 +116,15 @@ def run_demo(settings: DemoSettings, echo: Callable[[str], None] = print) -> Dem
     spec = load_spec(settings.spec, overrides=settings.overrides)
     out.mkdir(parents=True, exist_ok=True)
     sweep_dir = out / "sweep"
+    cost = totals(expand(spec, str(settings.spec)))  # FLOPs of 6ND, cool-down branches included
     if (sweep_dir / store.MANIFEST).exists():
         echo(f"[1/5] resuming the sweep in {sweep_dir}")
         status = resume(sweep_dir, progress=settings.progress)
     else:
-        trials = expand(spec, str(settings.spec))
-        total = sum(t.flops_total for t in trials)  # cool-down branches included
-        echo(f"[1/5] IsoFLOP sweep: {len(trials)} runs at budgets "
-             f"{', '.join(f'{c:.0e}' for c in spec.budgets)} FLOPs ({total:.2e} FLOPs in all) -> {sweep_dir}")
+        runs = "WSD runs (one per size, a cool-down branch per budget)" if spec.design == "isoflop-branches" else "runs"
+        echo(f"[1/5] IsoFLOP sweep: {cost['trials']} {runs}, {cost['points']} points at {len(spec.budgets)} budgets "
+             f"{show(min(spec.budgets))}..{show(max(spec.budgets))} FLOPs ({cost['flops_total']:.2e} FLOPs in all; "
+             f"{cost['flops_one_run_per_point']:.2e} as one run per point) -> {sweep_dir}")
         status = launch(spec, sweep_dir, source=str(settings.spec), progress=settings.progress)
     counts = status["counts"]
     unfinished = sum(counts.get(k, 0) for k in ("pending", "running", "stopped"))
@@ -223,7 +232,15 @@ def run_demo(settings: DemoSettings, echo: Callable[[str], None] = print) -> Dem
             "kaplan": {k: float(getattr(kaplan, k + "_")) for k in ("alpha_N", "N_c", "alpha_D", "D_c")},
             "fit": {k: float(getattr(fit3, k + "_")) for k in ("E", "A", "B", "alpha", "beta")},
             "sweep": str(sweep_dir), "n_points": int(fit3.n_points_),
-            "units": {"budget": "FLOPs (6ND)", "N_opt": "parameters (total)", "D_opt": "tokens",
+            "sweep_design": spec.design, "sweep_budgets": [float(c) for c in spec.budgets],
+            "sweep_trials": int(cost["trials"]), "sweep_flops": float(cost["flops_total"]),
+            "sweep_flops_one_run_per_point": float(cost["flops_one_run_per_point"]),
+            # the recipe the held-out run trained with, as its trial.json records it (the sweep's own)
+            "recipe": {k: result.trial.get(k) for k in ("schedule", "decay_fraction", "lr", "batch_tokens",
+                                                        "warmup_tokens", "beta1", "beta2", "weight_decay",
+                                                        "min_lr_ratio")},
+            "units": {"budget": "FLOPs (6ND)", "sweep_flops": "FLOPs (6ND, cool-down branches included)",
+                      "N_opt": "parameters (total)", "D_opt": "tokens",
                       "predicted_loss": "nats/token (validation)", "wall_s": "seconds"},
         },
     )

@@ -128,7 +128,8 @@ def _size_trials(spec: SweepSpec, source: str, design: ModuleType, model: ModelC
     out = []
     for mult in spec.lr.multipliers:
         for seed in spec.seeds:
-            trial = design._make_trial(sized, source, model, float(total), None, target, pts[-1][2], mult, seed)
+            trial = design._make_trial(sized, source, model, float(total), None, target, pts[-1][2], mult, seed,
+                                       shortest=steps[0] * batch)
             plan = make_plan(trial.config, world_size=trial.config.train.nproc,
                              device_type=trial.config.train.device)
             if [b.end_step * plan.batch_tokens for b in plan.branches] != [p["tokens"] for p in points[:-1]]:

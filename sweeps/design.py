@@ -37,6 +37,7 @@ from scaling.shapes import shape_for_params
 from scaling.recipe import default_lr
 from sweeps.branches import DESIGN as DESIGN_BRANCHES, branch_trials
 from sweeps.spec import ShapeSpec, SpecError, SweepSpec, format_error, show
+from sweeps.spec_options import FieldError
 
 
 @dataclass(frozen=True)
@@ -272,7 +273,9 @@ def _isoflop_models(spec: SweepSpec, source: str, i: int, C: float) -> list[tupl
 
 
 def _make_trial(spec: SweepSpec, source: str, model: ModelConfig, d_target: float, budget: float | None,
-                target: float | None, where: str, mult: float, seed: int) -> Trial:
+                target: float | None, where: str, mult: float, seed: int, shortest: int | None = None) -> Trial:
+    """One trial of `d_target` tokens (rounded to whole steps); `shortest` is the D of its shortest point
+    (an `isoflop-branches` trial's shortest cool-down branch), which `schedule.warmup_fraction` scales to."""
     counts = param_counts(model)
     n = counts["params_nonembedding"] if spec.size_convention == "nonembedding" else counts["params"]
     batch = spec.batch.tokens_for(d_target, spec.context)
@@ -291,6 +294,11 @@ def _make_trial(spec: SweepSpec, source: str, model: ModelConfig, d_target: floa
         lr *= mult
     res = spec.resources
     sched = spec.schedule
+    try:
+        beta2 = spec.adam.beta2_for(batch)
+    except FieldError as exc:
+        raise SpecError(f"{source}: adam.{exc.path}: {show(exc.value)} {exc.message}") from None
+    adam = {"beta1": spec.adam.beta1, **({} if beta2 is None else {"beta2": beta2})}
     train_kwargs: dict[str, Any] = dict(
         tokens=tokens,
         batch_tokens=batch,
@@ -299,7 +307,8 @@ def _make_trial(spec: SweepSpec, source: str, model: ModelConfig, d_target: floa
         min_lr_ratio=sched.min_lr_ratio,
         decay_fraction=sched.decay_fraction,
         cooldowns=tuple(sched.cooldowns),
-        warmup_tokens=sched.warmup_tokens,
+        warmup_tokens=sched.warmup_for(min(tokens, shortest or tokens), batch),
+        **adam,
         seed=seed,
         device=res.resolved_device,
         threads=res.threads,

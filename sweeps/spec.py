@@ -50,6 +50,7 @@ from pydantic import (
 from scaling.config import SEED_MAX, DataConfig, ModelConfig, TrainConfig
 from sweeps.spec_options import (
     STRICT,
+    AdamRule,
     FieldError,
     BatchRule,
     Flops,
@@ -104,6 +105,7 @@ class SweepSpec(BaseModel):
     # training
     schedule: ScheduleSpec = ScheduleSpec()
     lr: LRRule = LRRule()
+    adam: AdamRule = AdamRule()
     batch: BatchRule = BatchRule()
     seeds: list[Annotated[int, Field(ge=0, le=SEED_MAX)]] = Field(default_factory=lambda: [0], min_length=1)
     train: dict[str, Any] = Field(default_factory=dict, description="other TrainConfig fields")
@@ -196,7 +198,9 @@ _MANAGED_TRAIN = {
     "min_lr_ratio": "schedule.min_lr_ratio",
     "decay_fraction": "schedule.decay_fraction",
     "cooldowns": "schedule.cooldowns",
-    "warmup_tokens": "schedule.warmup_tokens",
+    "warmup_tokens": "schedule.warmup_tokens (or schedule.warmup_fraction)",
+    "beta1": "adam.beta1",
+    "beta2": "adam.beta2 (or adam.beta2_half_life_tokens)",
     "seed": "seeds",
     "device": "resources.device",
     "threads": "resources.cpus",

@@ -114,11 +114,20 @@ class ScheduleSpec(BaseModel):
     cosine: warmup then cosine to `min_lr_ratio` over the run's own horizon (what Chinchilla needs);
     wsd: warmup, stable, (1-sqrt) decay over the last `decay_fraction` of D; `cooldowns` add branch
     points (fractions of D) where a short decay is evaluated, giving extra (N, D) points per run.
+
+    Warmup (linear, from 0 to the peak LR), one of:
+    - neither set: `scaling.recipe.default_warmup_tokens`, N tokens (Porian et al. 2024, arXiv
+      2406.19146, Sec. 3.2: a warmup as long as the model's parameter count in tokens) at most 25% of D;
+    - `warmup_tokens`: that many tokens for every trial;
+    - `warmup_fraction`: that fraction of the trial's shortest point, D for a plain run and the
+      shortest cool-down branch's D_k for an `isoflop-branches` trial (whose branches share the
+      trunk's warmup), so every point warms up over at most that share of its tokens.
     """
 
     model_config = STRICT
     kind: Literal["cosine", "wsd", "constant"] = "cosine"
     warmup_tokens: Annotated[int, _count("token count", integer=True, allow_zero=True)] | None = None
+    warmup_fraction: float | None = Field(default=None, gt=0, le=0.5)
     min_lr_ratio: float = Field(default=0.1, ge=0, le=1)
     decay_fraction: float = Field(default=0.2, gt=0, le=1)
     cooldowns: list[float] = Field(default_factory=list)
@@ -130,7 +139,15 @@ class ScheduleSpec(BaseModel):
                 raise FieldError(f"cooldowns[{i}]", f, "is not a fraction of D in (0, 1)")
         if self.cooldowns and self.kind != "wsd":
             raise FieldError("kind", self.kind, "has no cool-down branches; cooldowns need kind 'wsd'")
+        if self.warmup_tokens is not None and self.warmup_fraction is not None:
+            raise FieldError("warmup_fraction", self.warmup_fraction, "and warmup_tokens both set the warmup; keep one")
         return self
+
+    def warmup_for(self, shortest_tokens: int, batch_tokens: int) -> int | None:
+        """Warmup tokens of a trial whose shortest point is `shortest_tokens` (None: the size rule)."""
+        if self.warmup_fraction is None:
+            return self.warmup_tokens
+        return max(batch_tokens, int(round(self.warmup_fraction * shortest_tokens)))
 
 
 class LRRule(BaseModel):
@@ -191,6 +208,41 @@ class BatchRule(BaseModel):
     def tokens_for(self, data_tokens: float, context: int) -> int:
         raw = self.tokens if self.rule == "fixed" else self.tokens * (data_tokens / self.reference_tokens) ** self.exponent
         return max(1, int(round(raw / context))) * context
+
+
+class AdamRule(BaseModel):
+    """AdamW's betas of every trial: beta1, and beta2 fixed or set by the trial's batch.
+
+    - `beta2`: one value for every trial (TrainConfig's 0.95 when neither is given).
+    - `beta2_half_life_tokens`: beta2 = 2 ** (-B / T) for a trial of B tokens per optimiser step, so the
+      second-moment average forgets half its past every T tokens whatever the batch (the token half-life
+      of Marek et al. 2025, arXiv 2507.07101, Sec. 4, who keep it fixed as the batch changes; Porian et al.
+      2024, arXiv 2406.19146, Sec. 3.3, find beta2 0.95 too low at small batches and 0.99-0.999 needed).
+      0.95 at GPT-3's 0.5M-token batch is T = 7.1M tokens; at the CPU demo's 1,024-token batch,
+      T = 102k gives 0.993 and T = 1.02M gives 0.9993.
+    """
+
+    model_config = STRICT
+    beta1: float = Field(default=0.9, ge=0, lt=1)
+    beta2: float | None = Field(default=None, ge=0, lt=1)
+    beta2_half_life_tokens: Tokens | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "AdamRule":
+        if self.beta2 is not None and self.beta2_half_life_tokens is not None:
+            raise FieldError("beta2", self.beta2, "and beta2_half_life_tokens both set the same beta2; keep one")
+        return self
+
+    def beta2_for(self, batch_tokens: int) -> float | None:
+        """beta2 for a trial of `batch_tokens` per step (None: the config's default); FieldError if it rounds to 1."""
+        if self.beta2_half_life_tokens is None:
+            return self.beta2
+        beta2 = 2.0 ** (-batch_tokens / self.beta2_half_life_tokens)
+        if not beta2 < 1.0:
+            raise FieldError("beta2_half_life_tokens", self.beta2_half_life_tokens,
+                             f"gives beta2 = 1 to float precision at a batch of {batch_tokens} tokens "
+                             f"(Adam would never forget); shorten it")
+        return beta2
 
 
 class Resources(BaseModel):
