@@ -56,8 +56,10 @@ def run(args: argparse.Namespace) -> int:
     lo, hi = result.interval
     inside = "inside" if lo <= result.actual_loss <= hi else "OUTSIDE"
     a_iv = f" ({result.a_interval[0]:.3f}-{result.a_interval[1]:.3f})" if result.a_interval else ""
-    held = result.details["heldout"]
+    held, d = result.details["heldout"], result.details
     print(f"""
+sweep        {len(d['sweep_budgets'])} budgets, {d['n_points']} points from {d['sweep_trials']} runs ({d['sweep_design']}): \
+{d['sweep_flops']:.3g} FLOPs ({d['sweep_flops_one_run_per_point']:.3g} as one run per point)
 held-out compute-optimal run at C = {result.budget:.3g} FLOPs ({settings.heldout_factor:g}x the sweep's largest budget)
   planned      N_opt = {result.N_opt:,.0f} params, D_opt = {result.D_opt:,.0f} tokens
   trained      {held['shape']}: N = {held['N']:,} params, D = {held['D']:,} tokens

@@ -2,9 +2,9 @@
 through the sweep, run again with the same --out (which must resume, not start over), then checked
 end to end: the JSON result, the sweep folder the other subcommands read, the report.
 
-The reduced demo (`orchestrator.demo.QUICK_OVERRIDES`): a 10 MB slice of the stdlib corpus, IsoFLOP budgets
-2e10-2e11 FLOPs x 4 sizes (10 distinct runs: the narrowest shapes coincide), a held-out run
-at 2e12. About 4 minutes on 2 cores.
+The reduced demo (`orchestrator.demo.QUICK_OVERRIDES`): a 10 MB slice of the stdlib corpus, 6 IsoFLOP budgets
+2e10-2e11 FLOPs x 4 sizes from 4 warmup-stable-decay runs (one per size, a cool-down branch per budget:
+24 points), a held-out run at 2e12. About 4 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -109,11 +109,15 @@ def test_the_result_has_the_promised_keys_and_a_checked_forecast(demo, check_out
     assert lo < r["predicted_loss"] < hi
     assert 0 < r["actual_loss"] < 5.3  # below the unigram entropy of the corpus: the model learned
     assert r["error_pct"] == pytest.approx(100 * (r["predicted_loss"] - r["actual_loss"]) / r["actual_loss"])
-    # a forecast 10x beyond the sweep, from 12 tiny runs: within 10% is a working pipeline, not luck
+    # a forecast 10x beyond the sweep, from 4 tiny runs: within 10% is a working pipeline, not luck
     assert abs(r["error_pct"]) < 10, r
     assert 0.2 < r["a"] < 0.8 and r["a"] + r["b"] == pytest.approx(1, abs=1e-6)
     assert r["law"] in ("chinchilla", "kaplan")
     assert set(r["selection"]["errors"]) == {"chinchilla", "kaplan"}
+    # denser budgets for no more compute than the one-run-per-point design's 3 budgets (1.04e12 FLOPs)
+    assert r["sweep_design"] == "isoflop-branches" and len(r["sweep_budgets"]) == 6
+    assert r["sweep_flops"] < 1.1e12 < r["sweep_flops_one_run_per_point"]
+    assert r["recipe"]["schedule"] == "wsd" and r["recipe"]["decay_fraction"] == 0.2  # the sweep's own recipe
     held = r["heldout"]
     assert held["N"] * held["D"] * 6 == pytest.approx(r["budget"], rel=0.01)
 
@@ -125,7 +129,8 @@ def test_the_output_is_a_sweep_folder_the_other_commands_read(demo):
     assert status.returncode == 0, status.stderr
     st = json.loads(status.stdout)
     counts = st["counts"]
-    assert counts["completed"] == len(st["trials"]) >= 9 and counts["pending"] == 0
+    assert counts["completed"] == len(st["trials"]) == 4 and counts["pending"] == 0
+    assert st["points_done"] == st["points_planned"] == 24  # 6 budgets x 4 sizes, each point once
     fit = subprocess.run([sys.executable, "-m", "orchestrator.cli", "fit", str(out / "sweep"), "--approach", "2",
                           "--budget-col", "budget", "--json", "--no-progress"], capture_output=True, text=True,
                          timeout=120)
