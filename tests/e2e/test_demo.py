@@ -49,7 +49,10 @@ def _completed_trials(sweep: Path) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    """Run the quick demo, interrupt it after two finished trials, run it again to the end."""
+    """Run the quick demo, interrupt it after its first finished trial, run it again to the end.
+
+    Its 4 trials (one WSD run per size, each to the largest D any budget needs of it) cost about the same
+    FLOPs each, so the first finishes near halfway through the sweep while the others are mid-run."""
     root = tmp_path_factory.mktemp("demo")
     out = root / "out"
     env = {**os.environ, "SCALING_CACHE": str(root / "cache"), "RAY_AUTH_MODE": "disabled",
@@ -57,14 +60,14 @@ def demo(tmp_path_factory):
     cmd = [sys.executable, "-m", "orchestrator.cli", "demo", "--quick", "--out", str(out), "--json", "--no-progress"]
     daemons_before = _ray_daemons()
 
-    # 1. start, wait for two finished trials, then Ctrl-C (SIGINT to the process group, as a terminal does)
+    # 1. start, wait for a finished trial, then Ctrl-C (SIGINT to the process group, as a terminal does)
     with open(root / "first.err", "w") as err:
         first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env, start_new_session=True)
-        deadline = time.monotonic() + 400
-        while len(_completed_trials(out / "sweep")) < 2:
+        deadline = time.monotonic() + 600
+        while len(_completed_trials(out / "sweep")) < 1:
             if first.poll() is not None or time.monotonic() > deadline:
                 first.kill()
-                pytest.fail(f"demo exited ({first.returncode}) or stalled before two trials finished:\n"
+                pytest.fail(f"demo exited ({first.returncode}) or stalled before a trial finished:\n"
                             + (root / "first.err").read_text()[-3000:])
             time.sleep(1)
         os.killpg(first.pid, signal.SIGINT)
@@ -77,7 +80,7 @@ def demo(tmp_path_factory):
     done_before = _completed_trials(out / "sweep")
 
     # 2. the same command again
-    second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200)
     (root / "second.err").write_text(second.stderr)
     assert second.returncode == 0, second.stderr[-4000:]
     time.sleep(2)
@@ -92,7 +95,7 @@ def test_ctrl_c_stops_the_demo_and_a_rerun_resumes_the_sweep(demo):
     assert "resuming the sweep" in demo["second_err"]
     # trials finished before Ctrl-C were not trained again: their records are untouched
     after = _completed_trials(demo["out"] / "sweep")
-    assert len(demo["done_before"]) >= 2
+    assert len(demo["done_before"]) >= 1
     for run_id, before in demo["done_before"].items():
         assert after[run_id]["wall_s"] == before["wall_s"] and after[run_id]["final_loss"] == before["final_loss"]
     assert not demo["leftover_ray"], f"Ray daemons left running: {demo['leftover_ray']}"
