@@ -175,6 +175,9 @@ def run_demo(settings: DemoSettings, echo: Callable[[str], None] = print) -> Dem
     echo(f"[3/5] held-out run at {C:.2e} FLOPs: the plan says N = {plan.N:,.0f}, D = {plan.D:,.0f} tokens; "
          f"training L{model.n_layer} d{model.d_model} ({n_actual:,} params) on {trial.tokens:,} tokens -> {run_dir}")
     result = train(trial.config, run_dir, resume=True, progress=settings.progress)
+    if result.trial["status"] == "running":  # SIGTERM: the run saved a checkpoint and stopped
+        echo("      the held-out run was interrupted; run the demo again with the same --out to resume it")
+        raise KeyboardInterrupt
     if result.trial["status"] != "completed":
         raise RuntimeError(f"{run_dir}: the held-out run ended {result.trial['status']}"
                            f" ({result.trial.get('diverge_reason') or 'interrupted'})")
