@@ -28,6 +28,13 @@ others, so every point is a fit-ready row of `points`: `final` for the largest D
 rest (stable-phase evaluations are curves only, never points). Each trial's planned points (budget,
 tokens, kind) are in the sweep manifest; `sweeps.store.collect` puts the budget on every point.
 
+Warmup: the branches share the trunk's, so `scaling.recipe`'s size rule (N tokens, at most 25% of D)
+is applied to the trunk's D and can exceed 25% of a short first branch (the quick demo's largest size:
+57.5k tokens of warmup before a 58k-token branch). Capping it at 25% of the shortest branch instead was
+measured on `scaling demo --quick`: the first branches gained 0.01-0.03 nats/token, the same size's
+later points lost 0.02-0.08 (a short warmup at its peak LR), and the forecast 10x out moved from
++4.52% to +4.90%; so the trunk's rule is kept (`schedule.warmup_fraction` sets it per shortest point).
+
 Compute (6 N D, C = 6ND with N all parameters): a trial trains 6 N (D_max + sum_k decay_fraction D_k)
 (`flops_total`, cool-downs included); the same points trained one run each cost 6 N sum_k D_k
 (`flops_one_run_per_point`). With budgets spaced r apart the latter is ~ C_max r / (r - 1) per size
