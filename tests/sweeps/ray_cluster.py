@@ -1,11 +1,16 @@
 """A multi-node Ray cluster on this machine for the node-failure tests (`ray.cluster_utils.Cluster`
-with logical resources), and what their Tune callbacks need to kill a node. The callbacks find the
-cluster in `CURRENT`, not in an attribute of their own: Tune pickles callbacks, and a Cluster holds locks."""
+with logical resources), and what their Tune callbacks need to kill a node or signal a trial. The
+callbacks find the cluster in `CURRENT`, not in an attribute of their own: Tune pickles callbacks, and a
+Cluster holds locks."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from contextlib import contextmanager
+
+from ray import tune
 
 CURRENT = None  # the running cluster, while `local_cluster` holds it
 
@@ -49,3 +54,22 @@ def wait_until_dead(pid: int | None, timeout_s: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"the trial process {pid} outlived its node by {timeout_s} s")
         time.sleep(0.05)
+
+
+class SigtermOnce(tune.Callback):
+    """SIGTERM (as a preempted node or `kill <pid>` sends it) to one trial process once a result at step
+    >= `at_step` arrives: the pid in `result[pid_field]` (a comma-separated list, e.g. a worker group's
+    `worker_pids`, is indexed by `index`). Records what it signalled and the step the run said it stopped at."""
+
+    def __init__(self, at_step: int, pid_field: str = "pid", index: int = 0):
+        self.at_step, self.pid_field, self.index = at_step, pid_field, index
+        self.signalled: dict | None = None
+        self.stopped: dict | None = None
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if result.get("stopped_by"):
+            self.stopped = {"step": result["step"], "by": result["stopped_by"]}
+        elif self.signalled is None and not result.get("done") and result.get("step", 0) >= self.at_step:
+            pid = int(str(result[self.pid_field]).split(",")[self.index])
+            os.kill(pid, signal.SIGTERM)
+            self.signalled = {"step": result["step"], "pid": pid}

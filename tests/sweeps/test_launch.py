@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import ray_cluster
 from orchestrator.cli import main
 from sweeps import store
 from sweeps.launch import launch, resume
@@ -256,27 +257,13 @@ def test_sigterm_to_a_trial_worker_checkpoints_at_the_next_step_and_the_retry_re
     """SIGTERM to the process of a running trial (as a preempted node or `kill <pid>` sends it): the run
     checkpoints at its next optimiser step, the trial ends as an error (not finished), Tune's retry resumes
     from that checkpoint in a new worker, and the final loss equals an uninterrupted run's exactly (CPU)."""
-    from ray import tune
-
     from scaling.config import RunConfig
     from scaling.train import train
-
-    class TerminateWorkerOnce(tune.Callback):
-        def __init__(self):
-            self.signalled: dict | None = None
-            self.stopped: dict | None = None
-
-        def on_trial_result(self, iteration, trials, trial, result, **info):
-            if result.get("stopped_by"):
-                self.stopped = {"step": result["step"], "by": result["stopped_by"]}
-            elif self.signalled is None and not result.get("done") and result.get("step", 0) >= 20:
-                self.signalled = {"pid": result["pid"], "step": result["step"]}
-                os.kill(result["pid"], signal.SIGTERM)
 
     text = THREE_TRIALS.replace("sizes: [16k, 20k, 28k]", "sizes: [16k]").replace("eval_interval: 10", "eval_interval: 20")
     spec = load_spec(_spec_file(tmp_path, text))
     out = tmp_path / "sigterm"
-    killer = TerminateWorkerOnce()
+    killer = ray_cluster.SigtermOnce(at_step=20)
     result = launch(spec, out, progress=False, callbacks=[killer])
     assert result["counts"]["completed"] == 1, result["counts"]
     assert killer.signalled is not None and killer.stopped is not None

@@ -79,23 +79,6 @@ class KillRankZero(tune.Callback):
         self.killed = {"step": result["step"], "pid": result["rank0_pid"]}
 
 
-class TerminateRankOne(tune.Callback):
-    """SIGTERM (as a preempted node or `kill <pid>` sends it) to the rank-1 worker process once a result at step
-    >= KILL_AT_STEP arrives; records the step the group said it stopped at."""
-
-    def __init__(self):
-        self.signalled: dict | None = None
-        self.stopped: dict | None = None
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        if result.get("stopped_by"):
-            self.stopped = {"step": result["step"], "by": result["stopped_by"]}
-        elif self.signalled is None and not result.get("done") and result.get("step", 0) >= KILL_AT_STEP:
-            pid = int(result["worker_pids"].split(",")[1])
-            os.kill(pid, signal.SIGTERM)
-            self.signalled = {"step": result["step"], "pid": pid}
-
-
 def attempts_of(out, run_id) -> list[dict]:
     return [json.loads(line) for line in (store.run_dir(out, run_id) / "attempts.jsonl").read_text().splitlines()]
 
@@ -187,7 +170,7 @@ def test_sigterm_to_one_worker_stops_the_group_at_one_step_and_the_next_group_re
     import time
     from pathlib import Path
 
-    terminator = TerminateRankOne()
+    terminator = ray_cluster.SigtermOnce(at_step=KILL_AT_STEP, pid_field="worker_pids", index=1)  # rank 1
     spec, out, status = run_sweep(tmp_path, "ddp", [terminator])
     assert status["counts"]["completed"] == 1, status["counts"]
     run_id = store.read_manifest(out)["trials"][0]["run_id"]
