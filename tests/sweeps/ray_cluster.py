@@ -46,13 +46,14 @@ def remove_node(node_id: str) -> None:
 
 
 def wait_until_dead(pid: int | None, timeout_s: float = 20.0) -> None:
-    """Wait for a trial process to be gone (else the dying trial may still write a newer checkpoint)."""
+    """Wait for a trial process to be gone (else the dying trial may still write a newer checkpoint);
+    an AssertionError if it is still running after `timeout_s`."""
     import psutil
 
     deadline = time.monotonic() + timeout_s
     while pid and psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
         if time.monotonic() > deadline:
-            raise AssertionError(f"the trial process {pid} outlived its node by {timeout_s} s")
+            raise AssertionError(f"the trial process {pid} is still running after {timeout_s} s")
         time.sleep(0.05)
 
 

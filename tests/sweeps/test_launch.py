@@ -274,10 +274,8 @@ def test_sigterm_to_a_trial_worker_checkpoints_at_the_next_step_and_the_retry_re
     # the retry started at the step the signal stopped the run at (after the evaluation that triggered it)
     stop_step = killer.stopped["step"]
     assert attempts[1]["start_step"] == stop_step > killer.signalled["step"]
-    deadline = time.time() + 30  # Tune stops the errored trial's actor: the signalled process exits
-    while time.time() < deadline and Path(f"/proc/{killer.signalled['pid']}").exists():
-        time.sleep(0.2)
-    assert not Path(f"/proc/{killer.signalled['pid']}").exists()
+    # Tune stops the errored trial's actor: the signalled process exits
+    ray_cluster.wait_until_dead(killer.signalled["pid"], timeout_s=30)
 
     trial = pd.read_parquet(out / "trials.parquet").set_index("run_id").loc[run_id]
     cfg = RunConfig.model_validate(json.loads((store.run_dir(out, run_id) / "config.json").read_text()))

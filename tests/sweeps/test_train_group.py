@@ -83,13 +83,19 @@ def attempts_of(out, run_id) -> list[dict]:
     return [json.loads(line) for line in (store.run_dir(out, run_id) / "attempts.jsonl").read_text().splitlines()]
 
 
-def run_sweep(tmp_path, strategy: str, callbacks=()) -> tuple:
-    (tmp_path / "spec.yaml").write_text(SPEC.replace("STRATEGY", strategy))
-    spec = load_spec(tmp_path / "spec.yaml")
+def run_interrupted(tmp_path, strategy: str, callback, reference) -> tuple[dict, list[dict], object]:
+    """The one-trial sweep on the cluster with `callback` interrupting it: it must complete on the reference
+    curve in two attempts. Returns the trial's record, its attempts and the sweep folder."""
+    spec = load_spec_text(tmp_path, strategy)
     out = tmp_path / "sweep"
-    status = launch(spec, out, address=ray_cluster.CURRENT.address, progress=False, callbacks=list(callbacks),
+    status = launch(spec, out, address=ray_cluster.CURRENT.address, progress=False, callbacks=[callback],
                     insecure=True)  # a test cluster without token auth on this machine's own address
-    return spec, out, status
+    assert status["counts"]["completed"] == 1, status["counts"]
+    run_id = store.read_manifest(out)["trials"][0]["run_id"]
+    trial = assert_same_curve(reference, out, run_id)
+    attempts = attempts_of(out, run_id)
+    assert len(attempts) == 2, attempts
+    return trial, attempts, store.run_dir(out, run_id)
 
 
 @pytest.fixture(scope="module")
@@ -127,15 +133,9 @@ def assert_same_curve(reference, out, run_id) -> dict:
 
 def test_ddp_trial_on_two_nodes_survives_losing_a_worker_node(cluster, reference, tmp_path):
     remover = RemoveWorkerNode()
-    spec, out, status = run_sweep(tmp_path, "ddp", [remover])
-    assert status["counts"]["completed"] == 1, status["counts"]
-    run_id = store.read_manifest(out)["trials"][0]["run_id"]
-    trial = assert_same_curve(reference, out, run_id)
+    trial, (first, second), _ = run_interrupted(tmp_path, "ddp", remover, reference)
     assert trial["parallel"] == "ddp"
     assert remover.removed is not None, "no result reached the step at which the node was to be removed"
-    attempts = attempts_of(out, run_id)
-    assert len(attempts) == 2, attempts
-    first, second = attempts
     assert first["workers"] == 2 and len(set(first["nodes"])) == 2  # two workers on two nodes
     assert remover.removed["node_id"] in first["nodes"] and remover.removed["node_id"] not in second["nodes"]
     # the new worker group resumed from the last checkpoint, not from the start
@@ -144,19 +144,13 @@ def test_ddp_trial_on_two_nodes_survives_losing_a_worker_node(cluster, reference
 
 def test_fsdp_trial_on_two_nodes_matches_one_process_and_survives_losing_rank_0(cluster, reference, tmp_path):
     killer = KillRankZero()
-    spec, out, status = run_sweep(tmp_path, "fsdp", [killer])
-    assert status["counts"]["completed"] == 1, status["counts"]
-    run_id = store.read_manifest(out)["trials"][0]["run_id"]
-    trial = assert_same_curve(reference, out, run_id)
+    trial, (first, second), run = run_interrupted(tmp_path, "fsdp", killer, reference)
     assert trial["parallel"] == "fsdp"
     assert killer.killed is not None, "no result reached the step at which rank 0 was to be killed"
-    attempts = attempts_of(out, run_id)
-    assert len(attempts) == 2, attempts
-    first, second = attempts
     assert len(set(first["nodes"])) == 2 and first["pid"] == killer.killed["pid"] != second["pid"]
     assert second["start_step"] >= killer.killed["step"] and second["source"] in ("run_dir", "train")
     # the checkpoints are sharded: one file per rank beside rank 0's state.pt
-    folder = store.run_dir(out, run_id) / "checkpoint"
+    folder = run / "checkpoint"
     meta = json.loads((folder / "meta.json").read_text())
     assert (meta["layout"], meta["shards"]) == ("sharded", 2)
     assert sorted(p.name for p in folder.glob("__*.distcp")) == ["__0_0.distcp", "__1_0.distcp"]
@@ -167,20 +161,10 @@ def test_sigterm_to_one_worker_stops_the_group_at_one_step_and_the_next_group_re
     """SIGTERM to rank 1 of a DDP trial: every rank stops at the same step (the flag rides the loss all-reduce),
     rank 0 checkpoints there, the group fails (not finished) and Train's retry resumes from that step; the
     curve is the uninterrupted one (the float tolerance of the other tests here)."""
-    import time
-    from pathlib import Path
-
     terminator = ray_cluster.SigtermOnce(at_step=KILL_AT_STEP, pid_field="worker_pids", index=1)  # rank 1
-    spec, out, status = run_sweep(tmp_path, "ddp", [terminator])
-    assert status["counts"]["completed"] == 1, status["counts"]
-    run_id = store.read_manifest(out)["trials"][0]["run_id"]
-    assert_same_curve(reference, out, run_id)
+    _, attempts, _ = run_interrupted(tmp_path, "ddp", terminator, reference)
     assert terminator.signalled is not None, "no result reached the step at which rank 1 was to be signalled"
     assert terminator.stopped is not None and terminator.stopped["by"].startswith("SIGTERM")
-    attempts = attempts_of(out, run_id)
-    assert len(attempts) == 2, attempts
     assert attempts[1]["start_step"] == terminator.stopped["step"] > terminator.signalled["step"]
-    deadline = time.time() + 30  # the failed group's workers are stopped: the signalled process exits
-    while time.time() < deadline and Path(f"/proc/{terminator.signalled['pid']}").exists():
-        time.sleep(0.2)
-    assert not Path(f"/proc/{terminator.signalled['pid']}").exists()
+    # the failed group's workers are stopped: the signalled process exits
+    ray_cluster.wait_until_dead(terminator.signalled["pid"], timeout_s=30)
