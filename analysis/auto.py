@@ -147,6 +147,8 @@ def log_draws(est: FitEstimator, N: np.ndarray, D: np.ndarray) -> np.ndarray | N
     if not bp or isinstance(est, DataConstrainedFit):
         return None
     draws = {k: np.asarray(v, dtype=float)[:, None] for k, v in bp.items()}
+    if not isinstance(est, ChinchillaFit):
+        draws["ceiling"] = getattr(est, "ceiling_", None)
     f = chinchilla_loss if isinstance(est, ChinchillaFit) else kaplan_nd_loss
     return np.log(f(np.asarray(N, dtype=float)[None, :], np.asarray(D, dtype=float)[None, :], **draws))
 

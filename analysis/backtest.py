@@ -123,7 +123,9 @@ class _Fitted:
             return None
         N, D = np.asarray(N, dtype=float)[None, :], np.asarray(D, dtype=float)[None, :]
         draws = {k: np.asarray(v, dtype=float)[:, None] for k, v in bp.items()}
-        return (chinchilla_loss if self.approach == "3" else kaplan_nd_loss)(N, D, **draws)
+        if self.approach == "3":
+            return chinchilla_loss(N, D, **draws)
+        return kaplan_nd_loss(N, D, **draws, ceiling=getattr(self.estimator, "ceiling_", None))
 
 
 def fit_approach(pts: Any, approach: Any = 3, *, bootstrap: int = 200, random_state: int | None = 0,

@@ -13,7 +13,9 @@ n_points, n_convention, flops_convention, data_range, source, columns) are descr
     approach 3       law "chinchilla", E, A, B, alpha, beta (L = E + A/N^alpha + B/D^beta), a, b, G
                      (the frontier N_opt = G (C/6)^a), objective, delta, n_starts, n_starts_at_optimum
     approach "kaplan"  law "kaplan_<form>", form (n, d, c, nd), its parameters (alpha_N, N_c, alpha_D,
-                     D_c, alpha_C, C_c), rss
+                     D_c, alpha_C, C_c), rss; a law bounded by ln V (form nd) adds ceiling (nats/token,
+                     checked above every fitted loss) and ceiling_meaning. Added within version 2 (additive:
+                     a file without them is an unbounded law; an older reader would drop the bound)
     approach 2       a, b, N_opt_law {k, p}, D_opt_law {k, p} (N_opt = k C^p), budgets (one per IsoFLOP
                      budget: C, N_opt, D_opt, loss_opt, n_points, n_sizes, position, used)
     approach 1       the same power laws, envelope (rows C, N_opt, D_opt, loss, run), n_runs

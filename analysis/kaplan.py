@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,7 +16,7 @@ from analysis.bootstrap import resample_counts
 from analysis.errors import InputError
 from analysis.estimator import FitEstimator, progress_bar
 from analysis.io import Points, as_points
-from analysis.laws import KaplanLawC, KaplanLawD, KaplanLawN, KaplanLawND
+from analysis.laws import KaplanLawC, KaplanLawD, KaplanLawN, KaplanLawND, bound_by_ceiling
 
 
 class KaplanFit(FitEstimator):
@@ -31,17 +32,22 @@ class KaplanFit(FitEstimator):
     of starts. `form=None` picks "nd" when the points vary in both N and D, else "n".
     With `bootstrap=B`, rows are resampled and refitted (warm-started) for percentile intervals.
 
-    Fitted: form_, alpha_N_, N_c_ / alpha_D_, D_c_ / alpha_C_, C_c_ (as the form has them), law_,
-    rss_ (sum of squared log residuals), and with a bootstrap bootstrap_params_, intervals_.
+    `ceiling=L0` (form "nd" only; ln V for a vocabulary of V tokens, `ceiling_for_vocab`) fits the bounded
+    form L = L0 / (1 + 1/K(N, D)), K eq. 1.5 (Alabdulmohsin et al. 2022's M4 with eps_inf = 0, alpha = 1;
+    `analysis.laws.bound_by_ceiling`), still by least squares on log loss. Every loss must lie below L0.
+
+    Fitted: form_, alpha_N_, N_c_ / alpha_D_, D_c_ / alpha_C_, C_c_ (as the form has them), ceiling_,
+    law_, rss_ (sum of squared log residuals), and with a bootstrap bootstrap_params_, intervals_.
     """
 
     approach = "kaplan"
     _PARAMS = {"n": ("alpha_N", "N_c"), "d": ("alpha_D", "D_c"), "c": ("alpha_C", "C_c"),
                "nd": ("alpha_N", "alpha_D", "N_c", "D_c")}
 
-    def __init__(self, *, form: str | None = None, bootstrap: int = 0, interval_level: float = 0.95,
-                 random_state: int | None = None, progress: bool = False) -> None:
+    def __init__(self, *, form: str | None = None, ceiling: float | None = None, bootstrap: int = 0,
+                 interval_level: float = 0.95, random_state: int | None = None, progress: bool = False) -> None:
         self.form = form
+        self.ceiling = ceiling
         self.bootstrap = bootstrap
         self.interval_level = interval_level
         self.random_state = random_state
@@ -62,10 +68,12 @@ class KaplanFit(FitEstimator):
         if pts.distinct_nd() < k + 1:
             raise InputError(f"{pts.source}: {pts.distinct_nd()} distinct (N, D) points (of {len(pts)} rows) are "
                              f"too few for the {k} parameters of Kaplan's L({form.upper()})")
+        ceiling = _check_ceiling(self.ceiling, form, pts)
         xs = self._inputs(pts, form)
         t = np.log(pts.loss)
-        theta, rss = _kaplan_fit(form, xs, t, None, None)
+        theta, rss = _kaplan_fit(form, xs, t, None, None, ceiling)
         self.form_ = form
+        self.ceiling_ = ceiling
         self._set_law(theta)
         self.rss_ = rss
         self._set_data_info(pts)
@@ -76,7 +84,7 @@ class KaplanFit(FitEstimator):
             bar = progress_bar(int(self.bootstrap), "bootstrap", self.progress)
             draws = []
             for row in counts:
-                draws.append(_kaplan_fit(form, xs, t, row, theta)[0])
+                draws.append(_kaplan_fit(form, xs, t, row, theta, ceiling)[0])
                 if bar is not None:
                     bar.update(1)
             if bar is not None:
@@ -97,7 +105,8 @@ class KaplanFit(FitEstimator):
         self.law_ = {"n": lambda: KaplanLawN(self.alpha_N_, self.N_c_),
                      "d": lambda: KaplanLawD(self.alpha_D_, self.D_c_),
                      "c": lambda: KaplanLawC(self.alpha_C_, self.C_c_),
-                     "nd": lambda: KaplanLawND(self.alpha_N_, self.alpha_D_, self.N_c_, self.D_c_)}[self.form_]()
+                     "nd": lambda: KaplanLawND(self.alpha_N_, self.alpha_D_, self.N_c_, self.D_c_,
+                                               getattr(self, "ceiling_", None))}[self.form_]()
 
     def predict(self, N: ArrayLike | None = None, D: ArrayLike | None = None, *, C: ArrayLike | None = None):
         """Loss from the fitted form: predict(N) for "n", predict(D=...) for "d", predict(C=...) for "c",
@@ -112,8 +121,12 @@ class KaplanFit(FitEstimator):
 
     # ------------------------------------------------------------------ JSON (analysis.fitjson)
     def _fields(self) -> dict[str, Any]:
+        bounded = {} if self.ceiling_ is None else {
+            "ceiling": self.ceiling_,
+            "ceiling_meaning": "L0 of the bounded form L = L0 / (1 + 1/K): nats/token of a uniform guess, ln V; "
+                               "every fitted loss was checked to lie below it"}
         return {"law": f"kaplan_{self.form_}", "form": self.form_,
-                **{k: getattr(self, f"{k}_") for k in self._PARAMS[self.form_]}, "rss": self.rss_}
+                **{k: getattr(self, f"{k}_") for k in self._PARAMS[self.form_]}, **bounded, "rss": self.rss_}
 
     @classmethod
     def _settings(cls, d: Mapping[str, Any]) -> dict[str, Any]:
@@ -121,10 +134,18 @@ class KaplanFit(FitEstimator):
                                      "n" if "alpha_N" in d else "d" if "alpha_D" in d else "c")).lower()
         if form not in cls._PARAMS:
             raise ValueError(f"field 'form': {form!r} is not one of {', '.join(cls._PARAMS)}")
-        return {"form": form}
+        ceiling = d.get("ceiling")
+        if ceiling is not None:
+            if form != "nd" or isinstance(ceiling, bool) or not isinstance(ceiling, (int, float)) \
+                    or not math.isfinite(ceiling) or ceiling <= 0:
+                raise ValueError(f"field 'ceiling': {ceiling!r} is not a positive number of nats/token of a Kaplan "
+                                 "L(N, D) fit")
+            ceiling = float(ceiling)
+        return {"form": form, "ceiling": ceiling}
 
     def _read_fields(self, d: Mapping[str, Any]) -> None:
         self.form_ = self.form
+        self.ceiling_ = self.ceiling
         self._set_law(_kaplan_theta(self.form_, {k: float(d[k]) for k in self._PARAMS[self.form_]}))
         self.rss_ = float(d.get("rss", np.nan))
 
@@ -146,9 +167,34 @@ def _kaplan_theta(form: str, p: Mapping[str, float]) -> np.ndarray:
     return np.array([p[alpha], np.log(p[xc])])
 
 
+def ceiling_for_vocab(vocab_size: int) -> float:
+    """ln V: the loss in nats/token of a uniform guess over a vocabulary of V tokens, the bounded form's L0."""
+    if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) or vocab_size < 2:
+        raise InputError(f"vocab size: {vocab_size!r} is not a whole number of tokens >= 2")
+    return math.log(int(vocab_size))
+
+
+def _check_ceiling(ceiling: Any, form: str, pts: Points) -> float | None:
+    """The bounded form's L0, checked where it enters: a finite positive number above every loss."""
+    if ceiling is None:
+        return None
+    if form != "nd":
+        raise InputError(f"ceiling: the bounded form is Kaplan's L(N, D); form {form!r} takes no ceiling")
+    if isinstance(ceiling, bool) or not isinstance(ceiling, (int, float, np.floating)) or not math.isfinite(ceiling) \
+            or ceiling <= 0:
+        raise InputError(f"ceiling: {ceiling!r} is not a positive number of nats/token")
+    top = float(np.max(pts.loss))
+    if top >= ceiling:
+        raise InputError(f"{pts.source}: a loss of {top:.4g} nats/token is not below the ceiling {ceiling:.4g} "
+                         "(ln V, a uniform guess): wrong vocabulary size, or losses not in nats/token")
+    return float(ceiling)
+
+
 def _kaplan_fit(form: str, xs: tuple[np.ndarray, ...], t: np.ndarray, w: np.ndarray | None,
-                warm: np.ndarray | None) -> tuple[np.ndarray, float]:
-    """Least squares on log loss (weights w = row counts of a resample); returns (theta, rss)."""
+                warm: np.ndarray | None, ceiling: float | None = None) -> tuple[np.ndarray, float]:
+    """Least squares on log loss (weights w = row counts of a resample); returns (theta, rss). With a
+    ceiling L0 the model is log L = log L0 - log(1 + e^(-log K)); its Jacobian is K's times
+    d log L / d log K = 1 / (1 + K)."""
     w = np.ones_like(t) if w is None else w
     if form != "nd":
         # log L = alpha log X_c - alpha log X: weighted line fit, slope -alpha
@@ -167,7 +213,8 @@ def _kaplan_fit(form: str, xs: tuple[np.ndarray, ...], t: np.ndarray, w: np.ndar
     def residual(th):
         aN, aD, u, v = th
         z1, z2 = aN / aD * (u - x), v - y
-        return sw * (aD * np.logaddexp(z1, z2) - t)
+        log_k = aD * np.logaddexp(z1, z2)
+        return sw * ((log_k if ceiling is None else bound_by_ceiling(log_k, ceiling)) - t)
 
     def jac(th):
         aN, aD, u, v = th
@@ -176,6 +223,8 @@ def _kaplan_fit(form: str, xs: tuple[np.ndarray, ...], t: np.ndarray, w: np.ndar
         q1 = np.exp(z1 - s)
         q2 = 1.0 - q1
         J = np.stack([q1 * (u - x), s - q1 * z1, q1 * aN, aD * q2], axis=1)
+        if ceiling is not None:
+            J = J * np.exp(-np.logaddexp(0.0, aD * s))[:, None]
         return J * sw[:, None]
 
     if warm is not None:

@@ -50,11 +50,23 @@ def chinchilla_optimum(C: ArrayLike, G: ArrayLike, a: ArrayLike, b: ArrayLike,
 
 
 def kaplan_nd_loss(N: ArrayLike, D: ArrayLike, alpha_N: ArrayLike, alpha_D: ArrayLike, N_c: ArrayLike,
-                   D_c: ArrayLike) -> np.ndarray:
-    """L(N, D) = [(N_c / N)^(alpha_N / alpha_D) + D_c / D]^alpha_D, as exp(alpha_D logaddexp(...))."""
+                   D_c: ArrayLike, ceiling: float | None = None) -> np.ndarray:
+    """K(N, D) = [(N_c / N)^(alpha_N / alpha_D) + D_c / D]^alpha_D, as exp(alpha_D logaddexp(...));
+    with a `ceiling` L0, the bounded form L = L0 / (1 + 1/K) (`bound_by_ceiling`)."""
     N, D = _arr(N), _arr(D)
     t1 = (alpha_N / alpha_D) * (np.log(N_c) - np.log(N))
-    return np.exp(alpha_D * np.logaddexp(t1, np.log(D_c) - np.log(D)))
+    log_k = alpha_D * np.logaddexp(t1, np.log(D_c) - np.log(D))
+    return np.exp(log_k if ceiling is None else bound_by_ceiling(log_k, ceiling))
+
+
+def bound_by_ceiling(log_k: ArrayLike, ceiling: float) -> np.ndarray:
+    """log L for L / (L0 - L) = K, i.e. L = L0 / (1 + 1/K): log L = log L0 - log(1 + e^(-log K)).
+
+    Alabdulmohsin et al. 2022 (NeurIPS, "Revisiting neural scaling laws in language and vision", eq. 4,
+    their M4 with eps_inf = 0 and alpha = 1): a power law K in the odds of the loss against L0, the loss
+    of a uniform guess over the vocabulary (ln V nats/token). Small runs sit near L0 and leave it slowly,
+    so the loss frontier steepens as it leaves that plateau; far below L0, L ~ L0 K, Kaplan's power law."""
+    return np.log(ceiling) - np.logaddexp(0.0, -_arr(log_k))
 
 
 def _power_law(X: ArrayLike, X_c: float, alpha: float) -> np.ndarray:
@@ -150,15 +162,20 @@ class KaplanLawND:
     """L(N, D) = [ (N_c / N)^(alpha_N / alpha_D) + D_c / D ]^alpha_D   (Kaplan et al. 2020, eq. 1.5).
 
     Published (Table 2): alpha_N = 0.076, alpha_D = 0.103, N_c = 6.4e13, D_c = 1.8e13.
+
+    With `ceiling` L0 (ln V, the loss of a uniform guess over V tokens), the bounded form: the power law
+    K(N, D) above is the odds L / (L0 - L), so L = L0 / (1 + 1/K) never exceeds L0 (`bound_by_ceiling`).
+    The argmin of L under C = 6ND is the argmin of K: bounding moves the loss, not the allocation.
     """
 
     alpha_N: float
     alpha_D: float
     N_c: float
     D_c: float
+    ceiling: float | None = None
 
     def __call__(self, N: ArrayLike, D: ArrayLike) -> np.ndarray:
-        return kaplan_nd_loss(N, D, self.alpha_N, self.alpha_D, self.N_c, self.D_c)
+        return kaplan_nd_loss(N, D, self.alpha_N, self.alpha_D, self.N_c, self.D_c, self.ceiling)
 
 
 @dataclass(frozen=True)

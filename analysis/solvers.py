@@ -388,6 +388,7 @@ def surface_for(law: Law | PowerLaw, bootstrap: Mapping[str, Any] | list | None,
 
 def laws_from_samples(law, samples: Mapping[str, Any]) -> list:
     """Bootstrap samples (parameter name -> array) to law objects of `law`'s type."""
-    names = list(law.__dataclass_fields__)
+    names = [n for n in law.__dataclass_fields__ if n in samples]   # the rest (a fixed ceiling) are the law's
+    fixed = {n: getattr(law, n) for n in law.__dataclass_fields__ if n not in samples}
     arrays = {n: np.asarray(samples[n], dtype=float) for n in names}
-    return [type(law)(**{n: float(arrays[n][i]) for n in names}) for i in range(len(arrays[names[0]]))]
+    return [type(law)(**{n: float(arrays[n][i]) for n in names}, **fixed) for i in range(len(arrays[names[0]]))]

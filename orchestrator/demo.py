@@ -4,11 +4,13 @@
 2. launch an IsoFLOP sweep on local Ray (`sweeps/examples/demo-cpu.yaml`), or resume it: one run per
    (N, D) point, each with its own cosine. The branch design (`sweeps.branches`: one warmup-stable-decay
    run per size, a cool-down branch per budget) was measured as the demo's sweep and forecast worse
-   (+5.90% against +4.68% at 10x, 6.82e12 vs 7e12 FLOPs; the spec file gives the numbers), so the
+   (+5.90% against -1.20% at 10x, 6.82e12 vs 7e12 FLOPs; the spec file gives the numbers), so the
    demo keeps one run per point;
 3. fit Chinchilla's approach 3 (with bootstrap intervals), approach 2, and Kaplan's L(N, D), and pick
    the law that forecasts by how well each predicts the sweep's largest budget from the others
-   (`analysis.selection.select_law`);
+   (`analysis.selection.select_law`): approach 3, Kaplan's, or Kaplan's bounded by ln V, the loss of a
+   uniform guess over the vocabulary (Alabdulmohsin et al. 2022's M4 link, which lets the frontier steepen
+   as tiny runs leave that plateau: the measured shape of this sweep, issue 12);
 4. plan the compute-optimal run for a budget `heldout_factor` x the sweep's largest with that law, train
    it with the sweep's own recipe, and set the loss it reached beside the forecast and its interval.
    The held-out run is an independent run from scratch, never a branch of a sweep run, trained with
@@ -39,7 +41,8 @@ from analysis.fitjson import write_fit
 from analysis.io import FitWarning, load_points
 from analysis.plan import Planner
 from analysis.report import build_report
-from analysis.selection import LAW_NAMES, describe_selection, extrapolation_error, select_law
+from analysis.kaplan import ceiling_for_vocab
+from analysis.selection import LAW_NAMES, describe_selection, extrapolation_error, law_fit_settings, select_law
 from contracts.jsonio import write_json
 from scaling.counting import param_counts
 from scaling.shapes import shape_for_params
@@ -156,9 +159,15 @@ def run_demo(settings: DemoSettings, echo: Callable[[str], None] = print) -> Dem
         write_fit(est, out / name)
 
     # which law forecasts: the one that best predicts the sweep's largest budget from the smaller ones
-    selection = select_law(sweep_dir, spec.budgets, seed=settings.seed)
+    ceiling = ceiling_for_vocab(spec.vocab_size)  # ln V: every loss of a model over V tokens starts near it
+    selection = select_law(sweep_dir, spec.budgets, seed=settings.seed, ceiling=ceiling)
     law = selection["law"]
-    chosen = fit3 if law == "3" else kaplan
+    approach, fit_kwargs = law_fit_settings(law, ceiling)
+    bounded = KaplanFit(form="nd", ceiling=ceiling, bootstrap=settings.bootstrap if law == "kaplan_bounded" else 0,
+                        interval_level=settings.level, random_state=settings.seed).fit(points)
+    write_fit(bounded, out / "fit-kaplan-bounded.json")
+    fits = {"3": fit3, "kaplan": kaplan, "kaplan_bounded": bounded}
+    chosen = fits[law]
     write_json(out / "law-selection.json", selection)
     echo("      forecasting law: " + describe_selection(selection))
 
@@ -181,16 +190,18 @@ def run_demo(settings: DemoSettings, echo: Callable[[str], None] = print) -> Dem
                            f" ({result.trial.get('diverge_reason') or 'interrupted'})")
 
     # the forecast for the run actually trained (its N and D), with a 95% prediction interval
-    bt = backtest(sweep_dir, holdout=None, targets=run_dir, approach=law, bootstrap=settings.bootstrap,
-                  random_state=settings.seed, level=settings.level)
+    bt = backtest(sweep_dir, holdout=None, targets=run_dir, approach=approach, bootstrap=settings.bootstrap,
+                  random_state=settings.seed, level=settings.level, fit_kwargs=fit_kwargs)
     row = bt.rows.iloc[0]
     pred, fit_lo, fit_hi = float(row["predicted"]), float(row["lower"]), float(row["upper"])
     extra = extrapolation_error(selection, C / max(spec.budgets))
     lower = pred * math.exp(-math.hypot(math.log(pred / fit_lo), extra))
     upper = pred * math.exp(math.hypot(math.log(fit_hi / pred), extra))
     write_json(out / "forecast.json", bt.to_dict())
+    # the laws not chosen, fitted on all the sweep's points, at the run trained
+    others = {k: float(np.asarray(f.predict([row["N"]], [row["D"]]))[0]) for k, f in fits.items() if k != law}
     other = "kaplan" if law == "3" else "3"
-    other_pred = float(np.asarray((kaplan if other == "kaplan" else fit3).predict([row["N"]], [row["D"]]))[0])
+    other_pred = others[other]
 
     # 5. the report
     echo("[4/5] writing the report")
@@ -227,6 +238,8 @@ def run_demo(settings: DemoSettings, echo: Callable[[str], None] = print) -> Dem
             "extrapolation_error_pct": 100 * extra,
             "other_law": {"law": LAW_NAMES[other], "predicted_loss": other_pred,
                           "error_pct": 100 * (other_pred - actual) / actual},
+            "other_laws": {LAW_NAMES[k]: {"predicted_loss": p, "error_pct": 100 * (p - actual) / actual}
+                           for k, p in others.items()},
             "selection": selection,
             "approach2_a": float(fit2.a_),
             "approach2_a_interval": None if a2_iv is None else [float(a2_iv[0]), float(a2_iv[1])],

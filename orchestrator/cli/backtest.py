@@ -23,7 +23,7 @@ import sys
 
 from orchestrator.cli.common import (
     add_column_args, add_command, add_exclude_arg, add_progress_arg, level_arg, kept_rows, nonneg_int,
-    positive_float, seed_arg,
+    positive_float, seed_arg, vocab_size_arg,
 )
 
 
@@ -45,6 +45,9 @@ def register(subparsers) -> None:
                    help="law to fit: auto (default: approach 3 unless another form forecasts larger sizes from "
                         "smaller ones better by more than the cut-to-cut spread, analysis.auto), 3, or kaplan; "
                         "--lobo, and --weights without --approach, use approach 3")
+    p.add_argument("--vocab-size", type=vocab_size_arg, default=None, metavar="V",
+                   help="with --approach kaplan: bound the law by ln V, the loss of a uniform guess over V tokens "
+                        "(as `fit --vocab-size`)")
     p.add_argument("--weights", default="none", choices=["none", "compute", "size"],
                    help="sample weights of the fit: none, compute (1 + log C/C_min), size (equal per model size)")
     p.add_argument("--interval", default="prediction", choices=["prediction", "confidence", "none"],
@@ -78,6 +81,13 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.no_progress and sys.stderr.isatty()   # a bar on a terminal, none in logs
     if args.approach is None:   # auto compares unweighted fits; sample weights and --lobo are approach 3's
         args.approach = "3" if args.lobo or args.weights != "none" else "auto"
+    fit_kwargs = None
+    if args.vocab_size is not None:
+        if args.approach != "kaplan":
+            raise InputError(f"--vocab-size bounds Kaplan's L(N, D): give it with --approach kaplan, not {args.approach}")
+        from analysis.kaplan import ceiling_for_vocab
+
+        fit_kwargs = {"ceiling": ceiling_for_vocab(args.vocab_size)}
     source, columns = kept_rows(args.source, columns, args.n_convention, exclude=args.exclude,
                                 drop_highest=args.drop_highest)
     with fit_warnings_to_stderr():
@@ -87,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
             folds = leave_one_budget_out(source, target_C=args.forecast_flops,
                                          approach="3" if args.approach == "auto" else args.approach,
                                          columns=columns, n_convention=args.n_convention, best_of=args.best_of,
-                                         progress=progress)
+                                         progress=progress, fit_kwargs=fit_kwargs)
             out = {"kind": "leave_one_budget_out", "approach": "3" if args.approach == "auto" else args.approach, "target_C": float(folds["target_C"].iloc[0]),
                    "folds": folds.replace({float("nan"): None}).to_dict(orient="records"),
                    "N_opt_spread": [float(folds["N_opt_rel"].min()), float(folds["N_opt_rel"].max())],
@@ -100,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
                               target_columns=table_columns,
                               n_convention=args.n_convention, interval=args.interval, level=args.level,
                               bootstrap=args.bootstrap, weights=None if args.weights == "none" else args.weights,
-                              random_state=args.seed, best_of=args.best_of, progress=progress)
+                              random_state=args.seed, best_of=args.best_of, progress=progress, fit_kwargs=fit_kwargs)
             out = result.to_dict()
             text = result.summary()
     if args.out:

@@ -82,6 +82,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def vocab_size_arg(text: str) -> int:
+    """argparse `type=`: a vocabulary size, a whole number of tokens >= 2 (its ln is a loss ceiling)."""
+    value = _int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a vocabulary size (a whole number of tokens >= 2)")
+    return value
+
+
 def nonneg_int(text: str) -> int:
     """argparse `type=`: a whole number >= 0."""
     value = _int(text)

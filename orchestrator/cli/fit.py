@@ -6,6 +6,7 @@
     scaling fit isoflops.csv --approach 2 --budget-col budget --n-col params --d-col tokens
     scaling fit sweeps-out/iso1 --approach 1                 # training curves: curves + trials tables
     scaling fit runs.csv --approach kaplan --n-convention nonembedding
+    scaling fit demo-out/sweep --approach kaplan --vocab-size 512   # Kaplan's law bounded by ln V
     scaling fit sweeps-out/iso1 --exclude "N < 1e7 or D / N > 200"   # leave rows out (the --holdout language)
 
 SOURCE is a CSV or Parquet file, a sweep folder (points.parquet; for approach 1 curves.parquet and
@@ -23,7 +24,7 @@ import sys
 
 from orchestrator.cli.common import (
     add_column_args, add_command, add_exclude_arg, add_progress_arg, level_arg, nonneg_int,
-    positive_float, positive_int, seed_arg,
+    positive_float, positive_int, seed_arg, vocab_size_arg,
 )
 
 
@@ -43,6 +44,10 @@ def register(subparsers) -> None:
                         "that best forecasts larger sizes from smaller ones, with its error table)")
     p.add_argument("--kaplan-form", choices=["nd", "n", "d", "c"], default=None,
                    help="Kaplan law: L(N, D) eq. 1.5, L(N), L(D) or L(C) (default: nd when N and D both vary)")
+    p.add_argument("--vocab-size", type=vocab_size_arg, default=None, metavar="V",
+                   help="kaplan (form nd): bound the law by ln V, the loss of a uniform guess over V tokens: "
+                        "L = ln V / (1 + 1/K), K Kaplan's power law (the frontier of tiny models steepens as "
+                        "it leaves that plateau; Alabdulmohsin et al. 2022)")
     p.add_argument("--drop-highest", type=nonneg_int, default=0, metavar="K", help="leave out the K highest-loss points")
     p.add_argument("--bootstrap", type=nonneg_int, default=0, metavar="B", help="bootstrap resamples for intervals (e.g. 1000)")
     p.add_argument("--seed", type=seed_arg, default=0, metavar="S", help="seed of the bootstrap (default 0)")
@@ -102,9 +107,13 @@ def run(args: argparse.Namespace) -> int:
 def _fit(args: argparse.Namespace):
     from analysis.errors import InputError
     from analysis.fit import ChinchillaFit, EnvelopeFit, IsoFLOPFit, KaplanFit
+    from analysis.kaplan import ceiling_for_vocab
     from analysis.curves import load_curves
     from analysis.io import load_points
 
+    if args.vocab_size is not None and args.approach != "kaplan":
+        raise InputError(f"--vocab-size bounds Kaplan's L(N, D): give it with --approach kaplan, not {args.approach}")
+    ceiling = None if args.vocab_size is None else ceiling_for_vocab(args.vocab_size)
     progress = not args.no_progress and sys.stderr.isatty()   # a bar on a terminal, none in logs
     common = dict(bootstrap=args.bootstrap, interval_level=args.level, random_state=args.seed, progress=progress)
     if args.approach == "1":
@@ -145,7 +154,7 @@ def _fit(args: argparse.Namespace):
     if args.keep_unbracketed:
         raise InputError("--keep-unbracketed applies to approach 2 only")
     if args.approach == "kaplan":
-        return KaplanFit(form=args.kaplan_form, **common).fit(pts)
+        return KaplanFit(form=args.kaplan_form, ceiling=ceiling, **common).fit(pts)
     return ChinchillaFit(**common).fit(pts)
 
 

@@ -10,6 +10,7 @@ at 2e12. About 4 minutes on 2 cores.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -112,8 +113,12 @@ def test_the_result_has_the_promised_keys_and_a_checked_forecast(demo, check_out
     # a forecast 10x beyond the sweep, from 12 tiny runs: within 10% is a working pipeline, not luck
     assert abs(r["error_pct"]) < 10, r
     assert 0.2 < r["a"] < 0.8 and r["a"] + r["b"] == pytest.approx(1, abs=1e-6)
-    assert r["law"] in ("chinchilla", "kaplan")
-    assert set(r["selection"]["errors"]) == {"chinchilla", "kaplan"}
+    laws = {"chinchilla", "kaplan", "kaplan_bounded"}   # the last bounded by ln 512, the ceiling it records
+    assert r["law"] in laws and set(r["selection"]["errors"]) == laws
+    assert r["selection"]["ceiling"] == pytest.approx(math.log(512))
+    assert set(r["other_laws"]) == laws - {r["law"]}
+    for v in r["other_laws"].values():
+        assert v["error_pct"] == pytest.approx(100 * (v["predicted_loss"] - r["actual_loss"]) / r["actual_loss"])
     # the sweep's design and cost, and the recipe the held-out run trained with (the sweep's own)
     assert r["sweep_design"] == "isoflop" and r["sweep_budgets"] == [2e10, 6e10, 2e11]
     assert r["sweep_flops"] == pytest.approx(r["sweep_flops_one_run_per_point"])  # one run per point
