@@ -32,6 +32,23 @@ def synthetic_points(noise: float = 0.004, seed: int = 0, law: ChinchillaLaw = T
     return pd.DataFrame(rows)
 
 
+def isoflop_table(law, budgets, *, sizes: int = 6, span: float = 0.7, tokens_per_param: float = 20,
+                  noise: float = 0.0, seed: int = 0) -> pd.DataFrame:
+    """An IsoFLOP design from any law L(N, D): per budget C, `sizes` sizes spread 10^-span..10^span around
+    the N of `tokens_per_param` tokens per parameter, D = C / 6N, loss x lognormal noise, and the budget
+    column a sweep writes."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for C in budgets:
+        for f in np.logspace(-span, span, sizes):
+            N = float(np.sqrt(C / (6 * tokens_per_param)) * f)
+            D = C / (6 * N)
+            rows.append({"run_id": f"iso-{C:.0e}-n{N:.4g}", "kind": "final", "status": "completed", "params": N,
+                         "tokens": D, "flops_6nd": C, "budget": C,
+                         "loss": float(law(N, D) * np.exp(rng.normal(0, noise)))})
+    return pd.DataFrame(rows)
+
+
 def write_sweep(folder: Path, *, noise: float = 0.004, seed: int = 0, with_diverged: bool = True) -> Path:
     """points.parquet, curves.parquet, trials.parquet in `folder` (one extra diverged run when asked)."""
     folder.mkdir(parents=True, exist_ok=True)

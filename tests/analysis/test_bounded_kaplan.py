@@ -18,6 +18,7 @@ from analysis.kaplan import ceiling_for_vocab
 from analysis.laws import KAPLAN_2020_ND, KaplanLawND
 from analysis.plan import Planner
 from analysis.selection import select_law
+from synthetic_sweep import isoflop_table
 
 L0 = math.log(512)
 # a tiny-model law whose runs sit between 3 and 4.5 nats/token, as the demo's do
@@ -27,16 +28,7 @@ BUDGETS = [1e11, 3e11, 1e12, 3e12]
 
 def _table(law, budgets=BUDGETS, noise: float = 0.0, seed: int = 0) -> pd.DataFrame:
     """An IsoFLOP design: 5 sizes per budget around 25 tokens/param, losses from `law` (x lognormal noise)."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for C in budgets:
-        for f in np.logspace(-0.4, 0.4, 5):
-            N = math.sqrt(C / (6 * 25)) * f
-            D = C / (6 * N)
-            loss = float(law(N, D) * np.exp(rng.normal(0, noise)))
-            rows.append({"run_id": f"C{C:.0e}-N{N:.4g}", "kind": "final", "status": "completed", "params": N,
-                         "tokens": D, "flops_6nd": C, "budget": C, "loss": loss})
-    return pd.DataFrame(rows)
+    return isoflop_table(law, budgets, sizes=5, span=0.4, tokens_per_param=25, noise=noise, seed=seed)
 
 
 def test_the_bounded_law_stays_below_ln_v_and_becomes_kaplans_far_below_it():

@@ -6,30 +6,19 @@ from __future__ import annotations
 import math
 import warnings
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from analysis.laws import KAPLAN_2020_ND, ChinchillaLaw
 from analysis.selection import extrapolation_error, select_law
+from synthetic_sweep import isoflop_table
 
 BUDGETS = [1e15, 3e15, 1e16, 3e16, 1e17]
 
 
 def _sweep(folder, law, noise: float = 0.002, seed: int = 0):
-    """A sweep folder's points.parquet: an IsoFLOP design (6 sizes per budget, 20 tokens/param in the
-    middle) with losses from `law` times lognormal noise, and the budget column a sweep writes."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for C in BUDGETS:
-        for f in np.logspace(-0.7, 0.7, 6):
-            N = math.sqrt(C / (6 * 20)) * f
-            D = C / (6 * N)
-            rows.append({"run_id": f"iso-{C:.0e}-n{N:.3g}", "kind": "final", "params": N, "tokens": D,
-                         "flops_6nd": C, "budget": C, "loss": float(law(N, D) * np.exp(rng.normal(0, noise))),
-                         "status": "completed"})
+    """A sweep folder's points.parquet: 6 sizes per budget around 20 tokens/param, losses from `law`."""
     folder.mkdir(parents=True)
-    pd.DataFrame(rows).to_parquet(folder / "points.parquet")
+    isoflop_table(law, BUDGETS, noise=noise, seed=seed).to_parquet(folder / "points.parquet")
     return folder
 
 
