@@ -45,6 +45,7 @@ from analysis.kaplan import ceiling_for_vocab
 from analysis.selection import LAW_NAMES, describe_selection, extrapolation_error, law_fit_settings, select_law
 from contracts.jsonio import write_json
 from scaling.counting import param_counts
+from scaling.errors import ConfigError
 from scaling.shapes import shape_for_params
 from scaling.train import train
 from sweeps import store
@@ -181,7 +182,12 @@ def run_demo(settings: DemoSettings, echo: Callable[[str], None] = print) -> Dem
     run_dir = out / "heldout"
     echo(f"[3/5] held-out run at {C:.2e} FLOPs: the plan says N = {plan.N:,.0f}, D = {plan.D:,.0f} tokens; "
          f"training L{model.n_layer} d{model.d_model} ({n_actual:,} params) on {trial.tokens:,} tokens -> {run_dir}")
-    result = train(trial.config, run_dir, resume=True, progress=settings.progress)
+    try:
+        result = train(trial.config, run_dir, resume=True, progress=settings.progress)
+    except ConfigError as exc:   # a held-out run of another plan (another version, factor or --set)
+        held = str(exc).split("; use --no-resume")[0]
+        raise ConfigError(f"{held}: it is the held-out run of another plan; the demo trains the run its law plans "
+                          f"now: delete {run_dir} (the sweep is kept) or give another --out") from None
     if result.trial["status"] == "running":  # SIGTERM: the run saved a checkpoint and stopped
         echo("      the held-out run was interrupted; run the demo again with the same --out to resume it")
         raise KeyboardInterrupt

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -147,3 +148,25 @@ def test_the_output_is_a_sweep_folder_the_other_commands_read(demo):
     for name in ("fit-approach3.json", "fit-approach2.json", "fit-kaplan.json", "forecast.json", "law-selection.json",
                  "demo.json"):
         assert (out / name).exists(), name
+
+
+def test_a_held_out_run_of_another_plan_is_named_with_what_to_do(demo, tmp_path):
+    """Rerunning into a folder whose held-out run was planned otherwise (an older version, another
+    --heldout-factor or --set) stops in one line that says to delete that folder, not --no-resume (which
+    the demo does not have); nothing in the folder changes."""
+    out = tmp_path / "out"
+    shutil.copytree(demo["out"], out, ignore=shutil.ignore_patterns("ray"))
+    config = out / "heldout" / "config.json"
+    cfg = json.loads(config.read_text())
+    cfg["model"]["d_model"] += 4
+    config.write_text(json.dumps(cfg))
+    before = {p: p.stat().st_mtime_ns for p in (out / "heldout").rglob("*") if p.is_file()}
+    env = {**os.environ, "SCALING_CACHE": str(demo["out"].parent / "cache"), "RAY_AUTH_MODE": "disabled",
+           "RAY_USAGE_STATS_ENABLED": "0"}
+    r = subprocess.run([sys.executable, "-m", "orchestrator.cli", "demo", "--quick", "--out", str(out), "--json",
+                        "--no-progress"], capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 2, r.stderr[-3000:]
+    last = r.stderr.strip().splitlines()[-1]
+    assert "held-out run of another plan" in last and f"delete {out / 'heldout'}" in last, last
+    assert "--no-resume" not in last and "Traceback" not in r.stderr
+    assert {p: p.stat().st_mtime_ns for p in (out / "heldout").rglob("*") if p.is_file()} == before
