@@ -269,6 +269,9 @@ def format_fit(fit) -> str:
         lines.append("Chinchilla approach 1: lower envelope of training curves, N_opt = k_N C^a, D_opt = k_D C^b")
     else:
         lines.append(f"Kaplan et al. 2020, L({d['form'].upper()})")
+        if d.get("ceiling") is not None:
+            lines.append(f"bounded by ln V = {d['ceiling']:.4f} nats/token: L = ln V / (1 + 1/K), K the power law "
+                         "(Alabdulmohsin et al. 2022, M4); every fitted loss lies below ln V")
     lines.append(f"source: {d.get('source', '')}")
     conv = d.get("n_convention")
     n_text = f"{conv} parameters" if conv in ("total", "nonembedding") else f"parameters from column {conv!r}"

@@ -124,3 +124,25 @@ def test_select_law_picks_the_bounded_form_only_where_the_data_bend_like_it(tmp_
     assert set(sel["errors"]) == {"chinchilla", "kaplan", "kaplan_bounded"}
     chosen = sel["errors"][expected]["mean_abs_error_pct"]
     assert chosen < 0.5 and all(v["mean_abs_error_pct"] >= chosen for v in sel["errors"].values())
+
+
+def test_cli_fit_plan_and_backtest_with_vocab_size(tmp_path, capsys):
+    from orchestrator.cli import main
+
+    csv = tmp_path / "runs.csv"
+    _table(BOUNDED).to_csv(csv, index=False)
+    fit_json = tmp_path / "fit.json"
+    assert main(["fit", str(csv), "--approach", "kaplan", "--vocab-size", "512", "--bootstrap", "20",
+                 "--out", str(fit_json)]) == 0
+    assert "bounded by ln V = 6.2383 nats/token" in capsys.readouterr().out
+    assert json.loads(fit_json.read_text())["ceiling"] == pytest.approx(L0)
+    assert main(["plan", str(fit_json), "--budget", "3e13", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    truth_N = Planner(BOUNDED).budget(3e13).N
+    assert plan["N"] == pytest.approx(truth_N, rel=0.02)
+    assert plan["loss"] == pytest.approx(float(BOUNDED(plan["N"], plan["D"])), rel=1e-3) and plan["loss"] < L0
+    assert main(["backtest", str(csv), "--holdout", "C > 1.5e12", "--approach", "kaplan", "--vocab-size", "512",
+                 "--interval", "none", "--json"]) == 0
+    bt = json.loads(capsys.readouterr().out)
+    assert bt["fit"]["ceiling"] == pytest.approx(L0) and len(bt["rows"]) == 5
+    assert max(abs(r["rel_error"]) for r in bt["rows"]) < 1e-4   # noise-free: the bounded law forecasts exactly
