@@ -234,7 +234,9 @@ class BacktestResult:
 
     def summary(self) -> str:
         lvl = f"{100 * self.interval_level:.0f}%"
-        lines = [f"backtest: approach {self.approach}, weights {self.weights}; fitted {self.n_train} runs, "
+        ceiling = self.fit.get("ceiling")   # Kaplan's law bounded by ln V says so
+        bounded = "" if ceiling is None else f" bounded by ln V = {float(ceiling):.4f}"
+        lines = [f"backtest: approach {self.approach}{bounded}, weights {self.weights}; fitted {self.n_train} runs, "
                  f"predicted {self.n_holdout} (held out: {self.holdout})",
                  f"{'run':<28}{'N':>10}{'D':>10}{'truth':>9}{'pred':>9}   {lvl + ' ' + self.interval_kind + ' interval':<30}{'error':>8}"]
         for r in self.rows.itertuples():

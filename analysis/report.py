@@ -193,7 +193,9 @@ def render_report(data: ReportData, out: str | Path, *, static: tuple[str, str |
                      + fig("residuals-n-dn", "Residuals vs N and D/N", figures_paper.residuals_nd_figure(pts, law)))
     if data.backtest:
         bt = data.backtest
-        parts.append(f"<h2>Backtest (approach {esc(bt.get('approach', ''))})</h2>" + backtest_html(bt)
+        ceiling = (bt.get("fit") or {}).get("ceiling")   # Kaplan's law bounded by ln V says so
+        bounded = "" if ceiling is None else f", bounded by ln V = {float(ceiling):.4f}"
+        parts.append(f"<h2>Backtest (approach {esc(bt.get('approach', ''))}{esc(bounded)})</h2>" + backtest_html(bt)
                      + fig("backtest", "Backtest", figures.backtest_figure(heldout, bt.get("interval_level") or 0.95)))
     if data.forecasts is not None and len(data.forecasts):
         f = data.forecasts

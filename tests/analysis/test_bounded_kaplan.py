@@ -145,4 +145,12 @@ def test_cli_fit_plan_and_backtest_with_vocab_size(tmp_path, capsys):
                  "--interval", "none", "--json"]) == 0
     bt = json.loads(capsys.readouterr().out)
     assert bt["fit"]["ceiling"] == pytest.approx(L0) and len(bt["rows"]) == 5
+    assert main(["backtest", str(csv), "--holdout", "C > 1.5e12", "--approach", "kaplan", "--vocab-size", "512",
+                 "--interval", "none"]) == 0
+    assert "backtest: approach kaplan bounded by ln V = 6.2383" in capsys.readouterr().out
+    bt_json, html = tmp_path / "bt.json", tmp_path / "report.html"
+    assert main(["backtest", str(csv), "--holdout", "C > 1.5e12", "--approach", "kaplan", "--vocab-size", "512",
+                 "--bootstrap", "20", "--out", str(bt_json)]) == 0
+    assert main(["report", str(csv), "--backtest", str(bt_json), "--bootstrap", "0", "--out", str(html)]) == 0
+    assert "Backtest (approach kaplan, bounded by ln V = 6.2383)" in html.read_text()
     assert max(abs(r["rel_error"]) for r in bt["rows"]) < 1e-4   # noise-free: the bounded law forecasts exactly
