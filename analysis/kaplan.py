@@ -106,7 +106,7 @@ class KaplanFit(FitEstimator):
                      "d": lambda: KaplanLawD(self.alpha_D_, self.D_c_),
                      "c": lambda: KaplanLawC(self.alpha_C_, self.C_c_),
                      "nd": lambda: KaplanLawND(self.alpha_N_, self.alpha_D_, self.N_c_, self.D_c_,
-                                               getattr(self, "ceiling_", None))}[self.form_]()
+                                               self.ceiling_)}[self.form_]()
 
     def predict(self, N: ArrayLike | None = None, D: ArrayLike | None = None, *, C: ArrayLike | None = None):
         """Loss from the fitted form: predict(N) for "n", predict(D=...) for "d", predict(C=...) for "c",
@@ -136,10 +136,9 @@ class KaplanFit(FitEstimator):
             raise ValueError(f"field 'form': {form!r} is not one of {', '.join(cls._PARAMS)}")
         ceiling = d.get("ceiling")
         if ceiling is not None:
-            if form != "nd" or isinstance(ceiling, bool) or not isinstance(ceiling, (int, float)) \
-                    or not math.isfinite(ceiling) or ceiling <= 0:
-                raise ValueError(f"field 'ceiling': {ceiling!r} is not a positive number of nats/token of a Kaplan "
-                                 "L(N, D) fit")
+            problem = _ceiling_problem(ceiling, form)
+            if problem:
+                raise ValueError(f"field 'ceiling': {problem}")
             ceiling = float(ceiling)
         return {"form": form, "ceiling": ceiling}
 
@@ -174,15 +173,24 @@ def ceiling_for_vocab(vocab_size: int) -> float:
     return math.log(int(vocab_size))
 
 
+def _ceiling_problem(ceiling: Any, form: str) -> str | None:
+    """What is wrong with a bounded form's L0 (a finite positive number, Kaplan's L(N, D) only), or None;
+    the one check behind a fit's argument and a fit JSON's field."""
+    if form != "nd":
+        return f"the bounded form is Kaplan's L(N, D); form {form!r} takes no ceiling"
+    if isinstance(ceiling, bool) or not isinstance(ceiling, (int, float, np.floating)) or not math.isfinite(ceiling) \
+            or ceiling <= 0:
+        return f"{ceiling!r} is not a positive number of nats/token"
+    return None
+
+
 def _check_ceiling(ceiling: Any, form: str, pts: Points) -> float | None:
     """The bounded form's L0, checked where it enters: a finite positive number above every loss."""
     if ceiling is None:
         return None
-    if form != "nd":
-        raise InputError(f"ceiling: the bounded form is Kaplan's L(N, D); form {form!r} takes no ceiling")
-    if isinstance(ceiling, bool) or not isinstance(ceiling, (int, float, np.floating)) or not math.isfinite(ceiling) \
-            or ceiling <= 0:
-        raise InputError(f"ceiling: {ceiling!r} is not a positive number of nats/token")
+    problem = _ceiling_problem(ceiling, form)
+    if problem:
+        raise InputError(f"ceiling: {problem}")
     top = float(np.max(pts.loss))
     if top >= ceiling:
         raise InputError(f"{pts.source}: a loss of {top:.4g} nats/token is not below the ceiling {ceiling:.4g} "
