@@ -22,8 +22,8 @@ import argparse
 import sys
 
 from orchestrator.cli.common import (
-    add_column_args, add_command, add_exclude_arg, add_progress_arg, level_arg, kept_rows, nonneg_int,
-    positive_float, seed_arg, vocab_size_arg,
+    add_column_args, add_command, add_exclude_arg, add_progress_arg, kaplan_ceiling, level_arg, kept_rows,
+    nonneg_int, positive_float, seed_arg, vocab_size_arg,
 )
 
 
@@ -81,13 +81,8 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.no_progress and sys.stderr.isatty()   # a bar on a terminal, none in logs
     if args.approach is None:   # auto compares unweighted fits; sample weights and --lobo are approach 3's
         args.approach = "3" if args.lobo or args.weights != "none" else "auto"
-    fit_kwargs = None
-    if args.vocab_size is not None:
-        if args.approach != "kaplan":
-            raise InputError(f"--vocab-size bounds Kaplan's L(N, D): give it with --approach kaplan, not {args.approach}")
-        from analysis.kaplan import ceiling_for_vocab
-
-        fit_kwargs = {"ceiling": ceiling_for_vocab(args.vocab_size)}
+    ceiling = kaplan_ceiling(args)
+    fit_kwargs = None if ceiling is None else {"ceiling": ceiling}
     source, columns = kept_rows(args.source, columns, args.n_convention, exclude=args.exclude,
                                 drop_highest=args.drop_highest)
     with fit_warnings_to_stderr():

@@ -23,7 +23,7 @@ import argparse
 import sys
 
 from orchestrator.cli.common import (
-    add_column_args, add_command, add_exclude_arg, add_progress_arg, level_arg, nonneg_int,
+    add_column_args, add_command, add_exclude_arg, add_progress_arg, kaplan_ceiling, level_arg, nonneg_int,
     positive_float, positive_int, seed_arg, vocab_size_arg,
 )
 
@@ -107,13 +107,10 @@ def run(args: argparse.Namespace) -> int:
 def _fit(args: argparse.Namespace):
     from analysis.errors import InputError
     from analysis.fit import ChinchillaFit, EnvelopeFit, IsoFLOPFit, KaplanFit
-    from analysis.kaplan import ceiling_for_vocab
     from analysis.curves import load_curves
     from analysis.io import load_points
 
-    if args.vocab_size is not None and args.approach != "kaplan":
-        raise InputError(f"--vocab-size bounds Kaplan's L(N, D): give it with --approach kaplan, not {args.approach}")
-    ceiling = None if args.vocab_size is None else ceiling_for_vocab(args.vocab_size)
+    ceiling = kaplan_ceiling(args)
     progress = not args.no_progress and sys.stderr.isatty()   # a bar on a terminal, none in logs
     common = dict(bootstrap=args.bootstrap, interval_level=args.level, random_state=args.seed, progress=progress)
     if args.approach == "1":
