@@ -43,7 +43,6 @@ from analysis.frontier import group_budgets
 from analysis.holdout import holdout_mask
 from analysis.io import Points, load_points_frame, warn_repeated_data
 from analysis.kaplan import KaplanFit
-from analysis.laws import chinchilla_loss, kaplan_nd_loss
 from analysis.plan import Planner
 from contracts.counts import format_count
 
@@ -117,15 +116,12 @@ class _Fitted:
         return np.asarray(self.estimator.predict(N, D), dtype=float)
 
     def bootstrap_predictions(self, N, D) -> np.ndarray | None:
-        """(B, n) predicted losses, one row per bootstrap law; None without a bootstrap."""
-        bp = getattr(self.estimator, "bootstrap_params_", None)
-        if not bp:
-            return None
-        N, D = np.asarray(N, dtype=float)[None, :], np.asarray(D, dtype=float)[None, :]
-        draws = {k: np.asarray(v, dtype=float)[:, None] for k, v in bp.items()}
-        if self.approach == "3":
-            return chinchilla_loss(N, D, **draws)
-        return kaplan_nd_loss(N, D, **draws, ceiling=getattr(self.estimator, "ceiling_", None))
+        """(B, n) predicted losses, one row per bootstrap law; None without a bootstrap
+        (`analysis.auto.log_draws`, the one place that evaluates a fit's bootstrap laws)."""
+        from analysis.auto import log_draws
+
+        draws = log_draws(self.estimator, np.asarray(N, dtype=float), np.asarray(D, dtype=float))
+        return None if draws is None else np.exp(draws)
 
 
 def fit_approach(pts: Any, approach: Any = 3, *, bootstrap: int = 200, random_state: int | None = 0,
