@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -27,20 +26,16 @@ from analysis.fit import ChinchillaFit, KaplanFit  # noqa: E402
 from analysis.io import load_points  # noqa: E402
 from analysis.kaplan import ceiling_for_vocab  # noqa: E402
 from analysis.selection import LAW_NAMES, select_law  # noqa: E402
-
-
-def heldout_run(folder: Path) -> pd.Series:
-    points = pd.read_csv(folder / "heldout" / "points.csv")
-    return points[points["kind"] == "final"].iloc[-1]
+from sweeps.spec import load_spec  # noqa: E402
 
 
 def one_folder(folder: Path) -> dict:
     sweep = folder / "sweep"
-    spec = yaml.safe_load((sweep / "spec.yaml").read_text())
-    ceiling = ceiling_for_vocab(int(spec["vocab_size"]))
+    ceiling = ceiling_for_vocab(load_spec(sweep / "spec.yaml").vocab_size)
     points = load_points(sweep, budget_col="budget")
     budgets = sorted(float(b) for b in np.unique(points.budget))
-    run = heldout_run(folder)
+    held = load_points(folder / "heldout")   # the run folder's finished point
+    run = {"params": float(held.N[-1]), "tokens": float(held.D[-1]), "loss": float(held.loss[-1])}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sel = select_law(sweep, budgets, ceiling=ceiling)
