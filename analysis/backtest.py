@@ -2,16 +2,17 @@
 
 `backtest(data, holdout)` holds out the rows matching `holdout` (see `analysis.holdout`: an expression
 such as ``"N >= 2e9"``, ``"largest N"``, ``"largest C"``, ``"rows 3,5"``), fits the rest with `auto` (the
-default: the form `analysis.auto` picks by forecasting larger sizes from smaller ones, approach 3 unless
-another form clearly wins, with its calibrated interval), approach 3 (Chinchilla's L(N, D)) or Kaplan's
-L(N, D), predicts the held-out losses and reports, per row, the
+default: the forecaster of `analysis.forecast`, whose candidates are weighed by forecasting the table's
+own held-out parts along the axis this backtest extrapolates: budgets when every predicted run lies
+beyond the fitted budgets, sizes when beyond the fitted sizes, tokens per parameter when beyond those),
+approach 3 (Chinchilla's L(N, D)) or Kaplan's L(N, D), predicts the held-out losses and reports, per row, the
 relative error (predicted - truth) / truth and whether the truth lies in the predicted interval; then
 the mean and largest absolute relative error and the interval coverage. Extra `targets` (runs not in
 the table, e.g. published large models) are predicted and scored alongside the held-out rows.
 
 Intervals (`interval=`):
 - "prediction" (default): the spread of a new observation. With `auto`, exp(+-z s sigma(x)) around the
-  forecast, s measured on the held-out cuts (`analysis.auto`). With approach 3 or kaplan, combining the bootstrap fits (parameter
+  forecast, s measured on the held-out cuts (`analysis.forecast`). With approach 3 or kaplan, combining the bootstrap fits (parameter
   uncertainty) with the fit's own residuals in log loss (the scatter of single runs about the law):
   quantiles of log L_b(N, D) + r_j over all bootstrap laws b and training residuals r_j.
 - "confidence": the bootstrap fits only (uncertainty of the mean law), narrower.
@@ -117,8 +118,8 @@ class _Fitted:
 
     def bootstrap_predictions(self, N, D) -> np.ndarray | None:
         """(B, n) predicted losses, one row per bootstrap law; None without a bootstrap
-        (`analysis.auto.log_draws`, the one place that evaluates a fit's bootstrap laws)."""
-        from analysis.auto import log_draws
+        (`analysis.forecast.candidates.log_draws`, the one place that evaluates a fit's bootstrap laws)."""
+        from analysis.forecast.candidates import log_draws
 
         draws = log_draws(self.estimator, np.asarray(N, dtype=float), np.asarray(D, dtype=float))
         return None if draws is None else np.exp(draws)
@@ -126,9 +127,12 @@ class _Fitted:
 
 def fit_approach(pts: Any, approach: Any = 3, *, bootstrap: int = 200, random_state: int | None = 0,
                  sample_weight: np.ndarray | None = None, fit_kwargs: Mapping[str, Any] | None = None,
-                 progress: bool = False, exclude: Mapping[str, str] | None = None) -> _Fitted:
+                 progress: bool = False, exclude: Mapping[str, str] | None = None, axis: str = "auto",
+                 vocab_size: int | None = None, keep_all: bool = False) -> _Fitted:
     """Fit `pts` (analysis.io.Points) with auto, approach 3 or kaplan (the laws that predict L(N, D));
-    `progress` shows the bootstrap's bar; `exclude` ({candidate: reason}) leaves auto's candidates out."""
+    `progress` shows the bootstrap's bar. For auto (`analysis.forecast.Forecaster`): `axis` the question
+    extrapolates, `exclude` ({candidate: reason}) candidates left out, `vocab_size` V of L0 = ln V when
+    the points do not record it, `keep_all` no domain rules."""
     approach = str(approach).lower()
     kw = dict(fit_kwargs or {})
     kw.setdefault("progress", progress)
@@ -137,9 +141,10 @@ def fit_approach(pts: Any, approach: Any = 3, *, bootstrap: int = 200, random_st
         if approach == "auto":
             if sample_weight is not None:
                 raise InputError("weights: auto (the default) compares unweighted fits; give approach 3 with weights")
-            from analysis.auto import AutoFit
+            from analysis.forecast import Forecaster
 
-            est = AutoFit(bootstrap=bootstrap, random_state=random_state, fit_kwargs=kw, exclude=exclude).fit(pts)
+            est = Forecaster(axis=axis, bootstrap=bootstrap, random_state=random_state, fit_kwargs=kw, exclude=exclude,
+                             vocab_size=vocab_size, keep_all=keep_all).fit(pts)
         elif approach == "3":
             est = ChinchillaFit(bootstrap=bootstrap, random_state=random_state, **kw).fit(pts, sample_weight=sample_weight)
         elif approach == "kaplan":
@@ -161,15 +166,30 @@ def fit_approach(pts: Any, approach: Any = 3, *, bootstrap: int = 200, random_st
 def _targets_lacking(test: pd.DataFrame, pts: Points) -> dict[str, str]:
     """{candidate: reason} for auto's candidates under another N convention that some predicted row
     (a targets file without the column) cannot be given: they are skipped, not forecast with the wrong N."""
-    from analysis.auto import CANDIDATE_CONVENTIONS
+    from analysis.forecast.candidates import CANDIDATES
 
     out = {}
-    for name, convention in CANDIDATE_CONVENTIONS.items():
+    for name, convention in ((c.name, c.n_convention) for c in CANDIDATES.values() if c.n_convention):
         col = f"N_{convention}"
         if convention in pts.other_n and (col not in test.columns or test[col].isna().any()):
             out[name] = (f"the targets have no {pts.other_n[convention][0]!r} column to forecast them with "
                          f"{convention} N")
     return out
+
+
+def question_axis(train: pd.DataFrame, test: pd.DataFrame) -> str:
+    """The axis a backtest extrapolates: "budget" when every predicted run lies beyond the largest fitted
+    budget, else "size" beyond the largest fitted model, else "tokens_per_param" beyond the largest fitted
+    D/N, else "auto" (`analysis.forecast.cuts.choose_axis`)."""
+    if test.empty or train.empty:
+        return "auto"
+    if float(test["C"].min()) > float(train["C"].max()):
+        return "budget"
+    if float(test["N"].min()) > float(train["N"].max()):
+        return "size"
+    if float((test["D"] / test["N"]).min()) > float((train["D"] / train["N"]).max()):
+        return "tokens_per_param"
+    return "auto"
 
 
 @dataclass
@@ -246,8 +266,10 @@ class BacktestResult:
         lines.append("losses in nats/token; N in parameters; D in tokens")
         sel = self.fit.get("selection")
         if self.approach == "auto" and sel:
-            lines.append(f"auto chose {self.fit['chosen']} ({sel['method']}): "
-                         + ", ".join(f"{r['candidate']} RMS log error {r['rms_log_error']:.4f}" for r in sel["table"]))
+            lines.append(f"auto: {sel['method']} ({sel.get('axis', '')}): "
+                         + ", ".join(f"{r['candidate']} RMS log error "
+                                     + (f"{r['rms_log_error']:.4f}" if r.get('rms_log_error') is not None else "-")
+                                     for r in sel["table"]))
             lines.append(f"  why: {sel.get('reason', '')}")
             if self.fit.get("n_convention") == "nonembedding":
                 lines.append(f"  forecast with non-embedding N (column {self.fit.get('columns', {}).get('n')!r}); "
@@ -256,7 +278,7 @@ class BacktestResult:
                 lines.append(f"  not tried: {skip['candidate']}: {skip['reason']}")
             if self.fit.get("interval_scale") is not None:
                 lines.append(f"  interval: exp(+-z s sigma) around the forecast, s = {self.fit['interval_scale']:.3f} measured "
-                             f"on {len(self.fit.get('interval_scores', []))} held-out runs (analysis.auto)")
+                             f"on {len(self.fit.get('interval_scores', []))} held-out runs (analysis.forecast)")
         return "\n".join(lines)
 
 
@@ -277,8 +299,11 @@ def backtest(
     fit_kwargs: Mapping[str, Any] | None = None,
     best_of: Any = None,
     progress: bool = False,
+    vocab_size: int | None = None,
+    keep_all: bool = False,
 ) -> BacktestResult:
-    """Fit on the rows not matching `holdout`, predict the rest (and `targets`), score the predictions."""
+    """Fit on the rows not matching `holdout`, predict the rest (and `targets`), score the predictions.
+    `vocab_size` and `keep_all` reach the forecaster (approach auto)."""
     if interval not in ("prediction", "confidence", "none"):
         raise InputError(f"interval: {interval!r} is not prediction, confidence or none")
     if not 0 < level < 1:
@@ -301,7 +326,8 @@ def backtest(
     w = None if w_all is None else w_all[train]
     fitted = fit_approach(pts.subset(train), approach, bootstrap=0 if interval == "none" else bootstrap,
                           random_state=random_state, sample_weight=w, fit_kwargs=fit_kwargs, progress=progress,
-                          exclude=_targets_lacking(test, pts))
+                          exclude=_targets_lacking(test, pts), axis=question_axis(frame[train], test),
+                          vocab_size=vocab_size, keep_all=keep_all)
     N, D, truth = test["N"].to_numpy(), test["D"].to_numpy(), test["loss"].to_numpy()
     N_fit = N if fitted.n_convention == pts.n_convention else test[f"N_{fitted.n_convention}"].to_numpy()
     # unique tokens of each predicted run; a target without the count is taken as single-epoch (U = D)

@@ -19,14 +19,15 @@ n_points, n_convention, flops_convention, data_range, source, columns) are descr
     approach 2       a, b, N_opt_law {k, p}, D_opt_law {k, p} (N_opt = k C^p), budgets (one per IsoFLOP
                      budget: C, N_opt, D_opt, loss_opt, n_points, n_sizes, position, used)
     approach 1       the same power laws, envelope (rows C, N_opt, D_opt, loss, run), n_runs
-    approach "auto"  chosen (candidate name), selection (method, cuts_N, rule, reason, table of each
-                     candidate's rms_log_error, rms_log_error_by_cut, margin_mean, margin_sd, mean_log_error,
-                     mean/max_abs_rel_error_pct, drift_per_ln_N), drift_per_ln_N, interval_scale (s of
-                     `analysis.auto`), interval_scores, interval_prior_weight, N_max, residuals, fit (the chosen
-                     law's own fit JSON). The interval fields were added within version 2 (additive: a file
-                     without them reads with s = 1, and older readers ignore them); so were selection.skipped
-                     ([{candidate, reason}]: candidates not tried) and the candidate chinchilla_nonembedding,
-                     whose choice makes the file's n_convention "nonembedding" and columns.n its column
+    approach "auto"  the forecaster (`analysis.forecast`): chosen (the heaviest member), axis (budget, size,
+                     tokens_per_param), weights {candidate: w}, members [{candidate, weight, fit (that law's own
+                     fit JSON)}], selection (axis, axis_reason, method, cuts, rule, reason, table of each
+                     candidate's rms_log_error, rms_log_error_by_cut, mean_log_error, mean/max_abs_rel_error_pct,
+                     weight, degenerate; skipped, degenerate lists), domain (rules, set_aside rows, counts),
+                     ceiling and vocab_size (ln V and V when known), interval_scale (s), interval_scores,
+                     interval_prior_weight, n_cuts, N_max, residuals, bend (the bend check or null), and fit
+                     (the heaviest member's fit, for older readers). A file of the first auto (chosen and fit
+                     only) reads as one member of weight 1
     approach "data_constrained"  law "data_constrained", E, A, B, alpha, beta, R_N, R_D (Muennighoff et al.
                      2023 eqs. 5-7), a, b, G of the base law, n_single_epoch, max_epochs, rss, delta
 
@@ -49,11 +50,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from analysis.auto import AutoFit
 from analysis.chinchilla import ChinchillaFit
 from analysis.data_constrained import DataConstrainedFit
 from analysis.errors import InputError
 from analysis.estimator import FitEstimator
+from analysis.forecast import Forecaster
 from analysis.frontier import EnvelopeFit, IsoFLOPFit
 from analysis.kaplan import KaplanFit
 from contracts import jsonio
@@ -71,7 +72,7 @@ OBJECTIVE_KIND = {3: "sum of Huber(delta) of log-loss residuals (Hoffmann et al.
                   "data_constrained": "sum of squared log-loss residuals (Muennighoff et al. 2023 eq. 7)"}
 
 FIT_CLASSES: dict[Any, type[FitEstimator]] = {3: ChinchillaFit, 2: IsoFLOPFit, 1: EnvelopeFit, "kaplan": KaplanFit,
-                                              "data_constrained": DataConstrainedFit, "auto": AutoFit}
+                                              "data_constrained": DataConstrainedFit, "auto": Forecaster}
 """The fitter of each "approach"."""
 
 

@@ -32,9 +32,13 @@ import pandas as pd
 from analysis.errors import InputError
 from analysis.tables import folder_table, read_table
 from contracts.conventions import FLOPS_6ND, N_CONVENTION_COLUMNS, convention_of_column, flops_6nd, tokens_for_flops
-from contracts.runs_table import CURVE_FIT_COLUMNS, FIT_COLUMNS, FIT_STATUS, UNIQUE_TOKENS
+from contracts.runs_table import (CURVE_FIT_COLUMNS, FIT_COLUMNS, FIT_STATUS, UNIQUE_TOKENS, run_table_file,
+                                  sweep_table_file)
 
 ROLES = ("n", "d", "c", "loss", "budget", "u")
+
+VOCAB_COLUMN = "vocab_size"
+"""The trials column (and optional table column) of the vocabulary size V (`Points.vocab_size`)."""
 
 UNIQUE_TOKENS_COLUMN = UNIQUE_TOKENS
 """The default column of the unique tokens U a run's D tokens were drawn from (D > U repeats data); sweep
@@ -85,6 +89,7 @@ class Points:
     flops_convention: str = FLOPS_6ND
     notes: tuple[str, ...] = ()
     other_n: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)
+    vocab_size: int | None = None
 
     def under(self, convention: str) -> "Points":
         """The same rows with N under `convention` (one of `other_n`): N, `columns["n"]` and `n_convention`
@@ -206,7 +211,35 @@ def load_points_frame(source: str | Path | pd.DataFrame, columns: Mapping[str, s
     elif folder:
         df = _best_lr(df, columns, name)
     df = df.reset_index(drop=True)
-    return df, points_from_frame(df, columns, source=name, n_convention=n_convention, auto=not folder)
+    pts = points_from_frame(df, columns, source=name, n_convention=n_convention, auto=not folder)
+    vocab = _vocab_size(Path(source) if folder else None, df, name)
+    return df, (pts if vocab is None else replace(pts, vocab_size=vocab))
+
+
+def _vocab_size(folder: Path | None, df: pd.DataFrame, source: str) -> int | None:
+    """The vocabulary size V every row's model predicts over (for the loss of a uniform guess, ln V): a
+    sweep folder's `trials.parquet` or a run folder's `trial.json` column `vocab_size`, else the table's
+    own `vocab_size` column; None when absent or when the rows differ (losses over different
+    vocabularies share no ceiling)."""
+    values = None
+    if folder is not None:
+        from contracts.jsonio import read_json
+
+        try:
+            if (folder / sweep_table_file("trials")).exists():
+                values = read_table(folder / sweep_table_file("trials")).get(VOCAB_COLUMN)
+            elif (folder / run_table_file("trials")).exists():
+                values = pd.Series([read_json(folder / run_table_file("trials")).get(VOCAB_COLUMN)])
+        except (InputError, OSError, ValueError, AttributeError):
+            values = None
+    elif VOCAB_COLUMN in df.columns:
+        values = df[VOCAB_COLUMN]
+    if values is None:
+        return None
+    v = pd.to_numeric(pd.Series(values), errors="coerce").dropna().unique()
+    if len(v) != 1 or not np.isfinite(v[0]) or v[0] < 2 or v[0] != int(v[0]):
+        return None
+    return int(v[0])
 
 
 def _whole_run_names(df: pd.DataFrame) -> pd.DataFrame:

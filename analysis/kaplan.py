@@ -45,8 +45,10 @@ class KaplanFit(FitEstimator):
                "nd": ("alpha_N", "alpha_D", "N_c", "D_c")}
 
     def __init__(self, *, form: str | None = None, ceiling: float | None = None, bootstrap: int = 0,
-                 interval_level: float = 0.95, random_state: int | None = None, progress: bool = False) -> None:
+                 interval_level: float = 0.95, random_state: int | None = None, progress: bool = False,
+                 warm_start: np.ndarray | None = None) -> None:
         self.form = form
+        self.warm_start = warm_start
         self.ceiling = ceiling
         self.bootstrap = bootstrap
         self.interval_level = interval_level
@@ -71,7 +73,7 @@ class KaplanFit(FitEstimator):
         ceiling = _check_ceiling(self.ceiling, form, pts)
         xs = self._inputs(pts, form)
         t = np.log(pts.loss)
-        theta, rss = _kaplan_fit(form, xs, t, None, None, ceiling)
+        theta, rss = _kaplan_fit(form, xs, t, None, None, ceiling, first=self.warm_start)
         self.form_ = form
         self.ceiling_ = ceiling
         self._set_law(theta)
@@ -199,8 +201,11 @@ def _check_ceiling(ceiling: Any, form: str, pts: Points) -> float | None:
 
 
 def _kaplan_fit(form: str, xs: tuple[np.ndarray, ...], t: np.ndarray, w: np.ndarray | None,
-                warm: np.ndarray | None, ceiling: float | None = None) -> tuple[np.ndarray, float]:
-    """Least squares on log loss (weights w = row counts of a resample); returns (theta, rss). With a
+                warm: np.ndarray | None, ceiling: float | None = None,
+                first: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """Least squares on log loss (weights w = row counts of a resample); returns (theta, rss). `warm`: the
+    only start (a bootstrap resample from the full-data optimum); `first`: a start tried before two of
+    the grid's (a refit of a subset from the full-data optimum, `warm_start`). With a
     ceiling L0 the model is log L = log L0 - log(1 + e^(-log K)); its Jacobian is K's times
     d log L / d log K = 1 / (1 + K)."""
     w = np.ones_like(t) if w is None else w
@@ -241,6 +246,8 @@ def _kaplan_fit(form: str, xs: tuple[np.ndarray, ...], t: np.ndarray, w: np.ndar
         span_x, span_y = x.max(), y.max()
         starts = [np.array([aN, aD, span_x + du, span_y + du])
                   for aN in (0.05, 0.3) for aD in (0.05, 0.3) for du in (3.0, 15.0)]
+        if first is not None and form == "nd":
+            starts = [np.asarray(first, dtype=float), starts[0], starts[-1]]
     best = None
     for th0 in starts:
         res = least_squares(residual, th0, jac=jac, bounds=([1e-6, 1e-6, -np.inf, -np.inf], [10, 10, np.inf, np.inf]),

@@ -82,7 +82,7 @@ class Planner:
         self.n_convention = n_convention
         self.flops_convention = flops_convention
         self.surface = surface_for(law, bootstrap, self.k, d_opt_law=d_opt_law, method=method)
-        self.forecast: Any = None            # an `analysis.auto.AutoFit`: the planned loss's interval is its forecast's
+        self.forecast: Any = None            # an `analysis.forecast.Forecaster`: the planned loss's interval is its forecast's
         self.unique_tokens: float | None = None
 
     @classmethod
@@ -97,11 +97,7 @@ class Planner:
         (numerically: D > U repeats data, priced by eqs. 5-6), or on its base law when U is None."""
         est = read_fit(fit)
         if est.approach == "auto":
-            planner = cls.from_fit(est.estimator_, unique_tokens=unique_tokens, **kwargs)
-            planner.forecast = est
-            planner.unique_tokens = unique_tokens
-            planner.surface.method += f" ({est.chosen_}, the form auto chose)"
-            return planner
+            return cls._from_forecast(est, unique_tokens, **kwargs)
         if unique_tokens is not None:
             _positive("unique_tokens", unique_tokens)
             if est.approach != "data_constrained":
@@ -133,6 +129,28 @@ class Planner:
         n_law = est.N_opt_law_
         planner = cls(n_law, d_opt_law=est.D_opt_law_, bootstrap=boot, **common)
         planner.surface.method = f"approach-{est.approach} frontier N_opt(C) = {n_law.k:.4g} C^{n_law.p:.4f}"
+        return planner
+
+    @classmethod
+    def _from_forecast(cls, fc: Any, unique_tokens: float | None, **kwargs) -> "Planner":
+        """From an `analysis.forecast.Forecaster`: with one member, that law's own planner (closed forms for
+        approach 3); with several, their combined law log L = sum w_c log L_c, planned numerically with one
+        combined law per bootstrap draw. The planned loss's interval is always the forecaster's."""
+        if len(fc.weights_) == 1:
+            planner = cls.from_fit(fc.members_[fc.chosen_], unique_tokens=unique_tokens, **kwargs)
+            planner.surface.method += f" ({fc.chosen_}, the forecaster's one member)"
+        else:
+            if unique_tokens is not None:
+                _positive("unique_tokens", unique_tokens)
+            common = dict(data_range=fc.data_range_, interval_level=0.95, n_convention=fc.n_convention_,
+                          flops_convention=fc.flops_convention_)
+            common.update(kwargs)
+            U = None if unique_tokens is None else float(unique_tokens)
+            planner = cls(fc.law_for(U), bootstrap=fc.bootstrap_laws(U) or None, **common)
+            planner.surface.method = ("the forecaster's combined law, log L = "
+                                      + " + ".join(f"{w:.2f} log L[{n}]" for n, w in fc.weights_.items()))
+        planner.forecast = fc
+        planner.unique_tokens = unique_tokens
         return planner
 
     # ---- the five plans --------------------------------------------------------------------------
@@ -249,12 +267,14 @@ class Planner:
 
 
 def _auto_block(fit: Any) -> dict[str, Any]:
-    """What a plan from an `auto` fit records: the form chosen, why, each candidate's out-of-sample error
-    and the interval scale s of its loss forecast (`analysis.auto`)."""
+    """What a plan from the forecaster records: its members and weights, the axis, why, each candidate's
+    out-of-sample error, the interval scale s and the bend check (`analysis.forecast`)."""
     sel = fit.selection_
-    return {"chosen": fit.chosen_, "reason": sel.get("reason", ""), "method": sel.get("method", ""),
-            "interval_scale": float(fit.interval_scale_),
-            "table": [{"candidate": r["candidate"], "rms_log_error": r["rms_log_error"],
+    return {"chosen": fit.chosen_, "weights": dict(fit.weights_), "axis": getattr(fit, "axis_", sel.get("axis")),
+            "reason": sel.get("reason", ""), "method": sel.get("method", ""),
+            "interval_scale": float(fit.interval_scale_), "n_cuts": int(getattr(fit, "n_cuts_", 0)),
+            "bend": getattr(fit, "bend_", None),
+            "table": [{"candidate": r["candidate"], "rms_log_error": r["rms_log_error"], "weight": r.get("weight", 0.0),
                        "rms_log_error_by_cut": r.get("rms_log_error_by_cut", [])} for r in sel.get("table", [])]}
 
 

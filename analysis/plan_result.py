@@ -113,10 +113,14 @@ class Plan:
             lines.append(f"{'intervals':<22}{lvl} percentile over {self.n_bootstrap} bootstrap fits"
                          + ("; the loss's is auto's calibrated prediction interval" if self.auto else ""))
         if self.auto:
-            errs = ", ".join(f"{r['candidate']} {r['rms_log_error']:.4f}" for r in self.auto["table"])
-            lines.append(f"{'auto':<22}{self.auto['reason']}"
-                         + (f"; RMS log error forecasting larger sizes: {errs}" if errs else "")
+            errs = ", ".join(f"{r['candidate']} {r['rms_log_error']:.4f}" for r in self.auto["table"]
+                             if r.get("rms_log_error") is not None)
+            lines.append(f"{'forecast':<22}{self.auto['reason']}"
+                         + (f"; RMS log error on the held-out {self.auto.get('axis', '')} cuts: {errs}" if errs else "")
                          + f"; interval scale s = {self.auto['interval_scale']:.3f}")
+            bend = self.auto.get("bend")
+            if bend and bend.get("steepens_beyond_law"):
+                lines.append(f"{'bend':<22}{bend['note']}")
         for w in self.warnings:
             lines.append(f"warning: {w}")
         return "\n".join(lines)

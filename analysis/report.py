@@ -9,7 +9,10 @@ inlined, so the page opens offline. `prepare_report` is the first half (a `Repor
 with `static=(fmt, folder)`, `data.static_files` the files plotly's static export wrote (kaleido
 driving the system's headless Chromium: `pip install "scaling-orchestrator[static]"`).
 
-The figures follow Hoffmann et al. 2022 (Chinchilla): Fig. 3's row (IsoFLOP curves | N_opt(C) |
+The page opens with the forecast: the law `analysis.forecast` weighs from the table's own held-out
+budgets (the one every command forecasts with), its compute-optimal loss with the calibrated interval,
+the other candidate laws as labelled alternatives and the cut table (`analysis.report_forecast`). The
+other figures follow Hoffmann et al. 2022 (Chinchilla): Fig. 3's row (IsoFLOP curves | N_opt(C) |
 D_opt(C), `analysis.figures_paper`), the approaches' frontiers over the L(N, D) contours (Fig. 4),
 L_opt(C) with its bootstrap band, predicted vs observed, residuals against N and D/N and the
 bootstrap cloud of (alpha, beta) (Besiroglu et al. 2024's replication shows the same).
@@ -31,15 +34,16 @@ import numpy as np
 import pandas as pd
 
 from analysis import figures, figures_paper
-from analysis.auto import AutoFit
 from analysis.backtest import backtest, leave_one_budget_out, load_frame
 from analysis.chinchilla import ChinchillaFit
 from analysis.errors import InputError
 from analysis.fitjson import read_fit
+from analysis.forecast import DEFAULT_BOOTSTRAP, Forecaster
 from analysis.frontier import EnvelopeFit, IsoFLOPFit, group_budgets, parabola_window
 from analysis.holdout import holdout_mask
 from analysis.curves import load_curves
 from analysis.io import FitWarning
+from analysis.report_forecast import forecast_html, forecast_summary
 from analysis.report_html import (CSS, DONE_HOOK, ERROR_HOOK, backtest_html, esc, figure_html, fit3_of, num,
                                   parameter_table, plan_rows, row_interval, table, warnings_html)
 from contracts.counts import format_count
@@ -65,7 +69,8 @@ class ReportData:
     fitted_mask: np.ndarray | None = None       # which points entered the approach-3 fit
     backtest: dict | None = None                # BacktestResult.to_dict()
     forecasts: pd.DataFrame | None = None       # leave-one-budget-out folds
-    auto: dict | None = None                    # analysis.auto: {"chosen", "method", "table"} when asked for
+    forecast: Any = None                        # the fitted analysis.forecast.Forecaster (the forecast section)
+    auto: dict | None = None                    # its choice in brief: {"chosen", "weights", "method", "reason", "table"}
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)   # every fit warning, as raised
     title: str = "Scaling-law report"
@@ -128,6 +133,9 @@ def render_report(data: ReportData, out: str | Path, *, static: tuple[str, str |
     if data.warnings:
         parts.append(warnings_html(data.warnings))
 
+    if data.forecast is not None:
+        parts.append(forecast_html(data.forecast, fig, pts if has_pts else None, heldout, C_range, extend=EXTEND,
+                                   level=level))
     if frontiers and C_range is not None:
         parts.append(f"<h2>Compute-optimal scaling ({esc(', '.join(ran))}; Chinchilla Fig. 3)</h2><p class='lead'>"
                      "Left: loss against model size at each budget (IsoFLOP curves"
@@ -163,7 +171,8 @@ def render_report(data: ReportData, out: str | Path, *, static: tuple[str, str |
                      "grey dotted lines are budgets.</p>"
                      + fig("law-contours", "Fitted law and frontiers", figures.contour_figure(
                          law, pts if has_pts else None, C_max=C_range[1], ranges=ranges, frontiers=frontiers)))
-        parts.append(f"<h2>Compute-optimal loss L_opt(C) (approach 3)</h2><p class='lead'>The loss of the "
+        alt = " an alternative to the forecast above" if data.forecast is not None else ""
+        parts.append(f"<h2>Compute-optimal loss L_opt(C) (approach 3{',' + alt if alt else ''})</h2><p class='lead'>The loss of the "
                      f"compute-optimal model at each budget, extrapolated to {EXTEND:g}× the largest budget, with the "
                      f"{100 * level:.0f}% band over the bootstrap fits"
                      + ("; stars are the held-out / target runs with their predicted intervals" if heldout is not None else "")
@@ -203,18 +212,6 @@ def render_report(data: ReportData, out: str | Path, *, static: tuple[str, str |
                      f"forecasts the compute-optimal model at {f['target_C'].iloc[0]:.3g} FLOPs; the spread shows how "
                      "much one budget moves the plan.</p>"
                      + fig("leave-one-budget-out", "Leave-one-budget-out", figures.forecast_figure(f)))
-    if data.auto:
-        a = data.auto
-        rows = [[esc(r["candidate"]) + (" <b>(chosen)</b>" if r["candidate"] == a["chosen"] else ""),
-                 num(r["rms_log_error"]), ", ".join(num(v) for v in r.get("rms_log_error_by_cut", [])),
-                 f"{100 * np.expm1(r['mean_log_error']):+.2f}%", f"{r['max_abs_rel_error_pct']:.2f}%"]
-                for r in a["table"]]
-        parts.append("<h2>Law chosen by out-of-sample error (auto)</h2><p class='lead'>Each candidate form is fitted "
-                     f"on the smaller models and forecasts the larger ones ({esc(a['method'])}); approach 3 is kept "
-                     "unless another form beats it by more than the cut-to-cut spread of its margin. "
-                     f"{esc(a.get('reason', ''))}.</p>"
-                     + table(["candidate", "RMS log error", "by cut", "mean error", "max |error|"], rows))
-
     data.figures = [{"name": n, "title": t} for n, t, _ in drawn]
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     page = f"""<!DOCTYPE html>
@@ -347,20 +344,22 @@ def prepare_report(
     level: float = 0.95,
     exclude: str | None = None,
     progress: bool = False,
-    auto: bool = False,
+    forecast: Any = None,
 ) -> ReportData:
     """What the report of `source` shows. `fit` uses a given approach-3 fit (estimator, fit JSON path or
     dict) instead of fitting; `backtest_json` shows a backtest already made (its rows' intervals as
     given: the demo passes the interval it printed); `notes` are shown at the top of the page;
     `best_of` keeps the best row of each setting (`analysis.io.best_of_rows`); `exclude` leaves out the
     rows an `analysis.holdout` expression matches before anything is fitted; `level` is the level of
-    every interval on the page; `progress` shows bars for the bootstraps and the refits; `auto` adds the
-    table of `analysis.auto` (each candidate form's out-of-sample error and the choice)."""
+    every interval on the page; `progress` shows bars for the bootstraps and the refits; `forecast` is the
+    fitted `analysis.forecast.Forecaster` (or its fit JSON) to show, else the forecaster is fitted on the
+    table (along budgets, as `scaling plan --budget`, with min(`bootstrap`, 200) resamples)."""
     if not 0 < level < 1:
         raise InputError(f"level: {level} is not in (0, 1)")
     source = Path(source)
     data = ReportData(source=str(source), title=title or f"Scaling-law report: {source.name}", notes=list(notes))
     fit3 = None if fit is None else read_fit(fit, approach=3, purpose="a report's --fit")
+    forecast_fit = None if forecast is None else read_fit(forecast, approach="auto", purpose="a report's --forecast")
     if source.suffix.lower() == ".json":
         data.fit3 = read_fit(source, approach=3, purpose="a report from a fit JSON")
         data.notes.append("Report drawn from the fit JSON alone: the law, its frontier, contours and plans; "
@@ -422,18 +421,16 @@ def prepare_report(
                           target_columns=columns, bootstrap=bootstrap, random_state=random_state, fit_kwargs=fit_kwargs,
                           level=level, progress=progress)
             data.backtest = bt.to_dict()
-        sel = (data.backtest or {}).get("fit", {}).get("selection")
-        if sel and not auto:   # an auto backtest (the default) shows its choice and table
-            data.auto = {"chosen": sel.get("chosen", ""), "method": sel.get("method", ""), "reason": sel.get("reason", ""),
-                         "table": list(sel.get("table", []))}
-        if auto:
+        if forecast_fit is not None:
+            data.forecast = forecast_fit
+        else:
             try:
-                fitted = AutoFit(bootstrap=0).fit(pts)
-                data.auto = {"chosen": fitted.chosen_, "method": fitted.selection_.get("method", ""),
-                             "reason": fitted.selection_.get("reason", ""),
-                             "table": list(fitted.selection_["table"])}
+                data.forecast = Forecaster(axis="budget", bootstrap=min(bootstrap, DEFAULT_BOOTSTRAP),
+                                           random_state=random_state, fit_kwargs=fit_kwargs).fit(pts)
             except InputError as exc:
-                notes_.append(f"auto did not run: {exc}")
+                notes_.append(f"The forecaster did not run: {exc}")
+        if data.forecast is not None:
+            data.auto = forecast_summary(data.forecast)
         if lobo:
             try:
                 data.forecasts = leave_one_budget_out(frame, columns={"n": "N", "d": "D", "loss": "loss"},

@@ -6,18 +6,17 @@
    run per size, a cool-down branch per budget) was measured as the demo's sweep and forecast worse
    (+5.90% against -1.20% at 10x, 6.82e12 vs 7e12 FLOPs; the spec file gives the numbers), so the
    demo keeps one run per point;
-3. fit Chinchilla's approach 3 (with bootstrap intervals), approach 2, and Kaplan's L(N, D), and pick
-   the law that forecasts by how well each predicts the sweep's largest budget from the others
-   (`analysis.selection.select_law`): approach 3, Kaplan's, or Kaplan's bounded by ln V, the loss of a
-   uniform guess over the vocabulary (Alabdulmohsin et al. 2022's M4 link, which lets the frontier steepen
-   as tiny runs leave that plateau: the measured shape of this sweep, issue 12);
-4. plan the compute-optimal run for a budget `heldout_factor` x the sweep's largest with that law, train
+3. fit Chinchilla's approach 3 (with bootstrap intervals), approach 2 and Kaplan's L(N, D) for the
+   report, and the forecaster (`analysis.forecast`), exactly as `scaling plan SWEEP --budget C` fits it:
+   every candidate law (approach 3, Kaplan's, Kaplan's bounded by ln V of the sweep's recorded
+   vocabulary, ...) weighed by how well it forecasts the sweep's larger budgets from its smaller ones;
+4. plan the compute-optimal run for a budget `heldout_factor` x the sweep's largest with the forecaster
+   (`Planner.from_fit`, the plan `scaling plan` prints: the same forecast, law and interval), train
    it with the sweep's own recipe, and set the loss it reached beside the forecast and its interval.
    The held-out run is an independent run from scratch, never a branch of a sweep run, trained with
    the sweep's own recipe (schedule, LR and batch rules, AdamW betas, warmup rule): a forecast is only
-   tested on the recipe whose points made it. The interval is the 95% bootstrap prediction interval
-   widened by the law's measured extrapolation error (`analysis.selection.extrapolation_error`);
-5. write an HTML report.
+   tested on the recipe whose points made it;
+5. write an HTML report that tells the same story (the forecaster's law and interval).
 
 Built only from the packages' public functions, so the demo is the product's integration test. Every
 step is resumable: run it again with the same `--out` after a Ctrl-C and finished work is kept.
@@ -34,15 +33,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from analysis.backtest import backtest
+from analysis.backtest import fit_approach
 from analysis.errors import InputError
 from analysis.fit import ChinchillaFit, IsoFLOPFit, KaplanFit
 from analysis.fitjson import write_fit
+from analysis.forecast import DEFAULT_BOOTSTRAP, describe_forecast
 from analysis.io import FitWarning, load_points
 from analysis.plan import Planner
 from analysis.report import build_report
-from analysis.kaplan import ceiling_for_vocab
-from analysis.selection import LAW_NAMES, describe_selection, extrapolation_error, law_fit_settings, select_law
 from contracts.jsonio import write_json
 from scaling.counting import param_counts
 from scaling.errors import ConfigError
@@ -139,7 +137,7 @@ def run_demo(settings: DemoSettings, echo: Callable[[str], None] = print) -> Dem
              "of the fits (see `scaling sweep status`)")
 
     # 3. the laws
-    echo("[2/5] fitting approach 3 (bootstrap), approach 2 and Kaplan's L(N, D)")
+    echo("[2/5] fitting approach 3 (bootstrap), approach 2, Kaplan's L(N, D) and the forecaster")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FitWarning)
         points = load_points(sweep_dir, budget_col="budget")  # the budget each IsoFLOP run belongs to
@@ -159,29 +157,28 @@ def run_demo(settings: DemoSettings, echo: Callable[[str], None] = print) -> Dem
     for name, est in (("fit-approach3.json", fit3), ("fit-approach2.json", fit2), ("fit-kaplan.json", kaplan)):
         write_fit(est, out / name)
 
-    # which law forecasts: the one that best predicts the sweep's largest budget from the smaller ones
-    ceiling = ceiling_for_vocab(spec.vocab_size)  # ln V: every loss of a model over V tokens starts near it
-    selection = select_law(sweep_dir, spec.budgets, seed=settings.seed, ceiling=ceiling)
-    law = selection["law"]
-    approach, fit_kwargs = law_fit_settings(law, ceiling)
-    bounded = KaplanFit(form="nd", ceiling=ceiling, bootstrap=settings.bootstrap if law == "kaplan_bounded" else 0,
-                        interval_level=settings.level, random_state=settings.seed).fit(points)
-    write_fit(bounded, out / "fit-kaplan-bounded.json")
-    fits = {"3": fit3, "kaplan": kaplan, "kaplan_bounded": bounded}
-    chosen = fits[law]
-    write_json(out / "law-selection.json", selection)
-    echo("      forecasting law: " + describe_selection(selection))
+    # the forecast: what `scaling plan SWEEP --budget C` fits and plans (same points, settings and seed)
+    C = settings.heldout_factor * max(spec.budgets)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FitWarning)
+        forecaster = fit_approach(load_points(sweep_dir), "auto", bootstrap=DEFAULT_BOOTSTRAP, random_state=settings.seed,
+                                  axis="budget").estimator
+    for w in caught:
+        if issubclass(w.category, FitWarning):
+            echo(f"      warning: {w.message}")
+    write_fit(forecaster, out / "fit-forecast.json")
+    echo("      " + describe_forecast(forecaster).replace("\n", "\n      "))
 
     # 4. plan the held-out compute-optimal run and train it with the sweep's recipe
-    C = settings.heldout_factor * max(spec.budgets)
-    plan = Planner.from_fit(chosen).budget(C)
+    plan = Planner.from_fit(forecaster).budget(C)
     model = shape_for_params(plan.N, vocab_size=spec.vocab_size, context=spec.context, **spec.model)
     n_actual = param_counts(model)["params"]
     heldout_spec = _heldout_spec(spec, model, C / (6 * n_actual), settings.heldout_cpus)
     trial = expand(heldout_spec, "held-out run")[0]
     run_dir = out / "heldout"
-    echo(f"[3/5] held-out run at {C:.2e} FLOPs: the plan says N = {plan.N:,.0f}, D = {plan.D:,.0f} tokens; "
-         f"training L{model.n_layer} d{model.d_model} ({n_actual:,} params) on {trial.tokens:,} tokens -> {run_dir}")
+    echo(f"[3/5] held-out run at {C:.2e} FLOPs: the plan says N = {plan.N:,.0f}, D = {plan.D:,.0f} tokens, loss "
+         f"{plan.loss:.4f}; training L{model.n_layer} d{model.d_model} ({n_actual:,} params) on {trial.tokens:,} "
+         f"tokens -> {run_dir}")
     try:
         result = train(trial.config, run_dir, resume=True, progress=settings.progress)
     except ConfigError as exc:   # a held-out run of another plan (another version, factor or --set)
@@ -195,58 +192,59 @@ def run_demo(settings: DemoSettings, echo: Callable[[str], None] = print) -> Dem
         raise RuntimeError(f"{run_dir}: the held-out run ended {result.trial['status']}"
                            f" ({result.trial.get('diverge_reason') or 'interrupted'})")
 
-    # the forecast for the run actually trained (its N and D), with a 95% prediction interval
-    bt = backtest(sweep_dir, holdout=None, targets=run_dir, approach=approach, bootstrap=settings.bootstrap,
-                  random_state=settings.seed, level=settings.level, fit_kwargs=fit_kwargs)
-    row = bt.rows.iloc[0]
-    pred, fit_lo, fit_hi = float(row["predicted"]), float(row["lower"]), float(row["upper"])
-    extra = extrapolation_error(selection, C / max(spec.budgets))
-    lower = pred * math.exp(-math.hypot(math.log(pred / fit_lo), extra))
-    upper = pred * math.exp(math.hypot(math.log(fit_hi / pred), extra))
-    write_json(out / "forecast.json", bt.to_dict())
-    # the laws not chosen, fitted on all the sweep's points, at the run trained
-    others = {k: float(np.asarray(f.predict([row["N"]], [row["D"]]))[0]) for k, f in fits.items() if k != law}
-    other = "kaplan" if law == "3" else "3"
-    other_pred = others[other]
+    # the forecast is the plan's: its loss and calibrated interval at C; beside it, the forecast for the
+    # run actually trained (its N, D after rounding to a shape) and each candidate law's
+    actual = float(result.trial["final_loss"])
+    pred = float(plan.loss)
+    lower, upper = (float(x) for x in plan.intervals["loss"])
+    D_run = float(trial.tokens)
+    at_run = [float(np.asarray(x)[0]) for x in forecaster.predict([n_actual], [D_run], interval=settings.level)]
+    candidates = {name: float(np.asarray(est.predict([n_actual], [D_run]))[0])
+                  for name, est in forecaster.candidates_.items() if name != "chinchilla_nonembedding"}
+    forecast = {"budget": C, "plan": plan.to_dict(), "heldout": {"run_id": trial.run_id, "N": int(n_actual), "D": D_run,
+                                                                  "loss": actual},
+                "forecast_at_run": {"predicted": at_run[0], "interval": at_run[1:]},
+                "candidates_at_run": {k: {"predicted": v, "error_pct": 100 * (v - actual) / actual}
+                                      for k, v in candidates.items()}}
+    write_json(out / "forecast.json", forecast)
 
-    # 5. the report
+    # 5. the report: the forecaster's law and interval, the held-out run against them
     echo("[4/5] writing the report")
-    # the report shows the law the demo forecast with and the interval it printed, not a recomputed one
-    shown = bt.to_dict()
-    shown["rows"][0].update(interval=[lower, upper], in_interval=bool(lower <= float(row["loss"]) <= upper))
-    shown["n_inside"] = int(shown["rows"][0]["in_interval"])
-    shown["coverage"] = float(shown["n_inside"])
-    shown["interval_kind"] = (f"the {100 * settings.level:.0f}% bootstrap prediction interval widened by the law's "
-                              f"measured extrapolation error ({100 * extra:.1f}%), as the demo printed it")
-    report = build_report(sweep_dir, out / "report.html", fit=fit3, backtest_json=shown,
+    shown = {"approach": "auto", "holdout": None, "interval_kind": "prediction",
+             "interval_level": settings.level, "n_inside": int(lower <= actual <= upper),
+             "rows": [{"run_id": trial.run_id, "N": float(n_actual), "D": D_run, "C": float(6 * n_actual * D_run),
+                       "loss": actual, "predicted": pred, "interval": [lower, upper],
+                       "rel_error": (pred - actual) / actual, "abs_rel_error": abs(pred - actual) / actual,
+                       "in_interval": bool(lower <= actual <= upper), "target": True}],
+             "fit": forecaster.to_dict()}
+    shown.update(mean_abs_rel_error=shown["rows"][0]["abs_rel_error"], max_abs_rel_error=shown["rows"][0]["abs_rel_error"],
+                 coverage=float(shown["n_inside"]), n_train=int(forecaster.n_points_), n_holdout=1)
+    report = build_report(sweep_dir, out / "report.html", fit=fit3, backtest_json=shown, forecast=forecaster,
                           bootstrap=min(settings.bootstrap, 200),
-                          notes=[f"The demo forecast the held-out run with {LAW_NAMES[law]} (chosen by "
-                                 "backtesting the sweep's largest budget); the Backtest section shows that forecast "
-                                 "and the interval the demo printed."],
+                          notes=["The demo forecast its held-out run with the forecaster (the Forecast section), "
+                                 "exactly as `scaling plan` does; the Backtest section shows that forecast and its "
+                                 "interval against the loss the run reached."],
                           title="scaling demo: IsoFLOP sweep of tiny GPTs on the Python standard library")
 
     a_iv = fit3.intervals_.get("a") if getattr(fit3, "intervals_", None) else None
     a2_iv = fit2.intervals_.get("a") if getattr(fit2, "intervals_", None) else None
-    actual = float(row["loss"])
     res = DemoResult(
-        budget=C, N_opt=float(plan.N), D_opt=float(plan.D), predicted_loss=float(row["predicted"]),
+        budget=C, N_opt=float(plan.N), D_opt=float(plan.D), predicted_loss=pred,
         interval=[lower, upper], actual_loss=actual,
-        error_pct=float(100 * row["rel_error"]), a=float(fit3.a_), b=float(fit3.b_),
+        error_pct=100 * (pred - actual) / actual, a=float(fit3.a_), b=float(fit3.b_),
         a_interval=None if a_iv is None else [float(a_iv[0]), float(a_iv[1])],
         wall_s=time.monotonic() - t0, report=str(report),
         details={
-            "law": LAW_NAMES[law],
+            "law": forecaster.chosen_, "weights": dict(forecaster.weights_),
+            "selection": forecaster.selection_, "interval_scale": forecaster.interval_scale_,
+            "bend": forecaster.bend_,
             "heldout": {"run_id": trial.run_id, "N": int(n_actual), "D": int(trial.tokens),
                         "shape": f"L{model.n_layer} d{model.d_model} h{model.n_head}",
                         "wall_s": result.trial.get("wall_s")},
             "inside_interval": bool(lower <= actual <= upper),
-            "interval_fit": [fit_lo, fit_hi],
-            "extrapolation_error_pct": 100 * extra,
-            "other_law": {"law": LAW_NAMES[other], "predicted_loss": other_pred,
-                          "error_pct": 100 * (other_pred - actual) / actual},
-            "other_laws": {LAW_NAMES[k]: {"predicted_loss": p, "error_pct": 100 * (p - actual) / actual}
-                           for k, p in others.items()},
-            "selection": selection,
+            "forecast_at_run": {"predicted": at_run[0], "interval": at_run[1:],
+                                "error_pct": 100 * (at_run[0] - actual) / actual},
+            "candidates_at_run": forecast["candidates_at_run"],
             "approach2_a": float(fit2.a_),
             "approach2_a_interval": None if a2_iv is None else [float(a2_iv[0]), float(a2_iv[1])],
             "kaplan": {k: float(getattr(kaplan, k + "_")) for k in ("alpha_N", "N_c", "alpha_D", "D_c")},

@@ -11,9 +11,13 @@
 --holdout takes a condition over the columns (N, D, C, loss and the table's own), e.g. "N >= 2e9",
 "C > 1e21 and loss < 3", "D / N > 100"; or "largest N", "largest C", "largest 2 N"; or "rows 3,5,8-10" (data rows, from 1).
 --targets adds runs from another table (same column names) to predict, e.g. published large models.
-The interval is a 95% prediction interval by default: with auto, the bootstrap spread and residual
-scatter scaled by the factor measured forecasting larger sizes from smaller ones (analysis.auto); with
-approach 3 or kaplan, the bootstrap fits + the fit's residual scatter.
+With auto (the default) the forecaster of `analysis.forecast` weighs its candidate laws by forecasting
+the fitted rows' own held-out parts along the axis this backtest extrapolates (budgets when the held-out
+runs lie beyond the fitted budgets, else sizes, else tokens per parameter), after setting aside rows no
+law describes (--keep-all keeps them).
+The interval is a 95% prediction interval by default: with auto, the bootstrap spread, residual scatter
+and the candidates' disagreement, scaled by the factor measured on those cuts; with approach 3 or
+kaplan, the bootstrap fits + the fit's residual scatter.
 """
 
 from __future__ import annotations
@@ -42,12 +46,13 @@ def register(subparsers) -> None:
     p.add_argument("--drop-highest", type=nonneg_int, default=0, metavar="K",
                    help="leave out the K highest-loss rows before holding out (as `fit --drop-highest`)")
     p.add_argument("--approach", default=None, choices=["auto", "3", "kaplan"],
-                   help="law to fit: auto (default: approach 3 unless another form forecasts larger sizes from "
-                        "smaller ones better by more than the cut-to-cut spread, analysis.auto), 3, or kaplan; "
+                   help="law to fit: auto (default: the forecaster, analysis.forecast), 3, or kaplan; "
                         "--lobo, and --weights without --approach, use approach 3")
     p.add_argument("--vocab-size", type=vocab_size_arg, default=None, metavar="V",
                    help="with --approach kaplan: bound the law by ln V, the loss of a uniform guess over V tokens "
-                        "(as `fit --vocab-size`)")
+                        "(as `fit --vocab-size`); with auto: V of a table that does not record it")
+    p.add_argument("--keep-all", action="store_true",
+                   help="auto: keep every row (no domain rules; see `scaling fit --help`)")
     p.add_argument("--weights", default="none", choices=["none", "compute", "size"],
                    help="sample weights of the fit: none, compute (1 + log C/C_min), size (equal per model size)")
     p.add_argument("--interval", default="prediction", choices=["prediction", "confidence", "none"],
@@ -82,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
     if args.approach is None:   # auto compares unweighted fits; sample weights and --lobo are approach 3's
         args.approach = "3" if args.lobo or args.weights != "none" else "auto"
     ceiling = kaplan_ceiling(args)
-    fit_kwargs = None if ceiling is None else {"ceiling": ceiling}
+    fit_kwargs = None if ceiling is None or args.approach == "auto" else {"ceiling": ceiling}
+    if args.keep_all and args.approach != "auto":
+        raise InputError("--keep-all applies to --approach auto (the forecaster's domain rules)")
     source, columns = kept_rows(args.source, columns, args.n_convention, exclude=args.exclude,
                                 drop_highest=args.drop_highest)
     with fit_warnings_to_stderr():
@@ -105,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
                               target_columns=table_columns,
                               n_convention=args.n_convention, interval=args.interval, level=args.level,
                               bootstrap=args.bootstrap, weights=None if args.weights == "none" else args.weights,
-                              random_state=args.seed, best_of=args.best_of, progress=progress, fit_kwargs=fit_kwargs)
+                              random_state=args.seed, best_of=args.best_of, progress=progress, fit_kwargs=fit_kwargs,
+                              vocab_size=args.vocab_size if args.approach == "auto" else None, keep_all=args.keep_all)
             out = result.to_dict()
             text = result.summary()
     if args.out:

@@ -92,14 +92,15 @@ def vocab_size_arg(text: str) -> int:
 
 def kaplan_ceiling(args: argparse.Namespace) -> float | None:
     """ln V from `--vocab-size V` (`analysis.kaplan.ceiling_for_vocab`), refused with any approach but
-    kaplan; None without the flag."""
+    kaplan (its bounded form) and auto (the forecaster's bounded candidate); None without the flag."""
     if args.vocab_size is None:
         return None
     from analysis.errors import InputError
     from analysis.kaplan import ceiling_for_vocab
 
-    if args.approach != "kaplan":
-        raise InputError(f"--vocab-size bounds Kaplan's L(N, D): give it with --approach kaplan, not {args.approach}")
+    if args.approach not in ("kaplan", "auto"):
+        raise InputError(f"--vocab-size bounds Kaplan's L(N, D): give it with --approach kaplan or auto, "
+                         f"not {args.approach}")
     return ceiling_for_vocab(args.vocab_size)
 
 

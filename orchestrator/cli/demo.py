@@ -57,18 +57,20 @@ def run(args: argparse.Namespace) -> int:
     inside = "inside" if lo <= result.actual_loss <= hi else "OUTSIDE"
     a_iv = f" ({result.a_interval[0]:.3f}-{result.a_interval[1]:.3f})" if result.a_interval else ""
     held, d = result.details["heldout"], result.details
-    others = ", ".join(f"{k} {v['predicted_loss']:.4f} ({v['error_pct']:+.2f}%)" for k, v in d["other_laws"].items())
+    others = ", ".join(f"{k} {v['predicted']:.4f} ({v['error_pct']:+.2f}%)" for k, v in d["candidates_at_run"].items())
+    members = ", ".join(f"{k} {100 * w:.0f}%" for k, w in d["weights"].items())
+    seed = f" --seed {settings.seed}" if settings.seed else ""
     print(f"""
 sweep        {len(d['sweep_budgets'])} budgets, {d['n_points']} points from {d['sweep_trials']} runs ({d['sweep_design']}): \
 {d['sweep_flops']:.3g} FLOPs ({d['sweep_flops_one_run_per_point']:.3g} as one run per point)
 held-out compute-optimal run at C = {result.budget:.3g} FLOPs ({settings.heldout_factor:g}x the sweep's largest budget)
   planned      N_opt = {result.N_opt:,.0f} params, D_opt = {result.D_opt:,.0f} tokens
   trained      {held['shape']}: N = {held['N']:,} params, D = {held['D']:,} tokens
-  law          {result.details['law']}, chosen by its error forecasting the sweep's largest budget from the others
-  forecast     {result.predicted_loss:.4f} nats/token, interval {lo:.4f} - {hi:.4f} (95% bootstrap prediction
-               interval widened by the law's extrapolation error, {result.details['extrapolation_error_pct']:.1f}%)
+  law          {members} (the forecaster: weighed by forecasting the sweep's larger budgets from its smaller)
+  forecast     {result.predicted_loss:.4f} nats/token, 95% interval {lo:.4f} - {hi:.4f} (calibrated on the sweep's
+               held-out budgets; the same as `scaling plan {d['sweep']} --budget {result.budget:.6g}{seed}`)
   actual       {result.actual_loss:.4f} nats/token  ->  error {result.error_pct:+.2f}%, {inside} the interval
-  other laws   {others}
+  each law     at the run trained: {others}
 fitted a (N_opt ~ C^a) = {result.a:.3f}{a_iv}, b = {result.b:.3f}   (Chinchilla: a ~ 0.50; Kaplan: 0.73)
 report       {result.report}
 wall time    {result.wall_s / 60:.1f} min""")

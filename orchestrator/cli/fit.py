@@ -40,14 +40,19 @@ def register(subparsers) -> None:
     cols.add_argument("--run-col", metavar="COL", help="approach 1: the run each curve row belongs to (default run_id)")
     p.add_argument("--approach", default="3", choices=["1", "2", "3", "kaplan", "data-constrained", "auto"],
                    help="1 envelope of curves, 2 IsoFLOP parabolas, 3 parametric L(N, D) (default; the "
-                        "data-constrained L(N, D, U) when the table repeats data), kaplan, or auto (the form "
-                        "that best forecasts larger sizes from smaller ones, with its error table)")
+                        "data-constrained L(N, D, U) when the table repeats data), kaplan, or auto (the "
+                        "forecaster: every candidate law weighed by how well it forecasts the table's larger budgets "
+                        "from its smaller ones, with the cut table and a calibrated interval; analysis.forecast)")
     p.add_argument("--kaplan-form", choices=["nd", "n", "d", "c"], default=None,
                    help="Kaplan law: L(N, D) eq. 1.5, L(N), L(D) or L(C) (default: nd when N and D both vary)")
     p.add_argument("--vocab-size", type=vocab_size_arg, default=None, metavar="V",
                    help="kaplan (form nd): bound the law by ln V, the loss of a uniform guess over V tokens: "
                         "L = ln V / (1 + 1/K), K Kaplan's power law (the frontier of tiny models steepens as "
-                        "it leaves that plateau; Alabdulmohsin et al. 2022)")
+                        "it leaves that plateau; Alabdulmohsin et al. 2022); auto: V of a table that does not "
+                        "record it (a sweep or run folder does), for the bounded candidate and the ln V rule")
+    p.add_argument("--keep-all", action="store_true",
+                   help="auto: keep every row (no domain rules: rows at or above ln V, or beaten by a smaller run, "
+                        "are otherwise set aside and named)")
     p.add_argument("--drop-highest", type=nonneg_int, default=0, metavar="K", help="leave out the K highest-loss points")
     p.add_argument("--bootstrap", type=nonneg_int, default=0, metavar="B", help="bootstrap resamples for intervals (e.g. 1000)")
     p.add_argument("--seed", type=seed_arg, default=0, metavar="S", help="seed of the bootstrap (default 0)")
@@ -132,9 +137,12 @@ def _fit(args: argparse.Namespace):
     from analysis.io import repeats_data, warn_repeated_data
 
     if args.approach == "auto":
-        from analysis.auto import AutoFit
+        from analysis.forecast import Forecaster
 
-        return AutoFit(bootstrap=args.bootstrap, interval_level=args.level, random_state=args.seed).fit(pts)
+        return Forecaster(bootstrap=args.bootstrap, interval_level=args.level, random_state=args.seed,
+                          vocab_size=args.vocab_size, keep_all=args.keep_all).fit(pts)
+    if args.keep_all:
+        raise InputError("--keep-all applies to --approach auto (the forecaster's domain rules)")
     repeats = repeats_data(pts)
     if args.approach == "data-constrained" or (args.approach == "3" and repeats):
         from analysis.fit import DataConstrainedFit
@@ -193,7 +201,7 @@ def _fit_all_conventions(args: argparse.Namespace) -> dict:
     found = conventions_in(rows)
     if not found:
         raise InputError(f"{args.source}: no parameter column for any N convention (params, N, params_nonembedding)")
-    from analysis.auto import leave_largest_out
+    from analysis.forecast.forecaster import cut_errors
     from analysis.io import load_points
 
     candidate = {"3": "chinchilla", "kaplan": "kaplan_nd"}.get(args.approach)
@@ -208,7 +216,7 @@ def _fit_all_conventions(args: argparse.Namespace) -> dict:
                 pts = load_points(args.source, d_col=args.d_col, c_col=args.c_col, loss_col=args.loss_col,
                                   n_convention=conv, drop_highest=args.drop_highest, best_of=args.best_of)
             try:
-                oos[conv] = leave_largest_out(pts, [candidate])["table"][0]
+                oos[conv] = cut_errors(pts, [candidate], "size")[0]
             except InputError:
                 oos[conv] = None
     return fits, oos
@@ -216,7 +224,7 @@ def _fit_all_conventions(args: argparse.Namespace) -> dict:
 
 def format_conventions(fits: dict, oos: dict | None = None) -> str:
     """The fits under each N convention side by side: every parameter the fits share, the error
-    forecasting the larger sizes from the smaller (`analysis.auto.leave_largest_out`), then each table."""
+    forecasting the larger sizes from the smaller (`analysis.forecast.forecaster.cut_errors`), then each table."""
     dicts = {conv: est.to_dict() for conv, est in fits.items()}
     keys = [k for k in ("E", "A", "B", "alpha", "beta", "a", "b", "G", "alpha_N", "N_c", "alpha_D", "D_c")
             if all(isinstance(d.get(k), (int, float)) for d in dicts.values())]
@@ -246,9 +254,9 @@ def _row(name: str, value, interval, unit: str) -> str:
 def format_fit(fit) -> str:
     """A fitted estimator (`analysis.fit`) as a readable table with units."""
     if fit.approach == "auto":
-        from analysis.auto import describe_selection
+        from analysis.forecast import describe_forecast
 
-        return describe_selection(fit) + "\n\n" + format_fit(fit.estimator_)
+        return describe_forecast(fit) + "\n\n" + format_fit(fit.members_[fit.chosen_])
     d = fit.to_dict()
     approach = d["approach"]
     iv = d.get("intervals") or {}

@@ -12,8 +12,10 @@
     scaling train --config run.json --out runs/planned            train what the plan wrote
 
 Given a runs table (CSV/Parquet file, sweep or run folder) instead of a fit JSON, plan fits it first
-with `--approach` (default auto: the form chosen by forecasting larger sizes from smaller ones, whose
-calibrated prediction interval becomes the planned loss's interval; `analysis.auto`). A fit JSON is
+with `--approach` (default auto: the forecaster of `analysis.forecast`, its candidate laws weighed by
+forecasting the table's held-out parts along the axis the question extrapolates: budgets for --budget,
+sizes for --params, tokens per parameter for --tokens; its calibrated prediction interval becomes the
+planned loss's interval). `scaling demo` forecasts its held-out run with exactly this. A fit JSON is
 planned with the law it holds (an auto fit JSON, `scaling fit --approach auto --out`, likewise).
 
 The numbers come from `analysis.plan`; this layer adds the model shape (`scaling.shapes`) and a
@@ -40,7 +42,9 @@ def register(subparsers) -> None:
                    help="fit JSON written by `scaling fit --out` (approach 3, kaplan, auto, or 1/2), or a runs table "
                         "(CSV/Parquet, sweep or run folder) to fit first with --approach")
     p.add_argument("--approach", default=None, choices=["auto", "3", "kaplan"],
-                   help="runs table only: the law to fit first (default auto, analysis.auto; 3; kaplan)")
+                   help="runs table only: the law to fit first (default auto, analysis.forecast; 3; kaplan)")
+    p.add_argument("--keep-all", action="store_true",
+                   help="runs table, auto: keep every row (no domain rules; see `scaling fit --help`)")
     p.add_argument("--bootstrap", type=nonneg_int, default=None, metavar="B",
                    help="runs table only: bootstrap resamples of that fit (default 200)")
     p.add_argument("--seed", type=seed_arg, default=None, metavar="S", help="runs table only: seed of the bootstrap (default 0)")
@@ -144,7 +148,7 @@ def _fit_or_read(args: argparse.Namespace):
         given = [flag for flag, v in (("--n-col", args.n_col), ("--d-col", args.d_col), ("--c-col", args.c_col),
                                       ("--loss-col", args.loss_col), ("--best-of", args.best_of),
                                       ("--approach", args.approach), ("--bootstrap", args.bootstrap),
-                                      ("--seed", args.seed)) if v is not None]
+                                      ("--seed", args.seed), ("--keep-all", args.keep_all or None)) if v is not None]
         if given:
             raise InputError(f"{args.fit}: {', '.join(given)} apply to a runs table (fitted first), not to a fit JSON")
         return read_fit(args.fit)
@@ -152,10 +156,25 @@ def _fit_or_read(args: argparse.Namespace):
     from analysis.io import load_points
     from orchestrator.cli.common import fit_warnings_to_stderr
 
+    from analysis.forecast import DEFAULT_BOOTSTRAP
+
+    approach = args.approach or "auto"
+    if args.keep_all and approach != "auto":
+        raise InputError("--keep-all applies to --approach auto (the forecaster's domain rules)")
     with fit_warnings_to_stderr():
         pts = load_points(args.fit, best_of=args.best_of, **columns)
-        return fit_approach(pts, args.approach or "auto", bootstrap=200 if args.bootstrap is None else args.bootstrap,
-                            random_state=args.seed or 0).estimator
+        return fit_approach(pts, approach, bootstrap=DEFAULT_BOOTSTRAP if args.bootstrap is None else args.bootstrap,
+                            random_state=args.seed or 0, axis=question_axis(args), keep_all=args.keep_all).estimator
+
+
+def question_axis(args: argparse.Namespace) -> str:
+    """The axis the plan's question extrapolates (`analysis.forecast.cuts`): budget for --budget and
+    --target-loss, size for --params, tokens per parameter for --tokens."""
+    if args.params is not None:
+        return "size"
+    if args.tokens is not None:
+        return "tokens_per_param"
+    return "budget"
 
 
 def _shape_count_text(shape: dict) -> str:

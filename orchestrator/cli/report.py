@@ -49,8 +49,9 @@ def register(subparsers) -> None:
     p.add_argument("--targets", metavar="TABLE", help="extra runs for the backtest to predict")
     p.add_argument("--backtest", metavar="BT.json", help="show a backtest written by `scaling backtest --out`")
     p.add_argument("--lobo", action="store_true", help="add leave-one-budget-out forecasts (one refit per budget)")
-    p.add_argument("--auto", action="store_true",
-                   help="add the table of `--approach auto`: each candidate form's error forecasting larger sizes")
+    p.add_argument("--forecast", metavar="FIT.json",
+                   help="show this forecaster fit (`scaling fit --approach auto --out`) instead of fitting one "
+                        "(the page always opens with the forecast every command uses)")
     p.add_argument("--title", help="page title")
     p.add_argument("--static", nargs=2, metavar=("FORMAT", "DIR"),
                    help="also write each figure to DIR as png, svg or pdf (needs kaleido and Chromium)")
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
                               drop_highest=args.drop_highest, bootstrap=args.bootstrap, random_state=args.seed,
                               budget_rtol=args.budget_rtol, holdout=args.holdout, targets=args.targets,
                               lobo=args.lobo, title=args.title, backtest_json=args.backtest, best_of=args.best_of,
-                              level=args.level, exclude=args.exclude, auto=args.auto,
+                              level=args.level, exclude=args.exclude, forecast=args.forecast,
                               progress=not args.no_progress and sys.stderr.isatty())
         path = render_report(data, args.out, static=tuple(args.static) if args.static else None)
     size = path.stat().st_size

@@ -1,5 +1,5 @@
-"""`auto` under each N convention the table supports: approach 3 under non-embedding N is a candidate
-when a total-N table also holds `params_nonembedding`, ranked by the same cuts and rule; the chosen
+"""The forecaster under each N convention the table supports: approach 3 under non-embedding N is a
+candidate when a total-N table also holds `params_nonembedding`, weighed by the same cuts; the chosen
 convention is a fact of the fit JSON; targets without the count skip the candidate, with the reason."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.auto import AutoFit, candidates_for
+from analysis.forecast import Forecaster
+from analysis.forecast.candidates import applicable
 from analysis.backtest import backtest
 from analysis.fit import load_fit
 from analysis.io import load_points
@@ -41,9 +42,10 @@ def table(seed: int, law_in: str, noise: float = 0.003, widths: tuple[int, ...] 
 
 def test_a_law_in_non_embedding_n_is_found_and_recorded_as_the_fits_convention(tmp_path):
     df = table(0, "nonembedding")
-    fit = AutoFit(bootstrap=20, fit_kwargs=FIT).fit(df)
+    fit = Forecaster(bootstrap=20, fit_kwargs=FIT).fit(df)
     rows = {r["candidate"]: r for r in fit.selection_["table"]}
-    assert set(rows) == {"chinchilla", "kaplan_nd", "chinchilla_nonembedding"} and not fit.selection_["skipped"]
+    assert set(rows) == {"chinchilla", "kaplan_nd", "chinchilla_nonembedding"}
+    assert "chinchilla_nonembedding" not in {s["candidate"] for s in fit.selection_["skipped"]}
     assert fit.chosen_ == "chinchilla_nonembedding"
     assert all(a > b for a, b in zip(rows["chinchilla"]["rms_log_error_by_cut"],
                                      rows["chinchilla_nonembedding"]["rms_log_error_by_cut"]))
@@ -57,7 +59,7 @@ def test_a_law_in_non_embedding_n_is_found_and_recorded_as_the_fits_convention(t
 
 
 def test_a_law_in_total_n_keeps_approach_3_under_total_n():
-    fit = AutoFit(bootstrap=0, fit_kwargs=FIT).fit(table(1, "total"))
+    fit = Forecaster(bootstrap=0, fit_kwargs=FIT).fit(table(1, "total"))
     assert "chinchilla_nonembedding" in {r["candidate"] for r in fit.selection_["table"]}
     assert fit.chosen_ == "chinchilla" and fit.n_convention_ == "total" and fit.columns_["n"] == "params"
 
@@ -66,11 +68,11 @@ def test_without_the_column_the_candidate_is_skipped_with_its_reason(tmp_path):
     df = table(2, "nonembedding").drop(columns="params_nonembedding")
     df.to_csv(tmp_path / "runs.csv", index=False)
     pts = load_points(tmp_path / "runs.csv")
-    assert pts.other_n == {} and candidates_for(pts) == ["chinchilla", "kaplan_nd"]
-    fit = AutoFit(bootstrap=0, fit_kwargs=FIT).fit(pts)
-    assert fit.selection_["skipped"] == [{"candidate": "chinchilla_nonembedding", "reason":
-                                          "the table has no non-embedding parameter column ('params_nonembedding' "
-                                          "with a value > 0 in every row)"}]
+    assert pts.other_n == {} and applicable(pts, None)[0] == ["chinchilla", "kaplan_nd"]
+    fit = Forecaster(bootstrap=0, fit_kwargs=FIT).fit(pts)
+    assert {"candidate": "chinchilla_nonembedding", "reason":
+            "the table has no non-embedding parameter column ('params_nonembedding' "
+            "with a value > 0 in every row)"} in fit.selection_["skipped"]
 
 
 def test_points_carry_the_other_convention_through_subsets():
@@ -95,8 +97,8 @@ def test_backtest_forecasts_with_non_embedding_n_and_skips_it_for_targets_withou
     r2 = backtest(df[~largest], None, targets=tmp_path / "targets.csv", fit_kwargs=FIT, bootstrap=20)
     assert r2.fit["chosen"] != "chinchilla_nonembedding" and r2.fit["n_convention"] == "total"
     skipped = r2.fit["selection"]["skipped"]
-    assert skipped == [{"candidate": "chinchilla_nonembedding", "reason": "the targets have no 'params_nonembedding' "
-                        "column to forecast them with nonembedding N"}]
+    assert {"candidate": "chinchilla_nonembedding", "reason": "the targets have no 'params_nonembedding' "
+            "column to forecast them with nonembedding N"} in skipped
     assert "not tried: chinchilla_nonembedding: the targets have no" in r2.summary()
 
 

@@ -1,5 +1,5 @@
 """Kaplan's L(N, D) bounded by ln V (`KaplanFit(ceiling=...)`, `analysis.laws.bound_by_ceiling`): the law,
-its fit, its JSON, its plans, and `select_law` choosing it only on data that bend the way it does."""
+its fit, its JSON, its plans, and the forecaster weighing it only on data that bend the way it does."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from analysis.fitjson import read_fit, write_fit
 from analysis.kaplan import ceiling_for_vocab
 from analysis.laws import KAPLAN_2020_ND, KaplanLawND
 from analysis.plan import Planner
-from analysis.selection import select_law
+from analysis.forecast import Forecaster
+from analysis.io import load_points
 from synthetic_sweep import isoflop_table
 
 L0 = math.log(512)
@@ -111,19 +112,22 @@ def test_ceiling_for_vocab_is_ln_v_and_checks_v():
             ceiling_for_vocab(bad)
 
 
-@pytest.mark.parametrize("truth, expected", [(BOUNDED, "kaplan_bounded"), (KAPLAN_2020_ND, "kaplan")])
-def test_select_law_picks_the_bounded_form_only_where_the_data_bend_like_it(tmp_path, truth, expected):
+@pytest.mark.parametrize("truth, expected", [(BOUNDED, "kaplan_bounded"), (KAPLAN_2020_ND, "kaplan_nd")])
+def test_the_forecaster_weighs_the_bounded_form_only_where_the_data_bend_like_it(tmp_path, truth, expected):
     budgets = [1e11, 3e11, 1e12, 3e12, 1e13] if truth is BOUNDED else [1e15, 3e15, 1e16, 3e16, 1e17]
     folder = tmp_path / "sweep"
     folder.mkdir()
-    _table(truth, budgets, noise=0.002).to_parquet(folder / "points.parquet")
+    table = _table(truth, budgets, noise=0.002)
+    table.to_parquet(folder / "points.parquet")
+    pd.DataFrame({"run_id": table["run_id"], "vocab_size": 512}).to_parquet(folder / "trials.parquet")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sel = select_law(folder, budgets, ceiling=L0)
-    assert sel["law"] == expected and sel["ceiling"] == L0
-    assert set(sel["errors"]) == {"chinchilla", "kaplan", "kaplan_bounded"}
-    chosen = sel["errors"][expected]["mean_abs_error_pct"]
-    assert chosen < 0.5 and all(v["mean_abs_error_pct"] >= chosen for v in sel["errors"].values())
+        fc = Forecaster(bootstrap=0).fit(load_points(folder))
+    rows = {r["candidate"]: r for r in fc.selection_["table"]}
+    assert fc.ceiling_ == pytest.approx(L0) and fc.axis_ == "budget"
+    assert {"chinchilla", "kaplan_nd", "kaplan_bounded"} <= set(rows)
+    assert fc.chosen_ == expected and fc.weights_[expected] > 0.5
+    assert rows[expected]["rms_log_error"] == min(r["rms_log_error"] for r in rows.values())
 
 
 def test_cli_fit_plan_and_backtest_with_vocab_size(tmp_path, capsys):

@@ -39,7 +39,8 @@ def sweep_report(sweep_data):
     return sweep_data[1]
 
 
-SWEEP_FIGURES = ["fig3", "curves", "loss-vs-compute", "isoflop", "law-contours", "loss-opt", "exponents",
+SWEEP_FIGURES = ["forecast-loss-opt", "forecast-cuts", "fig3", "curves", "loss-vs-compute", "isoflop", "law-contours",
+                 "loss-opt", "exponents",
                  "predicted-vs-observed", "residuals", "residuals-n-dn", "backtest", "leave-one-budget-out"]
 
 
@@ -56,11 +57,13 @@ def test_report_is_one_self_contained_file_with_every_section(sweep_data):
     for section in ("Compute-optimal scaling (approach 1, approach 2, approach 3; Chinchilla Fig. 3)",
                     "Training curves", "Loss vs compute (approach 1)", "IsoFLOP profiles (approach 2)",
                     "Fitted law and compute-optimal frontiers (approach 1, approach 2, approach 3)",
-                    "Compute-optimal loss L_opt(C) (approach 3)", "Parameters (approach 3)", "Compute-optimal plans",
+                    "Compute-optimal loss L_opt(C) (approach 3, an alternative to the forecast above)",
+                    "Parameters (approach 3)", "Compute-optimal plans",
                     "Predicted vs observed", "Residuals", "Backtest (approach auto)", "Leave-one-budget-out",
-                    "Law chosen by out-of-sample error (auto)"):   # auto, backtest's default, shows its table
+                    "Forecast (the law every command uses)", "The cut table"):
         assert section in html, section
-    assert data.auto["chosen"] == data.backtest["fit"]["chosen"] and data.auto["reason"]
+    # the page's forecast is the forecaster's, along budgets, as `scaling plan --budget` fits it
+    assert data.auto["chosen"] == data.forecast.chosen_ and data.forecast.axis_ == "budget" and data.auto["reason"]
     assert [f["name"] for f in data.figures] == SWEEP_FIGURES
     assert len(_plot_specs(html)) == len(SWEEP_FIGURES)
     # hover text carries run ids and units
@@ -106,8 +109,8 @@ def test_report_from_a_csv_with_a_column_map(tmp_path):
     html = out.read_text()
     assert "no training curves in the source" in html and "Training curves" not in html
     assert "Loss vs compute (approach 1)" not in html and "Loss vs compute" in html   # titles say what ran
-    # fig3, flops, isoflop, contour, L_opt, exponents, predicted, residuals x2
-    assert len(_plot_specs(html)) == 9
+    # forecast L_opt and cuts, fig3, flops, isoflop, contour, L_opt, exponents, predicted, residuals x2
+    assert len(_plot_specs(html)) == 11
     assert "row 1" in html  # run ids fall back to row numbers
 
 
@@ -309,17 +312,22 @@ def test_fig3_draws_every_approach_to_100x_with_bands_that_hold_the_line():
     assert (lo < mid).all() and (mid < hi).all() and (hi - lo)[1] > (hi - lo)[0]
 
 
-def test_report_auto_table_names_the_form_that_forecasts_and_exclude_leaves_rows_out(tmp_path):
+def test_report_forecast_names_the_form_that_forecasts_and_exclude_leaves_rows_out(tmp_path):
     pts = synthetic_points()                      # drawn from a Chinchilla law: approach 3 should forecast best
     csv = tmp_path / "runs.csv"
     pts.to_csv(csv, index=False)
     n_small = int((pts["params"] < pts["params"].min() * 1.01).sum())
-    data = prepare_report(csv, bootstrap=0, auto=True, exclude=f"N < {pts['params'].min() * 1.01:g}",
+    data = prepare_report(csv, bootstrap=0, exclude=f"N < {pts['params'].min() * 1.01:g}",
                           fit_kwargs=FAST, level=0.9)
     assert data.auto is not None and data.auto["chosen"] == "chinchilla"
     assert {r["candidate"] for r in data.auto["table"]} >= {"chinchilla", "kaplan_nd"}
     assert len(data.points) == len(pts) - n_small and any("left out before fitting" in n for n in data.notes)
     html = render_report(data, tmp_path / "r.html").read_text()
-    assert "Law chosen by out-of-sample error (auto)" in html and "chinchilla <b>(chosen)</b>" in html
+    assert "Forecast (the law every command uses)" in html and "chinchilla <b>(heaviest)</b>" in html
+    # a forecaster fit JSON is shown as given, not refitted
+    fc_json = tmp_path / "fc.json"
+    data.forecast.to_json(fc_json)
+    again = prepare_report(csv, bootstrap=0, forecast=fc_json, fit_kwargs=FAST)
+    assert again.forecast.weights_ == pytest.approx(data.forecast.weights_)
     with pytest.raises(InputError, match="level"):
         prepare_report(csv, level=1.5)

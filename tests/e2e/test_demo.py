@@ -114,12 +114,14 @@ def test_the_result_has_the_promised_keys_and_a_checked_forecast(demo, check_out
     # a forecast 10x beyond the sweep, from 12 tiny runs: within 10% is a working pipeline, not luck
     assert abs(r["error_pct"]) < 10, r
     assert 0.2 < r["a"] < 0.8 and r["a"] + r["b"] == pytest.approx(1, abs=1e-6)
-    laws = {"chinchilla", "kaplan", "kaplan_bounded"}   # the last bounded by ln 512, the ceiling it records
-    assert r["law"] in laws and set(r["selection"]["errors"]) == laws
-    assert r["selection"]["ceiling"] == pytest.approx(math.log(512))
-    assert set(r["other_laws"]) == laws - {r["law"]}
-    for v in r["other_laws"].values():
-        assert v["error_pct"] == pytest.approx(100 * (v["predicted_loss"] - r["actual_loss"]) / r["actual_loss"])
+    laws = {"chinchilla", "kaplan_nd", "kaplan_bounded"}   # the last bounded by ln 512, the vocabulary it records
+    assert r["law"] in laws and laws <= {row["candidate"] for row in r["selection"]["table"]}
+    assert r["selection"]["axis"] == "budget" and sum(r["weights"].values()) == pytest.approx(1.0)
+    assert laws <= set(r["candidates_at_run"])
+    for v in r["candidates_at_run"].values():
+        assert v["error_pct"] == pytest.approx(100 * (v["predicted"] - r["actual_loss"]) / r["actual_loss"])
+    fc = json.loads((demo["out"] / "fit-forecast.json").read_text())
+    assert fc["ceiling"] == pytest.approx(math.log(512)) and fc["vocab_size"] == 512
     # the sweep's design and cost, and the recipe the held-out run trained with (the sweep's own)
     assert r["sweep_design"] == "isoflop" and r["sweep_budgets"] == [2e10, 6e10, 2e11]
     assert r["sweep_flops"] == pytest.approx(r["sweep_flops_one_run_per_point"])  # one run per point
@@ -145,9 +147,23 @@ def test_the_output_is_a_sweep_folder_the_other_commands_read(demo):
     assert report.parent == out and report.stat().st_size > 100_000
     html = report.read_text()
     assert "<html" in html and "plotly" in html.lower()
-    for name in ("fit-approach3.json", "fit-approach2.json", "fit-kaplan.json", "forecast.json", "law-selection.json",
+    for name in ("fit-approach3.json", "fit-approach2.json", "fit-kaplan.json", "fit-forecast.json", "forecast.json",
                  "demo.json"):
         assert (out / name).exists(), name
+    assert "Forecast (the law every command uses)" in html
+
+
+def test_plan_of_the_demo_sweep_is_the_demos_forecast_to_the_last_digit(demo):
+    """`scaling plan OUT/sweep --budget C --json` fits the same forecaster the demo did: the same loss,
+    interval and law, digit for digit."""
+    r = demo["result"]
+    plan = subprocess.run([sys.executable, "-m", "orchestrator.cli", "plan", str(demo["out"] / "sweep"), "--budget",
+                           repr(r["budget"]), "--json", "--no-shape"], capture_output=True, text=True, timeout=300)
+    assert plan.returncode == 0, plan.stderr
+    p = json.loads(plan.stdout)
+    assert p["loss"] == r["predicted_loss"] and p["intervals"]["loss"] == r["interval"]
+    assert p["N"] == r["N_opt"] and p["D"] == r["D_opt"]
+    assert p["auto"]["chosen"] == r["law"] and p["auto"]["weights"] == r["weights"]
 
 
 def test_a_held_out_run_of_another_plan_is_named_with_what_to_do(demo, tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis.auto import candidates_for
+from analysis.forecast.candidates import applicable
 from analysis.errors import InputError
 from analysis.io import FitWarning, load_points
 from contracts.jsonio import write_json
@@ -82,7 +82,7 @@ def test_the_sweep_tables_and_load_points_carry_unique_tokens(small_corpus, swee
         assert pts.columns["u"] == UNIQUE_TOKENS
         assert pts.U.tolist() == [float(data.n_train_tokens)] * len(pts)
         assert (pts.D > pts.U).all()
-    assert "data_constrained" in candidates_for(load_points(sweep))
+    assert "data_constrained" in applicable(load_points(sweep), None)[0]
 
 
 def test_folders_without_the_column_still_load(sweep, tmp_path):
