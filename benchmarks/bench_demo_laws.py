@@ -1,13 +1,15 @@
-"""Each demo law's forecast of the held-out run, over finished `scaling demo` folders.
+"""The forecaster against finished `scaling demo` folders: each candidate's forecast of the held-out run,
+the forecaster's weights, its forecast and interval, and the error.
 
     python benchmarks/bench_demo_laws.py demo-out [more demo folders ...]
 
-For every folder (a `scaling demo --out` folder: sweep/ with its spec and points, heldout/ with the run
-trained 10x beyond the sweep), fits approach 3, Kaplan's L(N, D) and Kaplan's law bounded by ln V on all
-the sweep's points, predicts the held-out run, and prints each law's error beside the law that
-`analysis.selection.select_law` chooses from the sweep alone. The reference is Kaplan's unbounded law
-(the demo's forecasting law before the bounded one existed): the last column is |bounded error| /
-|Kaplan error|, below 1 where bounding helped.
+For every folder (a `scaling demo --out` folder: sweep/ with its points and trials, heldout/ with the run
+trained 10x beyond the sweep) it fits the forecaster on the sweep exactly as `scaling plan SWEEP --budget`
+does (`analysis.backtest.fit_approach`, axis budget, 200 resamples, seed 0) and predicts the held-out run
+at its own N and D. It also prints the loss of the plan at the held-out budget (the demo's headline) when
+the run was trained on that plan. The reference in the same run is every single candidate law fitted on
+all points: `best single` is the candidate that happened to forecast best (known only after the fact),
+so `|forecast error| / |best single error|` near 1 means the forecaster lost little to hindsight.
 """
 
 from __future__ import annotations
@@ -22,45 +24,44 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.fit import ChinchillaFit, KaplanFit  # noqa: E402
+from analysis.backtest import fit_approach  # noqa: E402
+from analysis.forecast import DEFAULT_BOOTSTRAP  # noqa: E402
 from analysis.io import load_points  # noqa: E402
-from analysis.kaplan import ceiling_for_vocab  # noqa: E402
-from analysis.selection import LAW_NAMES, select_law  # noqa: E402
-from sweeps.spec import load_spec  # noqa: E402
 
 
 def one_folder(folder: Path) -> dict:
     sweep = folder / "sweep"
-    ceiling = ceiling_for_vocab(load_spec(sweep / "spec.yaml").vocab_size)
-    points = load_points(sweep, budget_col="budget")
-    budgets = sorted(float(b) for b in np.unique(points.budget))
+    points = load_points(sweep)
     held = load_points(folder / "heldout")   # the run folder's finished point
-    run = {"params": float(held.N[-1]), "tokens": float(held.D[-1]), "loss": float(held.loss[-1])}
+    N, D, actual = float(held.N[-1]), float(held.D[-1]), float(held.loss[-1])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sel = select_law(sweep, budgets, ceiling=ceiling)
-        fits = {"chinchilla": ChinchillaFit().fit(points), "kaplan": KaplanFit(form="nd").fit(points),
-                "kaplan_bounded": KaplanFit(form="nd", ceiling=ceiling).fit(points)}
-    errors = {k: 100 * (float(f.predict([run["params"]], [run["tokens"]])[0]) / run["loss"] - 1)
-              for k, f in fits.items()}
-    return {"folder": str(folder), "budgets": f"{budgets[0]:.2g}..{budgets[-1]:.2g} ({len(budgets)})",
-            "heldout_C": 6 * run["params"] * run["tokens"], "actual": run["loss"],
-            "chosen": LAW_NAMES[sel["law"]], **{f"err_{k}": v for k, v in errors.items()},
-            "chosen_err": errors[LAW_NAMES[sel["law"]]],
-            "bounded_over_kaplan": abs(errors["kaplan_bounded"]) / abs(errors["kaplan"])}
+        fc = fit_approach(points, "auto", bootstrap=DEFAULT_BOOTSTRAP, random_state=0, axis="budget").estimator
+    mid, lo, hi = (float(np.asarray(x)[0]) for x in fc.predict([N], [D], interval=0.95))
+    singles = {k: 100 * (float(np.asarray(est.predict([N], [D]))[0]) / actual - 1)
+               for k, est in fc.candidates_.items() if k != "chinchilla_nonembedding"}
+    best = min(singles, key=lambda k: abs(singles[k]))
+    err = 100 * (mid / actual - 1)
+    return {"folder": folder.name, "budgets": len(np.unique(np.round(np.log10(points.C), 1))),
+            "heldout_C": 6 * N * D, "actual": actual,
+            "weights": ", ".join(f"{k} {100 * w:.0f}%" for k, w in fc.weights_.items()),
+            **{f"err_{k}": v for k, v in singles.items()},
+            "forecast": mid, "lo": lo, "hi": hi, "err": err, "inside": lo <= actual <= hi,
+            "half_width_pct": 50 * (hi - lo) / mid, "s": fc.interval_scale_,
+            "bend": bool(fc.bend_ and fc.bend_.get("steepens_beyond_law")),
+            "best_single": best, "vs_best": abs(err) / max(abs(singles[best]), 1e-9)}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folders", nargs="+", type=Path, help="scaling demo --out folders")
     args = p.parse_args()
-    rows = [one_folder(f) for f in args.folders]
-    table = pd.DataFrame(rows)
-    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.3g}".format):
+    table = pd.DataFrame([one_folder(f) for f in args.folders])
+    with pd.option_context("display.width", 250, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
         print(table.to_string(index=False))
-    print(f"mean |error|: chosen {table['chosen_err'].abs().mean():.2f}%, kaplan {table['err_kaplan'].abs().mean():.2f}%, "
-          f"kaplan_bounded {table['err_kaplan_bounded'].abs().mean():.2f}%, "
-          f"chinchilla {table['err_chinchilla'].abs().mean():.2f}%")
+    errs = [c for c in table.columns if c.startswith("err_")]
+    print(f"mean |error|: forecaster {table['err'].abs().mean():.2f}% ({int(table['inside'].sum())}/{len(table)} "
+          "inside the 95% interval); " + ", ".join(f"{c[4:]} {table[c].abs().mean():.2f}%" for c in errs))
 
 
 if __name__ == "__main__":

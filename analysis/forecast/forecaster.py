@@ -23,9 +23,11 @@ command chooses a law itself. In order, `Forecaster.fit`:
    (that of the best). The heaviest is `chosen_`. This needs 2 cuts or more: one cut is one draw of
    the forecast error (on the OLMo ladder, 4 sizes under 2B, the form that won the single cut lost
    the real forecast). With fewer than 2 cuts the cut only rejects (the same trim); it does not rank:
-   the forecast is approach 3, the reference form, when it is kept, else the kept forms equally
-   weighted, and the interval spans the disagreement of every kept form with it (the prior; without
-   any cut, every non-degenerate form is kept, or the data-constrained law alone for repeated data).
+   the forecast is the reference form when it is kept (`reference_form`: Kaplan's law bounded by ln V
+   when the runs record V, the one candidate that respects that known ceiling, else approach 3), else
+   the kept forms equally weighted, and the interval spans the disagreement of every kept form with it
+   (the prior; without any cut, every non-degenerate form is kept, or the data-constrained law alone
+   for repeated data).
 5. **Forecast and interval**, on the log-loss scale, a studentised split-conformal interval (Lei et al.
    2018, "Distribution-free predictive inference for regression", §5.2):
 
@@ -84,8 +86,12 @@ CUT_BOOTSTRAP = 50
 PRIOR_WEIGHT = 5.0
 """n0 of the interval scale's prior: how many held-out rows the prior s = 1 is worth."""
 
-DEFAULT_PRIOR = "chinchilla"
-"""The reference form a forecast falls back on when fewer than 2 cuts cannot rank the candidates."""
+def reference_form(names) -> str:
+    """The form a forecast falls back on when fewer than 2 cuts cannot rank the candidates: Kaplan's law
+    bounded by ln V when the runs record their vocabulary (the one candidate that respects that known
+    ceiling: approach 3's and Kaplan's power laws exceed the loss of a uniform guess at small enough N
+    or D), else approach 3 (Hoffmann et al. 2022, the field's reference form)."""
+    return "kaplan_bounded" if "kaplan_bounded" in names else "chinchilla"
 
 TRIM_RMS_FACTOR = 2.0
 """Candidates whose cut RMS log error exceeds the best's by more than this factor get no weight."""
@@ -363,8 +369,9 @@ def _weights(table: list[dict], degenerate: Mapping[str, str | None], cuts: Cuts
             shares = ", ".join(f"{n} {100 * w:.0f}%" for n, w in weights.items())
             return weights, dict(weights), f"inverse held-out MSE weights over {why}: {shares}"
     equal = {n: 1.0 / len(kept) for n in kept}
-    weights = {DEFAULT_PRIOR: 1.0} if DEFAULT_PRIOR in kept else dict(equal)
-    lead = "approach 3 (the reference form)" if DEFAULT_PRIOR in kept else "the kept forms, equally weighted"
+    ref = reference_form([r["candidate"] for r in table])
+    weights = {ref: 1.0} if ref in kept else dict(equal)
+    lead = f"{ref} (the reference form)" if ref in kept else "the kept forms, equally weighted"
     return weights, equal, (f"{why}: fewer than 2 cuts only reject, they do not rank; the forecast is {lead}, and "
                             f"the interval spans the disagreement of {', '.join(kept)} with it (the prior), its "
                             "scale not allowed below 1" if len(kept) > 1 or cuts.cuts else
