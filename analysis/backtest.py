@@ -339,7 +339,7 @@ def backtest(
     if fitted.approach == "auto" and interval == "prediction":
         _, lower, upper = fitted.estimator.predict(N_fit, D, U, interval=level)
     elif fitted.approach == "auto" and interval == "confidence":
-        boot = fitted.estimator._bootstrap_log_predictions(N_fit, D)
+        boot = fitted.estimator.bootstrap_log_predictions(N_fit, D)
         boot = None if boot is None else np.exp(boot)
     if boot is not None:
         log_draws = np.log(boot)  # (B, n)

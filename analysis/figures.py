@@ -24,10 +24,10 @@ COLORSCALE = "Viridis"
 BUDGET_SCALE = "Plasma"
 HEIGHT = 520
 FONT = dict(size=14)
-_AXIS = dict(showline=True, linecolor="#444", mirror=True, ticks="outside", gridcolor="#e5e5e5", zeroline=False)
+AXIS_STYLE = dict(showline=True, linecolor="#444", mirror=True, ticks="outside", gridcolor="#e5e5e5", zeroline=False)
 
 
-def _layout(fig: go.Figure, title: str, x: str, y: str, *, logx=True, logy=False, height=HEIGHT,
+def layout(fig: go.Figure, title: str, x: str, y: str, *, logx=True, logy=False, height=HEIGHT,
             xfmt: str = "B", yfmt: str = "B") -> go.Figure:
     """Common look; log axes label counts as 1M/1B/1T ("B") or FLOPs as powers of ten ("power")."""
     fig.update_layout(
@@ -35,8 +35,8 @@ def _layout(fig: go.Figure, title: str, x: str, y: str, *, logx=True, logy=False
         margin=dict(l=80, r=30, t=60, b=70), hoverlabel=dict(font_size=13),
         legend=dict(bgcolor="rgba(255,255,255,0.85)", bordercolor="#ccc", borderwidth=1),
     )
-    fig.update_xaxes(title_text=x, type="log" if logx else "linear", exponentformat=xfmt if logx else "none", **_AXIS)
-    fig.update_yaxes(title_text=y, type="log" if logy else "linear", exponentformat=yfmt if logy else "none", **_AXIS)
+    fig.update_xaxes(title_text=x, type="log" if logx else "linear", exponentformat=xfmt if logx else "none", **AXIS_STYLE)
+    fig.update_yaxes(title_text=y, type="log" if logy else "linear", exponentformat=yfmt if logy else "none", **AXIS_STYLE)
     return fig
 
 
@@ -168,7 +168,7 @@ def curves_figure(curves: pd.DataFrame, max_legend: int = 12) -> go.Figure:
         seen.add(n)
     if not legend:
         fig.add_trace(_size_colorbar(curves["N"]))
-    fig = _layout(fig, "Validation loss during training, one line per run", "training tokens D",
+    fig = layout(fig, "Validation loss during training, one line per run", "training tokens D",
                   "validation loss (nats/token)", logy=True)
     lo, hi = float(curves["loss"].min()), float(np.quantile(curves["loss"], 0.97))
     fig.update_yaxes(range=[math.log10(lo * 0.97), math.log10(hi * 1.03)])
@@ -249,7 +249,7 @@ def flops_figure(points: pd.DataFrame, curves: pd.DataFrame | None, law: Chinchi
         ))
     title = ("Loss vs training compute, with the lower envelope (approach 1)" if env is not None and len(env)
              else "Loss vs training compute, final point of each run")
-    fig = _layout(fig, title, "training compute C (FLOPs, 6ND)",
+    fig = layout(fig, title, "training compute C (FLOPs, 6ND)",
                   "loss (nats/token)", logy=True, xfmt="power", yfmt="none")
     shown = curves["loss"] if curves is not None and len(curves) else points["loss"]
     lo = float(min(points["loss"].min(), shown.min()))
@@ -312,7 +312,7 @@ def isoflop_figure(groups: Sequence[Mapping[str, Any]], max_legend: int = 8) -> 
             ))
     if not legend:
         fig.add_trace(budget_colorbar(budgets, len=0.8))
-    fig = _layout(fig, "IsoFLOP profiles (approach 2): parabola in log N per budget, stars at the minima",
+    fig = layout(fig, "IsoFLOP profiles (approach 2): parabola in log N per budget, stars at the minima",
                   "model size N (parameters)", "loss (nats/token)")
     return fig
 
@@ -389,7 +389,7 @@ def _contour_guides(fig: go.Figure, law: ChinchillaLaw, n_lo: float, n_hi: float
                                  marker=dict(symbol="x", size=12, color="#d62728"),
                                  hovertemplate=f"C = {C_max:.3g} FLOPs<br>N = {format_count(float(Nc))} params<br>"
                                                f"D = {format_count(float(Dc))} tokens<extra></extra>"))
-    fig = _layout(fig, "Fitted law L(N, D): contours, data and compute-optimal frontiers",
+    fig = layout(fig, "Fitted law L(N, D): contours, data and compute-optimal frontiers",
                   "model size N (parameters)", "training tokens D", logy=True, height=640)
     fig.update_xaxes(range=[n_lo, n_hi])
     fig.update_yaxes(range=[d_lo, d_hi])
@@ -420,7 +420,7 @@ def residuals_figure(points: pd.DataFrame, law: ChinchillaLaw, fitted_mask: np.n
                           "residual %{y:+.2f}%<extra></extra>",
         ))
     fig.add_hline(y=0, line=dict(color="#444", width=1))
-    fig = _layout(fig, "Residuals of the fitted law per point", "training compute C (FLOPs)",
+    fig = layout(fig, "Residuals of the fitted law per point", "training compute C (FLOPs)",
                   "(observed - predicted) / predicted (%)", xfmt="power")
     fig.update_layout(showlegend=not mask.all())
     return fig
@@ -458,7 +458,7 @@ def backtest_figure(rows: pd.DataFrame, level: float = 0.95) -> go.Figure:
                           "error %{y:+.2f}%<extra></extra>",
         ))
     fig.add_hline(y=0, line=dict(color="#444", width=1))
-    return _layout(fig, "Backtest: held-out runs, (predicted - truth) / truth, bars = predicted interval",
+    return layout(fig, "Backtest: held-out runs, (predicted - truth) / truth, bars = predicted interval",
                    "model size N (parameters)", "prediction error (%)", height=440)
 
 
@@ -481,5 +481,5 @@ def forecast_figure(folds: pd.DataFrame) -> go.Figure:
         fig.add_trace(go.Scatter(x=xs, y=[n_all, n_all], mode="lines", name=f"fit to all budgets: {format_count(n_all)}",
                                  line=dict(color="#d62728", width=2, dash="dash"), hoverinfo="skip"))
     target = float(folds["target_C"].iloc[0])
-    return _layout(fig, f"Leave-one-budget-out: forecast compute-optimal N at {target:.3g} FLOPs",
+    return layout(fig, f"Leave-one-budget-out: forecast compute-optimal N at {target:.3g} FLOPs",
                    "budget left out (FLOPs)", "forecast N_opt (parameters)", logy=True, height=420, xfmt="power")

@@ -26,7 +26,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analysis.bootstrap import percentile_interval
-from analysis.figures import (BUDGET_SCALE, COLORSCALE, FONT, _AXIS, _layout, budget_colorbar, budget_colors,
+from analysis.figures import (BUDGET_SCALE, COLORSCALE, FONT, AXIS_STYLE, layout, budget_colorbar, budget_colors,
                               clip_note, si)
 from analysis.laws import CHINCHILLA_PAPER, ChinchillaLaw, chinchilla_frontier, chinchilla_loss, chinchilla_optimum
 from contracts.conventions import tokens_for_flops
@@ -86,7 +86,7 @@ def _band_of(est: Any, level: float) -> Callable:
     return band
 
 
-def _band(fig, x, lo, hi, color: str, name: str, row=None, col=None, showlegend=True, group=None) -> None:
+def add_band(fig, x, lo, hi, color: str, name: str, row=None, col=None, showlegend=True, group=None) -> None:
     rgba = _rgba(color, 0.18)
     kw = {} if row is None else dict(row=row, col=col)
     fig.add_trace(go.Scatter(x=np.concatenate([x, x[::-1]]), y=np.concatenate([hi, lo[::-1]]), fill="toself",
@@ -146,7 +146,7 @@ def fig3_figure(frontiers: Sequence[Frontier], groups: Sequence[Mapping[str, Any
         band = f.band(C) if f.band is not None else None
         for col, y, bnd, unit in ((2, N, band[0] if band else None, "params"), (3, D, band[1] if band else None, "tokens")):
             if bnd is not None:
-                _band(fig, C, np.asarray(bnd[0]), np.asarray(bnd[1]), f.color, f"{f.label} band", row=1, col=col,
+                add_band(fig, C, np.asarray(bnd[0]), np.asarray(bnd[1]), f.color, f"{f.label} band", row=1, col=col,
                       showlegend=col == 2, group=f.label)
             exp = f.a if col == 2 else f.b
             fig.add_trace(go.Scatter(x=C, y=y, mode="lines", line=dict(color=f.color, width=2.2),
@@ -169,8 +169,8 @@ def fig3_figure(frontiers: Sequence[Frontier], groups: Sequence[Mapping[str, Any
                       title=dict(text=f"Chinchilla Fig. 3: IsoFLOP curves and the compute-optimal N and D, "
                                       f"extrapolated to {extend:g}× the largest budget", x=0.01),
                       legend=dict(orientation="h", y=-0.22, yanchor="top", x=0, bgcolor="rgba(255,255,255,0.85)"))
-    fig.update_xaxes(type="log", exponentformat="power", **_AXIS)
-    fig.update_yaxes(type="log", exponentformat="B", **_AXIS)
+    fig.update_xaxes(type="log", exponentformat="power", **AXIS_STYLE)
+    fig.update_yaxes(type="log", exponentformat="B", **AXIS_STYLE)
     fig.update_xaxes(title_text="model size N (parameters)", exponentformat="B", row=1, col=1)
     fig.update_yaxes(title_text="loss (nats/token)", type="linear", exponentformat="none", row=1, col=1)
     for col in (2, 3):
@@ -202,7 +202,7 @@ def loss_opt_figure(fit3: Any, points: pd.DataFrame | None, heldout: pd.DataFram
     fig = go.Figure()
     band = loss_opt_band(fit3, C, level)
     if band is not None:
-        _band(fig, C, band[0], band[1], "#d62728", f"{100 * level:.0f}% bootstrap band")
+        add_band(fig, C, band[0], band[1], "#d62728", f"{100 * level:.0f}% bootstrap band")
     fig.add_trace(go.Scatter(x=C, y=law.optimal_loss(C), mode="lines", line=dict(color="#d62728", width=2.5),
                              name=f"L_opt(C), {law_name}",
                              hovertemplate="C = %{x:.3g} FLOPs<br>L_opt = %{y:.4f} nats/token<extra></extra>"))
@@ -228,7 +228,7 @@ def loss_opt_figure(fit3: Any, points: pd.DataFrame | None, heldout: pd.DataFram
                                                "<br>C = %{x:.3g} FLOPs<br>observed %{y:.4f} nats/token<extra></extra>"))
     fig.add_vrect(x0=c_hi, x1=c_hi * extend, fillcolor="rgba(120,120,120,0.08)", line_width=0,
                   annotation_text="extrapolated", annotation_position="top left")
-    fig = _layout(fig, "Compute-optimal loss L_opt(C) with its band, extrapolated", "training compute C (FLOPs)",
+    fig = layout(fig, "Compute-optimal loss L_opt(C) with its band, extrapolated", "training compute C (FLOPs)",
                   "loss (nats/token)", logy=True, xfmt="power", yfmt="none", height=480)
     ys = [law.optimal_loss(C)] + ([points["loss"].to_numpy()] if points is not None and len(points) else [])
     lo_y = min(float(np.nanmin(y)) for y in ys)
@@ -259,7 +259,7 @@ def predicted_figure(points: pd.DataFrame, law: ChinchillaLaw, heldout: pd.DataF
     lo, hi = float(np.nanmin(v)), float(np.nanmax(v))
     fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="observed = predicted",
                              line=dict(color="#444", dash="dash", width=1), hoverinfo="skip"))
-    return _layout(fig, "Predicted vs observed loss", "predicted L(N, D) (nats/token)", "observed loss (nats/token)",
+    return layout(fig, "Predicted vs observed loss", "predicted L(N, D) (nats/token)", "observed loss (nats/token)",
                    logx=False, height=460)
 
 
@@ -281,9 +281,9 @@ def residuals_nd_figure(points: pd.DataFrame, law: ChinchillaLaw) -> go.Figure:
                                  hovertemplate="run %{customdata[0]}<br>N = %{customdata[1]}, D = %{customdata[2]}<br>"
                                                "residual %{y:+.2f}%<extra></extra>"), row=1, col=col)
         fig.add_hline(y=0, line=dict(color="#444", width=1), row=1, col=col)
-        fig.update_xaxes(title_text=xlab, type="log", exponentformat="B" if col == 1 else "none", row=1, col=col, **_AXIS)
-    fig.update_yaxes(title_text="(observed - predicted) / predicted (%)", row=1, col=1, **_AXIS)
-    fig.update_yaxes(**_AXIS, row=1, col=2)
+        fig.update_xaxes(title_text=xlab, type="log", exponentformat="B" if col == 1 else "none", row=1, col=col, **AXIS_STYLE)
+    fig.update_yaxes(title_text="(observed - predicted) / predicted (%)", row=1, col=1, **AXIS_STYLE)
+    fig.update_yaxes(**AXIS_STYLE, row=1, col=2)
     fig.update_layout(template="plotly_white", font=FONT, height=430, margin=dict(l=80, r=30, t=70, b=60),
                       title=dict(text="Residuals of the fitted law against N and against D/N", x=0.01))
     return fig
@@ -309,7 +309,7 @@ def exponents_figure(fit3: Any) -> go.Figure:
     lim = [min(al.min(), be.min(), fit3.alpha_, fit3.beta_), max(al.max(), be.max(), fit3.alpha_, fit3.beta_)]
     fig.add_trace(go.Scatter(x=lim, y=lim, mode="lines", name="α = β (a = 0.5)", line=dict(color="#888", dash="dot"),
                              hoverinfo="skip"))
-    fig = _layout(fig, "Bootstrap cloud of the exponents: α (of N) against β (of D)", "α", "β", logx=False, height=460)
+    fig = layout(fig, "Bootstrap cloud of the exponents: α (of N) against β (of D)", "α", "β", logx=False, height=460)
     fig.update_layout(legend=dict(x=0.01, xanchor="left", y=0.99))
     return fig
 

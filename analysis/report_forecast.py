@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from analysis.figures import _layout, clip_note
-from analysis.figures_paper import _band
+from analysis.figures import layout, clip_note
+from analysis.figures_paper import add_band
 from analysis.forecast import describe_forecast
 from analysis.forecast.candidates import CANDIDATES
 from analysis.report_html import esc, num, table
@@ -42,7 +42,7 @@ def forecast_loss_figure(fc, points: pd.DataFrame | None, heldout: pd.DataFrame 
     ok = np.isfinite(L)
     if ok.any():
         _, lo, hi = fc.predict(N[ok], D[ok], interval=level)
-        _band(fig, C[ok], lo, hi, "#2ca02c", f"{100 * level:.0f}% forecast interval")
+        add_band(fig, C[ok], lo, hi, "#2ca02c", f"{100 * level:.0f}% forecast interval")
         members = ", ".join(f"{n} {100 * w:.0f}%" for n, w in fc.weights_.items())
         fig.add_trace(go.Scatter(x=C[ok], y=L[ok], mode="lines", line=dict(color="#2ca02c", width=3),
                                  name=f"forecast L_opt(C) ({members})",
@@ -77,7 +77,7 @@ def forecast_loss_figure(fc, points: pd.DataFrame | None, heldout: pd.DataFrame 
         ys.append(heldout["loss"].to_numpy(dtype=float))
     fig.add_vrect(x0=c_hi, x1=c_hi * extend, fillcolor="rgba(120,120,120,0.08)", line_width=0,
                   annotation_text="extrapolated", annotation_position="top left")
-    fig = _layout(fig, "Forecast: compute-optimal loss with its calibrated interval", "training compute C (FLOPs)",
+    fig = layout(fig, "Forecast: compute-optimal loss with its calibrated interval", "training compute C (FLOPs)",
                   "loss (nats/token)", logy=True, xfmt="power", yfmt="none", height=480)
     finite = np.concatenate([y[np.isfinite(y)] for y in ys if y.size]) if ys else np.array([1.0])
     lo_y, hi_y = float(np.min(finite)) * 0.97, float(np.quantile(finite, 0.98)) * 1.03
@@ -95,7 +95,7 @@ def cut_figure(fc) -> go.Figure:
         y = [v if v is not None and math.isfinite(v) else None for v in r.get("rms_log_error_by_cut", [])]
         fig.add_trace(go.Bar(x=[f"fit ≤ {c:.3g}" for c in cuts], y=y, marker_color=COLORS.get(r["candidate"], "#777"),
                              name=f"{r['candidate']} (weight {100 * r.get('weight', 0.0):.0f}%)"))
-    fig = _layout(fig, f"Held-out error at each cut along {sel.get('axis', '')}", "cut (largest value fitted)",
+    fig = layout(fig, f"Held-out error at each cut along {sel.get('axis', '')}", "cut (largest value fitted)",
                   "RMS log error of the forecast", logx=False, height=400)
     fig.update_layout(barmode="group")
     return fig

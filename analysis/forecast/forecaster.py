@@ -155,7 +155,13 @@ class Forecaster(FitEstimator):
         full = {n: self._fit(n, pts, 0) for n in names}
         degenerate = {n: cand.degenerate_reason(n, est, float(np.max(pts.C))) if est is not None else
                       f"{n}: the fit failed on these points" for n, est in full.items()}
-        cut_fits = [{n: self._fit(n, pts.subset(cuts.split(k)[0]), min(boot, CUT_BOOTSTRAP), full.get(n))
+        if all(degenerate.values()):
+            raise InputError(f"{pts.source}: every candidate law's fit is degenerate ("
+                             + "; ".join(r for r in degenerate.values() if r) + "): the data cannot pin a law "
+                             "(more model sizes and token counts are needed)")
+        # the cuts: every usable candidate refitted on the smaller part (no bootstrap: the ranking needs
+        # central fits); then the members again with a bootstrap for the interval's calibration (below)
+        cut_fits = [{n: None if degenerate[n] else self._fit(n, pts.subset(cuts.split(k)[0]), 0, full.get(n))
                      for n in names} for k in cuts.cuts]
         table = _cut_table(names, pts, cuts, cut_fits)
         noise = min((float(np.sqrt(np.mean(_log_err(est, pts) ** 2))) for n, est in full.items()
@@ -171,7 +177,12 @@ class Forecaster(FitEstimator):
         self.candidates_ = {n: est for n, est in full.items() if est is not None}   # in memory only
         self.members_ = {n: (full[n] if not boot or isinstance(full[n], DataConstrainedFit)
                              else self._fit(n, pts, boot, full[n])) for n in {**spread, **weights}}
-        self.n_cuts_ = len(cuts.cuts)
+        if boot:
+            cut_fits = [{**fits, **{n: self._fit(n, pts.subset(cuts.split(k)[0]), min(boot, CUT_BOOTSTRAP), full[n])
+                                    for n in self.members_ if fits.get(n) is not None}}
+                        for k, fits in zip(cuts.cuts, cut_fits)]
+        self.n_cuts_ = sum(any(math.isfinite(r["rms_log_error_by_cut"][i]) for r in table if not degenerate[r["candidate"]])
+                           for i in range(len(cuts.cuts)))   # cuts where some usable candidate forecast
         self.noise_ = noise
         self.interval_scores_ = _scores(self, pts, cuts, cut_fits)
         s = interval_scale(self.interval_scores_)
@@ -263,7 +274,7 @@ class Forecaster(FitEstimator):
             raise InputError(f"interval level: {level} is not in (0, 1)")
         return float(norm.ppf(0.5 + level / 2.0)) * self.interval_scale_ * self.sigma(N, D, U)
 
-    def _bootstrap_log_predictions(self, N: np.ndarray, D: np.ndarray) -> np.ndarray | None:
+    def bootstrap_log_predictions(self, N: np.ndarray, D: np.ndarray) -> np.ndarray | None:
         return _combined_draws(self.members_, self.weights_, np.asarray(N, dtype=float), np.asarray(D, dtype=float))
 
     # ------------------------------------------------------------------ JSON
@@ -340,21 +351,16 @@ def _cut_table(names: list[str], pts: Points, cuts: Cuts, cut_fits: list[dict]) 
 def _weights(table: list[dict], degenerate: Mapping[str, str | None], cuts: Cuts, pts: Points, noise: float,
              full: Mapping[str, Any]) -> tuple[dict[str, float], dict[str, float], str]:
     """(forecast weights, disagreement weights, the reason in words): the rule of the module docstring."""
-    usable = [r["candidate"] for r in table if not degenerate[r["candidate"]]]
-    if not usable:
-        raise InputError(f"{pts.source}: every candidate law's fit is degenerate ("
-                         + "; ".join(r for r in degenerate.values() if r) + "): the data cannot pin a law "
-                         "(more model sizes and token counts are needed)")
-    if not cuts.cuts:
+    usable = [r["candidate"] for r in table if not degenerate[r["candidate"]]]   # never empty: fit() refused that
+    mse = {r["candidate"]: max(float(r["rms_log_error"]) ** 2, noise**2) for r in table
+           if r["candidate"] in usable and r["rms_log_error"] is not None and math.isfinite(r["rms_log_error"])}
+    if not cuts.cuts or not mse:
         kept = ["data_constrained"] if "data_constrained" in usable else usable
         kept = [n for n in kept if cand.CANDIDATES[n].n_convention is None] or kept[:1]
-        why = f"no cut along {_AXIS_WORDS[cuts.axis]}: nothing ranks the candidates"
+        why = (f"no cut along {_AXIS_WORDS[cuts.axis]}" if not cuts.cuts else
+               f"no candidate could be refitted below the cuts along {_AXIS_WORDS[cuts.axis]} (too few rows)")
+        why += ": nothing ranks the candidates"
     else:
-        mse = {r["candidate"]: max(float(r["rms_log_error"]) ** 2, noise**2) for r in table
-               if r["candidate"] in usable and r["rms_log_error"] is not None and math.isfinite(r["rms_log_error"])}
-        if not mse:
-            raise InputError(f"{pts.source}: no candidate law could be refitted at any cut along "
-                             f"{_AXIS_WORDS[cuts.axis]}: too few rows below the cuts")
         best = min(mse.values())
         heaviest = min(mse, key=mse.get)
         kept = sorted((n for n, m in mse.items() if m <= TRIM_RMS_FACTOR**2 * best

@@ -293,10 +293,18 @@ def format_fit(fit) -> str:
         if fit.data_range_:
             law = fit.law_
             C = fit.data_range_["C"][1]
-            N, D = law.compute_optimal(C)
-            lines.append(f"compute-optimal at the largest budget C = {C:.3g} FLOPs: N = {float(N):.3g} params, "
-                         f"D = {float(D):.3g} tokens ({float(D / N):.1f} tokens/param), "
-                         f"L = {float(law(N, D)):.4f} nats/token")
+            import numpy as np
+
+            with np.errstate(all="ignore"):
+                N, D = law.compute_optimal(C)
+            if np.isfinite(N) and np.isfinite(D) and 0 < d["a"] < 1:
+                lines.append(f"compute-optimal at the largest budget C = {C:.3g} FLOPs: N = {float(N):.3g} params, "
+                             f"D = {float(D):.3g} tokens ({float(D / N):.1f} tokens/param), "
+                             f"L = {float(law(N, D)):.4f} nats/token")
+            else:
+                lines.append(f"compute-optimal: none: the fit is degenerate (a = {d['a']:.3g} is not in (0, 1): all "
+                             "compute would go to N or to D); the data do not pin this law, so nothing can be "
+                             "planned from it (more model sizes and token counts are needed)")
     elif approach == "data_constrained":
         units = {"E": "nats/token", "A": "nats/token x params^alpha", "B": "nats/token x tokens^beta",
                  "alpha": "-", "beta": "-", "R_N": "repetitions (excess parameters)",

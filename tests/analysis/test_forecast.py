@@ -117,7 +117,12 @@ def test_a_grid_too_small_to_pin_a_law_is_named_and_plan_refuses(tmp_path, capsy
     code = main(["plan", str(tmp_path / "six.csv"), "--budget", "1e18", "--no-shape"])
     cap = capsys.readouterr()
     assert code == 2 and "nan" not in cap.out
-    assert "degenerate" in cap.err or "cannot pin" in cap.err or "pin" in cap.err
+    assert "every candidate law's fit is degenerate" in cap.err and "cannot pin a law" in cap.err
+    assert len(cap.err.strip().splitlines()) == 1
+    # approach 3 alone says it has no optimum instead of printing nan
+    assert main(["fit", str(tmp_path / "six.csv")]) == 0
+    cap = capsys.readouterr()
+    assert "compute-optimal: none: the fit is degenerate" in cap.out and "N = nan" not in cap.out
 
 
 def test_choose_axis_follows_the_question():
