@@ -44,6 +44,7 @@ from typing import Any
 import torch
 
 from contracts.jsonio import write_atomic
+from scaling.damage import RESTART, DamagedStateError, read_state_json
 
 FORMAT = 1  # the full layout: everything in state.pt
 FORMAT_SHARDED = 2  # the sharded layout: tensors in DCP shard files beside state.pt
@@ -56,13 +57,54 @@ def checkpoint_dir(out_dir: str | Path) -> Path:
 
 
 def find_checkpoint(out_dir: str | Path) -> Path | None:
-    """The complete checkpoint folder of a run, or None (also recovers from a crash between renames)."""
+    """The complete checkpoint folder of a run, or None when it has none (also recovers from a crash between
+    the renames of `save_checkpoint`). A `checkpoint` folder that is there but incomplete or damaged (its
+    meta.json unreadable, a shard file missing) is a `DamagedStateError`, never None: a fresh start would
+    overwrite the progress it holds."""
     out_dir = Path(out_dir)
-    for name in (DIR_NAME, DIR_NAME + ".old"):
-        folder = out_dir / name
-        if (folder / "state.pt").exists() and (folder / "meta.json").exists():
-            return folder
+    final = out_dir / DIR_NAME
+    if final.exists() or final.is_symlink():
+        check_folder(final)
+        return final
+    old = out_dir / (DIR_NAME + ".old")
+    if (old / "state.pt").exists() and (old / "meta.json").exists():
+        check_folder(old)
+        return old
     return None
+
+
+def check_folder(folder: Path) -> dict[str, Any]:
+    """Check, without torch, that a checkpoint folder is whole: a folder, `meta.json` a valid record, `state.pt`
+    present and not empty, and in the sharded layout `.metadata` and every rank's shard file; returns the meta."""
+    if not folder.is_dir():
+        raise DamagedStateError(folder, "damaged (not a folder)", RESTART)
+    meta = read_meta(folder)
+    names = ["state.pt"] + ([".metadata"] + [f"__{r}_0.distcp" for r in range(meta.get("shards", 1))]
+                            if meta["format"] == FORMAT_SHARDED else [])
+    for name in names:
+        path = folder / name
+        if not path.is_file():
+            raise DamagedStateError(path, "missing from the checkpoint (incomplete)", RESTART)
+        if path.stat().st_size == 0:
+            raise DamagedStateError(path, "damaged (empty)", RESTART)
+    return meta
+
+
+def read_meta(folder: str | Path) -> dict[str, Any]:
+    """`<folder>/meta.json`, checked: format, layout, and (when present) step, shards and tokens as counts."""
+    path = Path(folder) / "meta.json"
+    meta = read_state_json(path, RESTART, kind="checkpoint meta")
+    if meta.get("format") not in LAYOUTS:
+        raise DamagedStateError(path, f"damaged (format {meta.get('format')!r}, this version reads "
+                                      f"{sorted(LAYOUTS)})", RESTART)
+    if meta.get("layout", LAYOUTS[meta["format"]]) != LAYOUTS[meta["format"]]:
+        raise DamagedStateError(path, f"damaged (layout {meta.get('layout')!r} with format {meta['format']})",
+                                RESTART)
+    for key in ("step", "tokens", "tokens_processed", "shards"):
+        value = meta.get(key, 1 if key == "shards" else 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < (1 if key == "shards" else 0):
+            raise DamagedStateError(path, f"damaged ({key} {value!r} is not a count)", RESTART)
+    return meta
 
 
 def save_checkpoint(out_dir: str | Path, state: dict[str, Any], meta: dict[str, Any],
@@ -109,13 +151,52 @@ def save_checkpoint(out_dir: str | Path, state: dict[str, Any], meta: dict[str, 
 
 def load_checkpoint(folder: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """The saved state dict, loaded with ``weights_only=True`` (no arbitrary unpickling); its `layout` says
-    whether the model and optimiser tensors are in it (`full`) or in the shard files (`sharded`, `load_shards`)."""
-    state = torch.load(Path(folder) / "state.pt", map_location=map_location, weights_only=True)
+    whether the model and optimiser tensors are in it (`full`) or in the shard files (`sharded`, `load_shards`).
+    A truncated, empty or foreign `state.pt` (a pickle that would run code included: it is not run) is a
+    `DamagedStateError` naming it."""
+    path = Path(folder) / "state.pt"
+    try:
+        with warnings.catch_warnings():  # torch warns about the pickle protocol of a foreign file: refused below
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise DamagedStateError(path, f"not a checkpoint: {_refused(exc)}", RESTART) from None
+    except FileNotFoundError:
+        raise DamagedStateError(path, "missing from the checkpoint (incomplete)", RESTART) from None
+    except IsADirectoryError:
+        raise DamagedStateError(path, "damaged (a folder, not a file)", RESTART) from None
+    except Exception as exc:  # noqa: BLE001 - torch reports a truncated zip in several exception types
+        raise DamagedStateError(path, f"damaged: {_torch_reason(exc)}", RESTART) from None
+    if not isinstance(state, dict):
+        raise DamagedStateError(path, f"not a checkpoint (holds a {type(state).__name__}, not a dict)", RESTART)
     fmt = state.get("format")
     if fmt not in LAYOUTS:
-        raise ValueError(f"{folder}: checkpoint format {fmt!r}, this version reads {sorted(LAYOUTS)}")
+        raise DamagedStateError(path, f"checkpoint format {fmt!r}, this version reads {sorted(LAYOUTS)}", RESTART)
     state.setdefault("layout", LAYOUTS[fmt])
     return state
+
+
+def _refused(exc: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in a few words (torch's message is a paragraph)."""
+    import re
+
+    found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    what = f" (it asks for {found.group(1)})" if found else ""
+    return f"it holds objects other than tensors{what}; refused unread, nothing in it was run"
+
+
+def _torch_reason(exc: BaseException) -> str:
+    """What is wrong with a state.pt torch could not open, in a few words."""
+    text = str(exc)
+    if "zip archive" in text or "central directory" in text or isinstance(exc, EOFError):
+        return "truncated or not a torch checkpoint (not a whole zip archive)"
+    return f"unreadable ({type(exc).__name__}: {_first_line(exc)})"
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, shortened (torch's are paragraphs)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:160]
 
 
 def load_shards(folder: str | Path, shards: dict[str, Any]) -> None:
@@ -126,10 +207,21 @@ def load_shards(folder: str | Path, shards: dict[str, Any]) -> None:
     import torch.distributed.checkpoint as dcp
 
     _check_tensors_only(shards)
-    with open(Path(folder) / ".metadata", "rb") as f:
-        _MetadataUnpickler(f).load()  # refused here, in one line, rather than inside DCP's own error report
-    with _quiet_single_process():
-        dcp.load(shards, storage_reader=_reader_class()(folder), no_dist=not dist.is_initialized())
+    metadata = Path(folder) / ".metadata"
+    try:
+        with open(metadata, "rb") as f:
+            _MetadataUnpickler(f).load()  # refused here, in one line, rather than inside DCP's own error report
+    except pickle.UnpicklingError as exc:
+        raise DamagedStateError(metadata, f"not DCP metadata: refused to load it ({_first_line(exc)})",
+                                RESTART) from None
+    except Exception as exc:  # noqa: BLE001 - a truncated pickle fails in many ways
+        raise DamagedStateError(metadata, f"damaged or truncated ({_first_line(exc)})", RESTART) from None
+    try:
+        with _quiet_single_process():
+            dcp.load(shards, storage_reader=_reader_class()(folder), no_dist=not dist.is_initialized())
+    except Exception as exc:  # noqa: BLE001 - DCP wraps each rank's failure in a CheckpointException
+        raise DamagedStateError(_damaged_shard(folder, exc), f"damaged shard file ({_dcp_reason(exc)})",
+                                RESTART) from None
 
 
 @contextlib.contextmanager
@@ -233,3 +325,22 @@ def _reader_class() -> type:
             return metadata
 
     return MetadataCheckingReader
+
+
+def _damaged_shard(folder: str | Path, exc: BaseException) -> Path:
+    """The shard file a DCP load failure names, else the checkpoint folder."""
+    import re
+
+    found = re.search(r"__\d+_\d+\.distcp", str(exc))
+    return Path(folder) / found.group(0) if found else Path(folder)
+
+
+def _dcp_reason(exc: BaseException) -> str:
+    """The innermost cause of a DCP load failure, one short line (DCP's own report is a traceback per rank)."""
+    failures = getattr(exc, "failures", None)
+    if isinstance(failures, dict) and failures:
+        inner = next(iter(failures.values()))
+        inner = getattr(inner, "exc", inner) if not isinstance(inner, BaseException) else inner
+        if isinstance(inner, BaseException):
+            return f"{type(inner).__name__}: {_first_line(inner)}"
+    return _first_line(exc)

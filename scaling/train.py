@@ -41,6 +41,7 @@ from typing import Any
 from contracts.jsonio import write_atomic
 from scaling import checkpoint as ckpt
 from scaling.config import RunConfig
+from scaling.damage import RESTART, check_fields, read_state_json
 from scaling.data import prepare_data
 from scaling import distributed
 from scaling.device import PEAK_FLOPS_BF16
@@ -119,9 +120,10 @@ def _check_data(cfg: RunConfig, data: Any) -> None:
 def _check_same_run(cfg: RunConfig, out_dir: Path) -> None:
     """Refuse to resume a checkpoint written by a different run (model, data, tokens, schedule...)."""
     path = out_dir / "config.json"
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return
-    old = json.loads(path.read_text())
+    old = read_state_json(path, RESTART, kind="run config")
+    check_fields(path, old, {"model": dict, "data": dict, "train": dict}, RESTART)
     new = cfg.model_dump(mode="json")
     free = {"device", "threads", "compile", "nproc", "dtype", "checkpoint_interval", "eval_interval"}
     for section in ("model", "data", "train"):
