@@ -35,6 +35,7 @@ out_dir and starts the processes, or joins the ones a launcher (torchrun, Slurm,
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ from scaling import distributed
 from scaling.device import PEAK_FLOPS_BF16
 from scaling.errors import ConfigError, DataError
 from scaling.outputs import RunResult
-from scaling.plan import Branch, Plan, make_plan
+from scaling.plan import Branch, Plan, make_plan, rounding_notes
 from scaling.trainer import Reporter, run_process
 
 __all__ = ["PEAK_FLOPS_BF16", "Branch", "Plan", "Reporter", "RunResult", "make_plan", "train"]
@@ -83,9 +84,13 @@ def train(
         raise ConfigError("train: a reporter (e.g. --log trackers) needs the run's rank 0 in this process: nproc 1, "
                           "or a launcher that runs train() on every rank (python -m torch.distributed.run "
                           "--nproc-per-node N -m orchestrator.cli train ..., Ray Train)")
+    notes = rounding_notes(cfg, make_plan(cfg, world_size=world.world_size if world else cfg.train.nproc))
     if data is None:
         data = prepare_data(cfg.data, progress=progress)
     _check_data(cfg, data)
+    if world is None or world.rank == 0:
+        for note in notes:
+            print(f"warning: {note}", file=sys.stderr)
     if world is None or world.rank == 0:
         _prepare_out_dir(cfg, out_dir, resume)
     if world is not None:
