@@ -83,6 +83,8 @@ def check_folder(folder: Path) -> dict[str, Any]:
                             if meta["format"] == FORMAT_SHARDED else [])
     for name in names:
         path = folder / name
+        if path.exists() and not path.is_file():
+            raise DamagedStateError(path, "damaged (a folder, not a file)", RESTART)
         if not path.is_file():
             raise DamagedStateError(path, "missing from the checkpoint (incomplete)", RESTART)
         if path.stat().st_size == 0:
@@ -160,13 +162,13 @@ def load_checkpoint(folder: str | Path, map_location: str | torch.device = "cpu"
             warnings.simplefilter("ignore", UserWarning)
             state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise DamagedStateError(path, f"not a checkpoint: {_refused(exc)}", RESTART) from None
+        raise DamagedStateError(path, f"not a checkpoint: {_refused(exc, path)}", RESTART) from None
     except FileNotFoundError:
         raise DamagedStateError(path, "missing from the checkpoint (incomplete)", RESTART) from None
     except IsADirectoryError:
         raise DamagedStateError(path, "damaged (a folder, not a file)", RESTART) from None
     except Exception as exc:  # noqa: BLE001 - torch reports a truncated zip in several exception types
-        raise DamagedStateError(path, f"damaged: {_torch_reason(exc)}", RESTART) from None
+        raise DamagedStateError(path, f"damaged: {_torch_reason(exc, path)}", RESTART) from None
     if not isinstance(state, dict):
         raise DamagedStateError(path, f"not a checkpoint (holds a {type(state).__name__}, not a dict)", RESTART)
     fmt = state.get("format")
@@ -176,19 +178,25 @@ def load_checkpoint(folder: str | Path, map_location: str | torch.device = "cpu"
     return state
 
 
-def _refused(exc: BaseException) -> str:
+def _refused(exc: BaseException, path: Path) -> str:
     """Why ``torch.load(weights_only=True)`` refused a file, in a few words (torch's message is a paragraph)."""
     import re
+    import zipfile
 
+    if not zipfile.is_zipfile(path):  # torch tried it as a bare pickle: text, random bytes, a crafted pickle
+        return "not a torch zip archive (truncated, or another kind of file); refused unread, nothing in it was run"
     found = re.search(r"GLOBAL ([\w.]+)", str(exc))
     what = f" (it asks for {found.group(1)})" if found else ""
     return f"it holds objects other than tensors{what}; refused unread, nothing in it was run"
 
 
-def _torch_reason(exc: BaseException) -> str:
-    """What is wrong with a state.pt torch could not open, in a few words."""
+def _torch_reason(exc: BaseException, path: Path | None = None) -> str:
+    """What is wrong with a file torch could not open, in a few words (`torch.save` writes one zip archive)."""
+    import zipfile
+
     text = str(exc)
-    if "zip archive" in text or "central directory" in text or isinstance(exc, EOFError):
+    if "zip archive" in text or "central directory" in text or isinstance(exc, EOFError) or (
+            path is not None and path.is_file() and not zipfile.is_zipfile(path)):
         return "truncated or not a torch checkpoint (not a whole zip archive)"
     return f"unreadable ({type(exc).__name__}: {_first_line(exc)})"
 
@@ -210,18 +218,23 @@ def load_shards(folder: str | Path, shards: dict[str, Any]) -> None:
     metadata = Path(folder) / ".metadata"
     try:
         with open(metadata, "rb") as f:
-            _MetadataUnpickler(f).load()  # refused here, in one line, rather than inside DCP's own error report
+            records = _MetadataUnpickler(f).load()  # refused here, in one line, rather than inside DCP's own report
     except pickle.UnpicklingError as exc:
-        raise DamagedStateError(metadata, f"not DCP metadata: refused to load it ({_first_line(exc)})",
-                                RESTART) from None
+        text = _first_line(exc).removeprefix("checkpoint .metadata: ")
+        problem = f"not DCP metadata: {text}; refused unread, nothing in it was run" \
+            if "is not DCP tensor metadata" in text else f"damaged: truncated or not DCP metadata ({text})"
+        raise DamagedStateError(metadata, problem, RESTART) from None
     except Exception as exc:  # noqa: BLE001 - a truncated pickle fails in many ways
-        raise DamagedStateError(metadata, f"damaged or truncated ({_first_line(exc)})", RESTART) from None
+        raise DamagedStateError(metadata, f"damaged: truncated or not DCP metadata ({_first_line(exc)})",
+                                RESTART) from None
+    from torch.distributed.checkpoint.api import CheckpointException
+
+    _check_shard_sizes(Path(folder), records)
     try:
         with _quiet_single_process():
             dcp.load(shards, storage_reader=_reader_class()(folder), no_dist=not dist.is_initialized())
-    except Exception as exc:  # noqa: BLE001 - DCP wraps each rank's failure in a CheckpointException
-        raise DamagedStateError(_damaged_shard(folder, exc), f"damaged shard file ({_dcp_reason(exc)})",
-                                RESTART) from None
+    except (Exception, CheckpointException) as exc:  # noqa: BLE001 - DCP wraps each rank's failure in one
+        raise DamagedStateError(_damaged_shard(folder), f"damaged shard: {_dcp_reason(exc)}", RESTART) from None
 
 
 @contextlib.contextmanager
@@ -327,12 +340,25 @@ def _reader_class() -> type:
     return MetadataCheckingReader
 
 
-def _damaged_shard(folder: str | Path, exc: BaseException) -> Path:
-    """The shard file a DCP load failure names, else the checkpoint folder."""
-    import re
+def _check_shard_sizes(folder: Path, records: Any) -> None:
+    """Refuse a shard file shorter than the bytes `.metadata` says it holds (a truncated copy), naming it."""
+    needed: dict[str, int] = {}
+    for info in (getattr(records, "storage_data", None) or {}).values():
+        name = str(getattr(info, "relative_path", ""))
+        end = int(getattr(info, "offset", 0)) + int(getattr(info, "length", 0))
+        needed[name] = max(needed.get(name, 0), end)
+    for name, size in sorted(needed.items()):
+        path = folder / name
+        have = path.stat().st_size if path.is_file() else -1
+        if have < size:
+            found = "missing" if have < 0 else f"truncated: {have:,} bytes, .metadata says {size:,}"
+            raise DamagedStateError(path, f"damaged shard ({found})", RESTART)
 
-    found = re.search(r"__\d+_\d+\.distcp", str(exc))
-    return Path(folder) / found.group(0) if found else Path(folder)
+
+def _damaged_shard(folder: str | Path) -> Path:
+    """The one shard file of a checkpoint written by one process, else the checkpoint folder."""
+    shards = sorted(Path(folder).glob("__*_*.distcp"))
+    return shards[0] if len(shards) == 1 else Path(folder)
 
 
 def _dcp_reason(exc: BaseException) -> str:
@@ -340,7 +366,7 @@ def _dcp_reason(exc: BaseException) -> str:
     failures = getattr(exc, "failures", None)
     if isinstance(failures, dict) and failures:
         inner = next(iter(failures.values()))
-        inner = getattr(inner, "exc", inner) if not isinstance(inner, BaseException) else inner
+        inner = inner[0] if isinstance(inner, tuple) and inner else inner
         if isinstance(inner, BaseException):
-            return f"{type(inner).__name__}: {_first_line(inner)}"
-    return _first_line(exc)
+            return _torch_reason(inner)
+    return _torch_reason(exc)

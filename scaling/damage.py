@@ -11,6 +11,7 @@ it as ``<name>.damaged`` (`set_aside`).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from pathlib import Path
@@ -67,21 +68,24 @@ def check_fields(path: Path, obj: dict, fields: dict[str, type | tuple[type, ...
 def read_state_csv(path: str | Path, columns: tuple[str, ...], remedy: str) -> list[dict[str, str]]:
     """The rows of a CSV file the tool wrote (`scaling.outputs`: curves.csv, points.csv), as text cells;
     [] when absent. `DamagedStateError` when it is not UTF-8 text, lacks a header with `columns`, or a row
-    has the wrong number of cells (a truncated last line)."""
+    has the wrong number of cells, or the file ends mid-line (truncated)."""
     path = Path(path)
     if not path.exists() and not path.is_symlink():
         return []
     try:
         with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.reader(f)
-            header = next(reader, None)
-            rows = list(reader)
+            text = f.read()
+        reader = csv.reader(io.StringIO(text))
+        header = next(reader, None)
+        rows = list(reader)
     except UnicodeDecodeError:
         raise DamagedStateError(path, "damaged (not UTF-8 text)", remedy) from None
     except (OSError, csv.Error) as exc:
         raise DamagedStateError(path, f"damaged ({getattr(exc, 'strerror', None) or exc})", remedy) from None
     if header is None:
         raise DamagedStateError(path, "damaged (empty: no header line)", remedy)
+    if not text.endswith("\n"):  # every row the tool writes ends its line: a cut file ends mid-row
+        raise DamagedStateError(path, "damaged (truncated: its last line is cut)", remedy)
     missing = [c for c in columns if c not in header]
     if missing:
         raise DamagedStateError(path, f"damaged (header lacks column {missing[0]!r})", remedy)

@@ -93,8 +93,9 @@ class TokenData:
             path = root / name
             size = path.stat().st_size if path.is_file() else -1
             if size != n * itemsize:
-                found = "missing" if size < 0 else f"{size} bytes, expected {n * itemsize} ({n} {data.dtype} tokens)"
-                raise DamagedCacheError(path, f"{found}: damaged", remedy)
+                found = "missing (the entry is incomplete)" if size < 0 else \
+                    f"{size} bytes, expected {n * itemsize} ({n} {data.dtype} tokens): truncated or damaged"
+                raise DamagedCacheError(path, found, remedy)
         return data
 
     def _tokens(self, name: str, n: int) -> np.memmap:

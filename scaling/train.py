@@ -109,7 +109,10 @@ def _prepare_out_dir(cfg: RunConfig, out_dir: Path, resume: bool) -> None:
         ckpt.remove_checkpoint(out_dir)
     elif ckpt.find_checkpoint(out_dir) is not None:
         _check_same_run(cfg, out_dir)
-    write_atomic(out_dir / "config.json", json.dumps(cfg.model_dump(mode="json"), indent=2) + "\n")
+    text = json.dumps(cfg.model_dump(mode="json"), indent=2) + "\n"
+    path = out_dir / "config.json"
+    if not (path.is_file() and path.read_text(errors="replace") == text):  # a resumed run's is left as it was
+        write_atomic(path, text)
 
 
 # -------------------------------------------------------------------- checks before a run
