@@ -37,6 +37,7 @@ import pathlib
 import pickle
 import shutil
 import warnings
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -62,20 +63,16 @@ def find_checkpoint(out_dir: str | Path) -> Path | None:
     meta.json unreadable, a shard file missing) is a `DamagedStateError`, never None: a fresh start would
     overwrite the progress it holds."""
     out_dir = Path(out_dir)
-    final = out_dir / DIR_NAME
-    if final.exists() or final.is_symlink():
-        check_folder(final)
-        return final
-    old = out_dir / (DIR_NAME + ".old")
-    if (old / "state.pt").exists() and (old / "meta.json").exists():
-        check_folder(old)
-        return old
+    for folder in (out_dir / DIR_NAME, out_dir / (DIR_NAME + ".old")):  # .old: only while the renames run
+        if folder.exists() or folder.is_symlink():
+            check_folder(folder)
+            return folder
     return None
 
 
 def check_folder(folder: Path) -> dict[str, Any]:
     """Check, without torch, that a checkpoint folder is whole: a folder, `meta.json` a valid record, `state.pt`
-    present and not empty, and in the sharded layout `.metadata` and every rank's shard file; returns the meta."""
+    present and a whole zip archive (nothing is unpickled), and in the sharded layout `.metadata` and every rank's shard file; returns the meta."""
     if not folder.is_dir():
         raise DamagedStateError(folder, "damaged (not a folder)", RESTART)
     meta = read_meta(folder)
@@ -89,6 +86,9 @@ def check_folder(folder: Path) -> dict[str, Any]:
             raise DamagedStateError(path, "missing from the checkpoint (incomplete)", RESTART)
         if path.stat().st_size == 0:
             raise DamagedStateError(path, "damaged (empty)", RESTART)
+    if not zipfile.is_zipfile(folder / "state.pt"):  # torch.save writes one zip archive: a cut one has no end record
+        raise DamagedStateError(folder / "state.pt", "damaged: truncated or not a torch checkpoint (not a whole zip "
+                                "archive); nothing in it was read", RESTART)
     return meta
 
 
@@ -181,7 +181,6 @@ def load_checkpoint(folder: str | Path, map_location: str | torch.device = "cpu"
 def _refused(exc: BaseException, path: Path) -> str:
     """Why ``torch.load(weights_only=True)`` refused a file, in a few words (torch's message is a paragraph)."""
     import re
-    import zipfile
 
     if not zipfile.is_zipfile(path):  # torch tried it as a bare pickle: text, random bytes, a crafted pickle
         return "not a torch zip archive (truncated, or another kind of file); refused unread, nothing in it was run"
@@ -192,8 +191,6 @@ def _refused(exc: BaseException, path: Path) -> str:
 
 def _torch_reason(exc: BaseException, path: Path | None = None) -> str:
     """What is wrong with a file torch could not open, in a few words (`torch.save` writes one zip archive)."""
-    import zipfile
-
     text = str(exc)
     if "zip archive" in text or "central directory" in text or isinstance(exc, EOFError) or (
             path is not None and path.is_file() and not zipfile.is_zipfile(path)):
