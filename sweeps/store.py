@@ -17,6 +17,9 @@
 trial resumed from a checkpoint re-reports evaluations; the last copy wins), and every trial keeps its
 status: completed, diverged (NaN or exploding loss; fits leave it out with a warning), failed (Ray gave
 up after its retries), running. `status(out)` summarises progress for `scaling sweep status`.
+
+Every file here is read back through `sweeps.folder_state`, which checks it: a damaged one is one error line
+naming it and what to do; a damaged Parquet table is set aside as `<name>.parquet.damaged` and rebuilt.
 """
 
 from __future__ import annotations
@@ -35,10 +38,7 @@ import pandas as pd
 from contracts.jsonio import read_json, write_atomic, write_json
 from contracts.runs_table import CURVE_COLUMNS, FINAL_STATUSES, POINT_COLUMNS, TRIAL_COLUMNS
 from sweeps import folder_state
-from sweeps.folder_state import MANIFEST, RUNS, STATE, SweepFolderError, run_dir
-
-__all__ = ["DRIVER", "MANIFEST", "RUNS", "STATE", "SweepFolderError", "Tables", "collect", "read_manifest",
-           "read_state", "run_dir", "status", "trial_record"]
+from sweeps.folder_state import MANIFEST, RUNS, STATE, SweepFolderError, run_dir  # noqa: F401 - store.* as before
 
 DRIVER = "driver.json"
 

@@ -13,7 +13,7 @@ import json
 import os
 import pickle
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -134,7 +134,6 @@ class Damaged:
     argv: list[str]                            # "{d}": the case's folder; "{good}": the pristine run's config
     names: str                                 # the damaged file, as the error line must name it
     remedy: str                                # what the error line must tell the user to do
-    untouched: list[str] = field(default_factory=list)
 
 
 def _write(rel: str, data: bytes | str | Callable[[bytes], bytes]) -> Callable[[Path, Path], None]:
