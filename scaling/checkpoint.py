@@ -36,6 +36,7 @@ import os
 import pathlib
 import pickle
 import shutil
+import sys
 import warnings
 import zipfile
 from collections.abc import Iterator
@@ -71,42 +72,72 @@ def find_checkpoint(out_dir: str | Path) -> Path | None:
 
 
 def check_folder(folder: Path) -> dict[str, Any]:
-    """Check, without torch, that a checkpoint folder is whole: a folder, `meta.json` a valid record, `state.pt`
-    present and a whole zip archive (nothing is unpickled), and in the sharded layout `.metadata` and every rank's shard file; returns the meta."""
+    """Check, without unpickling anything, that a checkpoint folder is whole: a folder, `state.pt` present and a
+    whole zip archive, `meta.json` a valid record (written again from `state.pt` when it is missing,
+    `rebuild_meta`), and in the sharded layout `.metadata` and every rank's shard file; returns the meta."""
     if not folder.is_dir():
         raise DamagedStateError(folder, "damaged (not a folder)", RESTART)
-    meta = read_meta(folder)
-    names = ["state.pt"] + ([".metadata"] + [f"__{r}_0.distcp" for r in range(meta.get("shards", 1))]
-                            if meta["format"] == FORMAT_SHARDED else [])
-    for name in names:
-        path = folder / name
-        if path.exists() and not path.is_file():
-            raise DamagedStateError(path, "damaged (a folder, not a file)", RESTART)
-        if not path.is_file():
-            raise DamagedStateError(path, "missing from the checkpoint (incomplete)", RESTART)
-        if path.stat().st_size == 0:
-            raise DamagedStateError(path, "damaged (empty)", RESTART)
+    _check_file(folder / "state.pt")
     if not zipfile.is_zipfile(folder / "state.pt"):  # torch.save writes one zip archive: a cut one has no end record
         raise DamagedStateError(folder / "state.pt", "damaged: truncated or not a torch checkpoint (not a whole zip "
                                 "archive); nothing in it was read", RESTART)
+    meta_path = folder / "meta.json"
+    meta = read_meta(folder) if meta_path.exists() or meta_path.is_symlink() else rebuild_meta(folder)
+    if meta["format"] == FORMAT_SHARDED:
+        for name in [".metadata"] + [f"__{r}_0.distcp" for r in range(meta.get("shards", 1))]:
+            _check_file(folder / name)
     return meta
+
+
+def _check_file(path: Path) -> None:
+    """A file of a checkpoint: there, a file, not empty."""
+    if path.exists() and not path.is_file():
+        raise DamagedStateError(path, "damaged (a folder, not a file)", RESTART)
+    if not path.is_file():
+        raise DamagedStateError(path, "missing from the checkpoint (incomplete)", RESTART)
+    if path.stat().st_size == 0:
+        raise DamagedStateError(path, "damaged (empty)", RESTART)
+
+
+#: what to do about a damaged meta.json: everything in it is in state.pt too
+META_REMEDY = "delete it and run again: it is written again from state.pt beside it"
 
 
 def read_meta(folder: str | Path) -> dict[str, Any]:
     """`<folder>/meta.json`, checked: format, layout, and (when present) step, shards and tokens as counts."""
     path = Path(folder) / "meta.json"
-    meta = read_state_json(path, RESTART, kind="checkpoint meta")
+    meta = read_state_json(path, META_REMEDY, kind="checkpoint meta")
     if meta.get("format") not in LAYOUTS:
         raise DamagedStateError(path, f"damaged (format {meta.get('format')!r}, this version reads "
-                                      f"{sorted(LAYOUTS)})", RESTART)
+                                      f"{sorted(LAYOUTS)})", META_REMEDY)
     if meta.get("layout", LAYOUTS[meta["format"]]) != LAYOUTS[meta["format"]]:
         raise DamagedStateError(path, f"damaged (layout {meta.get('layout')!r} with format {meta['format']})",
-                                RESTART)
+                                META_REMEDY)
     for key in ("step", "tokens", "tokens_processed", "shards"):
         value = meta.get(key, 1 if key == "shards" else 0)
         if not isinstance(value, int) or isinstance(value, bool) or value < (1 if key == "shards" else 0):
-            raise DamagedStateError(path, f"damaged ({key} {value!r} is not a count)", RESTART)
+            raise DamagedStateError(path, f"damaged ({key} {value!r} is not a count)", META_REMEDY)
     return meta
+
+
+def rebuild_meta(folder: Path) -> dict[str, Any]:
+    """Write a checkpoint's missing `meta.json` again from its `state.pt` (which holds all it says: the run's
+    progress and plan), with one warning line; a `DamagedStateError` when state.pt cannot say it either."""
+    state = load_checkpoint(folder)
+    progress, plan = state.get("progress"), state.get("plan")
+    if not isinstance(progress, dict) or not isinstance(plan, dict) or not isinstance(progress.get("step"), int) \
+            or not isinstance(plan.get("batch_tokens"), int):
+        raise DamagedStateError(folder / "state.pt", "not a run's checkpoint (no progress or plan in it), and "
+                                "meta.json beside it is missing", RESTART)
+    meta = {"format": state["format"], "layout": state["layout"], "status": progress.get("status"),
+            "step": progress["step"], "branch": progress.get("branch"),
+            "tokens": progress["step"] * plan["batch_tokens"], "tokens_processed": progress.get("tokens_processed", 0)}
+    if state["layout"] == "sharded":
+        meta["shards"] = max(1, len(list(folder.glob("__*_0.distcp"))))
+    write_atomic(folder / "meta.json", json.dumps(meta, indent=1, default=_json_default) + "\n")
+    print(f"warning: {folder / 'meta.json'}: missing; written again from state.pt (step {meta['step']})",
+          file=sys.stderr)
+    return read_meta(folder)
 
 
 def save_checkpoint(out_dir: str | Path, state: dict[str, Any], meta: dict[str, Any],

@@ -23,7 +23,7 @@ import yaml
 
 from contracts.jsonio import write_atomic
 from contracts.runs_table import FINAL_STATUSES
-from scaling.damage import DamagedStateError, check_fields, read_state_csv, read_state_json, set_aside
+from scaling.damage import RESTART, DamagedStateError, check_fields, read_state_csv, read_state_json, set_aside
 from scaling.errors import ScalingError
 
 MANIFEST = "sweep.json"
@@ -153,6 +153,8 @@ def check_checkpoint(out: Path, run_id: str) -> dict | None:
         folder = ckpt.find_checkpoint(run_dir(out, run_id))
         return None if folder is None else ckpt.check_folder(folder)
     except DamagedStateError as exc:
+        if exc.remedy != RESTART:  # e.g. a meta.json written again from state.pt: no need to restart
+            raise
         raise exc.with_remedy(f"delete {run_dir(out, run_id) / ckpt.DIR_NAME} to restart trial {run_id} from "
                               f"step 0, then `scaling sweep resume {out}`") from None
 

@@ -196,8 +196,11 @@ NO_RESUME = "--no-resume"
 STATE, META = "checkpoint/state.pt", "checkpoint/meta.json"
 
 
+REWRITE_META = "delete it and run again: it is written again from state.pt"
+
+
 def _run(id: str, damage, names: str, remedy: str = NO_RESUME) -> Damaged:
-    return Damaged(id, "run", damage, RESUME, names, remedy)
+    return Damaged(id, "run", damage, RESUME, names, remedy if names != META else REWRITE_META)
 
 
 RUNS = [
@@ -220,15 +223,16 @@ RUNS = [
     _run("meta-truncated", _write(META, _half), META),
     _run("meta-binary", _write(META, b"\x00\xff\xfe\x80" * 16), META),
     _run("meta-a-list", _write(META, "[1, 2]"), META),
-    _run("meta-missing", _remove(META), META),
     _run("meta-format-7", _json_edit(META, lambda m: {**m, "format": 7}), META),
     _run("meta-step-negative", _json_edit(META, lambda m: {**m, "step": -3}), META),
     _run("meta-step-text", _json_edit(META, lambda m: {**m, "step": "four"}), META),
     _run("checkpoint-a-file", _both(_remove("checkpoint"), _write("checkpoint", "x")), "checkpoint"),
     _run("checkpoint-old-meta-garbage-between-renames",
          _both(lambda d, m: (d / "checkpoint").rename(d / "checkpoint.old"), _write("checkpoint.old/meta.json", "{")),
-         "checkpoint.old/meta.json"),
-    _run("checkpoint-empty-folder", _both(_remove(STATE), _remove(META)), "checkpoint/meta.json"),
+         "checkpoint.old/meta.json", REWRITE_META),
+    _run("checkpoint-empty-folder", _both(_remove(STATE), _remove(META)), STATE),
+    _run("meta-missing-and-state-not-a-run", _both(_remove(META), _torch_file(STATE, lambda m: {"format": 1})),
+         STATE),
     _run("config-garbage", _write("config.json", "{garbage"), "config.json"),
     _run("config-truncated", _write("config.json", _half), "config.json"),
     _run("config-a-list", _write("config.json", "[]"), "config.json"),
@@ -435,6 +439,18 @@ def test_resume_writes_a_finished_runs_damaged_rows_again_from_its_checkpoint(pr
     assert (run / "points.csv.damaged").read_bytes() == good[:-5] and (run / "trial.json.damaged").read_text() == "{"
     assert (run / "points.csv").read_bytes() == good
     assert json.loads((run / "trial.json").read_text())["status"] == "completed"
+
+
+def test_a_missing_meta_json_is_written_again_from_state_pt_and_the_run_resumes(pristine, tmp_path, capsys):
+    d = tmp_path / "run"
+    shutil.copytree(pristine / "run", d)
+    (d / META).unlink()
+    state = (d / STATE).read_bytes()
+    assert main(["train", "--config", str(pristine / "good.json"), "--out", str(d), "--no-progress", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [f"warning: {d / META}: missing; written again from state.pt (step 4)"]
+    assert json.loads(captured.out)["status"] == "completed"
+    assert (d / STATE).read_bytes() != state  # trained on from step 4 and checkpointed again
 
 
 def test_no_resume_starts_a_damaged_run_over(pristine, tmp_path, capsys):
