@@ -7,6 +7,7 @@ one, and no temporary file behind when the write itself fails.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -43,9 +44,11 @@ def dumps(obj: Any, indent: int | None = 2) -> str:
 def write_atomic(path: str | Path, data: str | bytes) -> Path:
     """Write `data` to `path` atomically (temporary file in the same folder, fsync, rename, fsync of
     the folder). On any failure (a full disk, a file-size limit, Ctrl-C) the previous file is intact,
-    the temporary file is removed, and an `OSError` names `path` (so the command line reports
-    `error: <path>: File too large`, one line)."""
+    the temporary file is removed, and an `OSError` names `path`, never the temporary file (so the command
+    line reports `error: <path>: File too large`, one line); a `path` that is a folder is refused first."""
     path = Path(path)
+    if path.is_dir():  # refused before a temporary file exists: the rename would name that file, not `path`
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file (give a file name)", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -60,7 +63,7 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
-        if isinstance(exc, OSError) and exc.filename is None:
+        if isinstance(exc, OSError) and exc.filename != str(path):  # None, or the temporary file's name
             raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
     _fsync_folder(path.parent)

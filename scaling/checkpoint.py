@@ -36,7 +36,9 @@ import os
 import pathlib
 import pickle
 import shutil
+import sys
 import warnings
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,7 @@ from typing import Any
 import torch
 
 from contracts.jsonio import write_atomic
+from scaling.damage import RESTART, DamagedStateError, read_state_json
 
 FORMAT = 1  # the full layout: everything in state.pt
 FORMAT_SHARDED = 2  # the sharded layout: tensors in DCP shard files beside state.pt
@@ -56,13 +59,85 @@ def checkpoint_dir(out_dir: str | Path) -> Path:
 
 
 def find_checkpoint(out_dir: str | Path) -> Path | None:
-    """The complete checkpoint folder of a run, or None (also recovers from a crash between renames)."""
+    """The complete checkpoint folder of a run, or None when it has none (also recovers from a crash between
+    the renames of `save_checkpoint`). A `checkpoint` folder that is there but incomplete or damaged (its
+    meta.json unreadable, a shard file missing) is a `DamagedStateError`, never None: a fresh start would
+    overwrite the progress it holds."""
     out_dir = Path(out_dir)
-    for name in (DIR_NAME, DIR_NAME + ".old"):
-        folder = out_dir / name
-        if (folder / "state.pt").exists() and (folder / "meta.json").exists():
+    for folder in (out_dir / DIR_NAME, out_dir / (DIR_NAME + ".old")):  # .old: only while the renames run
+        if folder.exists() or folder.is_symlink():
+            check_folder(folder)
             return folder
     return None
+
+
+def check_folder(folder: Path) -> dict[str, Any]:
+    """Check, without unpickling anything, that a checkpoint folder is whole: a folder, `state.pt` present and a
+    whole zip archive, `meta.json` a valid record (written again from `state.pt` when it is missing,
+    `rebuild_meta`), and in the sharded layout `.metadata` and every rank's shard file; returns the meta."""
+    if not folder.is_dir():
+        raise DamagedStateError(folder, "damaged (not a folder)", RESTART)
+    _check_file(folder / "state.pt")
+    if not zipfile.is_zipfile(folder / "state.pt"):  # torch.save writes one zip archive: a cut one has no end record
+        raise DamagedStateError(folder / "state.pt", "damaged: truncated or not a torch checkpoint (not a whole zip "
+                                "archive); nothing in it was read", RESTART)
+    meta_path = folder / "meta.json"
+    meta = read_meta(folder) if meta_path.exists() or meta_path.is_symlink() else rebuild_meta(folder)
+    if meta["format"] == FORMAT_SHARDED:
+        for name in [".metadata"] + [f"__{r}_0.distcp" for r in range(meta.get("shards", 1))]:
+            _check_file(folder / name)
+    return meta
+
+
+def _check_file(path: Path) -> None:
+    """A file of a checkpoint: there, a file, not empty."""
+    if path.exists() and not path.is_file():
+        raise DamagedStateError(path, "damaged (a folder, not a file)", RESTART)
+    if not path.is_file():
+        raise DamagedStateError(path, "missing from the checkpoint (incomplete)", RESTART)
+    if path.stat().st_size == 0:
+        raise DamagedStateError(path, "damaged (empty)", RESTART)
+
+
+#: what to do about a damaged meta.json: everything in it is in state.pt too
+META_REMEDY = "delete it and run again: it is written again from state.pt beside it"
+
+
+def read_meta(folder: str | Path) -> dict[str, Any]:
+    """`<folder>/meta.json`, checked: format, layout, and (when present) step, shards and tokens as counts."""
+    path = Path(folder) / "meta.json"
+    meta = read_state_json(path, META_REMEDY, kind="checkpoint meta")
+    if meta.get("format") not in LAYOUTS:
+        raise DamagedStateError(path, f"damaged (format {meta.get('format')!r}, this version reads "
+                                      f"{sorted(LAYOUTS)})", META_REMEDY)
+    if meta.get("layout", LAYOUTS[meta["format"]]) != LAYOUTS[meta["format"]]:
+        raise DamagedStateError(path, f"damaged (layout {meta.get('layout')!r} with format {meta['format']})",
+                                META_REMEDY)
+    for key in ("step", "tokens", "tokens_processed", "shards"):
+        value = meta.get(key, 1 if key == "shards" else 0)
+        if not isinstance(value, int) or isinstance(value, bool) or value < (1 if key == "shards" else 0):
+            raise DamagedStateError(path, f"damaged ({key} {value!r} is not a count)", META_REMEDY)
+    return meta
+
+
+def rebuild_meta(folder: Path) -> dict[str, Any]:
+    """Write a checkpoint's missing `meta.json` again from its `state.pt` (which holds all it says: the run's
+    progress and plan), with one warning line; a `DamagedStateError` when state.pt cannot say it either."""
+    state = load_checkpoint(folder)
+    progress, plan = state.get("progress"), state.get("plan")
+    if not isinstance(progress, dict) or not isinstance(plan, dict) or not isinstance(progress.get("step"), int) \
+            or not isinstance(plan.get("batch_tokens"), int):
+        raise DamagedStateError(folder / "state.pt", "not a run's checkpoint (no progress or plan in it), and "
+                                "meta.json beside it is missing", RESTART)
+    meta = {"format": state["format"], "layout": state["layout"], "status": progress.get("status"),
+            "step": progress["step"], "branch": progress.get("branch"),
+            "tokens": progress["step"] * plan["batch_tokens"], "tokens_processed": progress.get("tokens_processed", 0)}
+    if state["layout"] == "sharded":
+        meta["shards"] = max(1, len(list(folder.glob("__*_0.distcp"))))
+    write_atomic(folder / "meta.json", json.dumps(meta, indent=1, default=_json_default) + "\n")
+    print(f"warning: {folder / 'meta.json'}: missing; written again from state.pt (step {meta['step']})",
+          file=sys.stderr)
+    return read_meta(folder)
 
 
 def save_checkpoint(out_dir: str | Path, state: dict[str, Any], meta: dict[str, Any],
@@ -109,13 +184,55 @@ def save_checkpoint(out_dir: str | Path, state: dict[str, Any], meta: dict[str, 
 
 def load_checkpoint(folder: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """The saved state dict, loaded with ``weights_only=True`` (no arbitrary unpickling); its `layout` says
-    whether the model and optimiser tensors are in it (`full`) or in the shard files (`sharded`, `load_shards`)."""
-    state = torch.load(Path(folder) / "state.pt", map_location=map_location, weights_only=True)
+    whether the model and optimiser tensors are in it (`full`) or in the shard files (`sharded`, `load_shards`).
+    A truncated, empty or foreign `state.pt` (a pickle that would run code included: it is not run) is a
+    `DamagedStateError` naming it."""
+    path = Path(folder) / "state.pt"
+    try:
+        with warnings.catch_warnings():  # torch warns about the pickle protocol of a foreign file: refused below
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise DamagedStateError(path, f"not a checkpoint: {_refused(exc, path)}", RESTART) from None
+    except FileNotFoundError:
+        raise DamagedStateError(path, "missing from the checkpoint (incomplete)", RESTART) from None
+    except IsADirectoryError:
+        raise DamagedStateError(path, "damaged (a folder, not a file)", RESTART) from None
+    except Exception as exc:  # noqa: BLE001 - torch reports a truncated zip in several exception types
+        raise DamagedStateError(path, f"damaged: {_torch_reason(exc, path)}", RESTART) from None
+    if not isinstance(state, dict):
+        raise DamagedStateError(path, f"not a checkpoint (holds a {type(state).__name__}, not a dict)", RESTART)
     fmt = state.get("format")
     if fmt not in LAYOUTS:
-        raise ValueError(f"{folder}: checkpoint format {fmt!r}, this version reads {sorted(LAYOUTS)}")
+        raise DamagedStateError(path, f"checkpoint format {fmt!r}, this version reads {sorted(LAYOUTS)}", RESTART)
     state.setdefault("layout", LAYOUTS[fmt])
     return state
+
+
+def _refused(exc: BaseException, path: Path) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in a few words (torch's message is a paragraph)."""
+    import re
+
+    if not zipfile.is_zipfile(path):  # torch tried it as a bare pickle: text, random bytes, a crafted pickle
+        return "not a torch zip archive (truncated, or another kind of file); refused unread, nothing in it was run"
+    found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    what = f" (it asks for {found.group(1)})" if found else ""
+    return f"it holds objects other than tensors{what}; refused unread, nothing in it was run"
+
+
+def _torch_reason(exc: BaseException, path: Path | None = None) -> str:
+    """What is wrong with a file torch could not open, in a few words (`torch.save` writes one zip archive)."""
+    text = str(exc)
+    if "zip archive" in text or "central directory" in text or isinstance(exc, EOFError) or (
+            path is not None and path.is_file() and not zipfile.is_zipfile(path)):
+        return "truncated or not a torch checkpoint (not a whole zip archive)"
+    return f"unreadable ({type(exc).__name__}: {_first_line(exc)})"
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, shortened (torch's are paragraphs)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:160]
 
 
 def load_shards(folder: str | Path, shards: dict[str, Any]) -> None:
@@ -126,10 +243,26 @@ def load_shards(folder: str | Path, shards: dict[str, Any]) -> None:
     import torch.distributed.checkpoint as dcp
 
     _check_tensors_only(shards)
-    with open(Path(folder) / ".metadata", "rb") as f:
-        _MetadataUnpickler(f).load()  # refused here, in one line, rather than inside DCP's own error report
-    with _quiet_single_process():
-        dcp.load(shards, storage_reader=_reader_class()(folder), no_dist=not dist.is_initialized())
+    metadata = Path(folder) / ".metadata"
+    try:
+        with open(metadata, "rb") as f:
+            records = _MetadataUnpickler(f).load()  # refused here, in one line, rather than inside DCP's own report
+    except pickle.UnpicklingError as exc:
+        text = _first_line(exc).removeprefix("checkpoint .metadata: ")
+        problem = f"not DCP metadata: {text}; refused unread, nothing in it was run" \
+            if "is not DCP tensor metadata" in text else f"damaged: truncated or not DCP metadata ({text})"
+        raise DamagedStateError(metadata, problem, RESTART) from None
+    except Exception as exc:  # noqa: BLE001 - a truncated pickle fails in many ways
+        raise DamagedStateError(metadata, f"damaged: truncated or not DCP metadata ({_first_line(exc)})",
+                                RESTART) from None
+    from torch.distributed.checkpoint.api import CheckpointException
+
+    _check_shard_sizes(Path(folder), records)
+    try:
+        with _quiet_single_process():
+            dcp.load(shards, storage_reader=_reader_class()(folder), no_dist=not dist.is_initialized())
+    except (Exception, CheckpointException) as exc:  # noqa: BLE001 - DCP wraps each rank's failure in one
+        raise DamagedStateError(_damaged_shard(folder), f"damaged shard: {_dcp_reason(exc)}", RESTART) from None
 
 
 @contextlib.contextmanager
@@ -233,3 +366,35 @@ def _reader_class() -> type:
             return metadata
 
     return MetadataCheckingReader
+
+
+def _check_shard_sizes(folder: Path, records: Any) -> None:
+    """Refuse a shard file shorter than the bytes `.metadata` says it holds (a truncated copy), naming it."""
+    needed: dict[str, int] = {}
+    for info in (getattr(records, "storage_data", None) or {}).values():
+        name = str(getattr(info, "relative_path", ""))
+        end = int(getattr(info, "offset", 0)) + int(getattr(info, "length", 0))
+        needed[name] = max(needed.get(name, 0), end)
+    for name, size in sorted(needed.items()):
+        path = folder / name
+        have = path.stat().st_size if path.is_file() else -1
+        if have < size:
+            found = "missing" if have < 0 else f"truncated: {have:,} bytes, .metadata says {size:,}"
+            raise DamagedStateError(path, f"damaged shard ({found})", RESTART)
+
+
+def _damaged_shard(folder: str | Path) -> Path:
+    """The one shard file of a checkpoint written by one process, else the checkpoint folder."""
+    shards = sorted(Path(folder).glob("__*_*.distcp"))
+    return shards[0] if len(shards) == 1 else Path(folder)
+
+
+def _dcp_reason(exc: BaseException) -> str:
+    """The innermost cause of a DCP load failure, one short line (DCP's own report is a traceback per rank)."""
+    failures = getattr(exc, "failures", None)
+    if isinstance(failures, dict) and failures:
+        inner = next(iter(failures.values()))
+        inner = inner[0] if isinstance(inner, tuple) and inner else inner
+        if isinstance(inner, BaseException):
+            return _torch_reason(inner)
+    return _torch_reason(exc)

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 
 from scaling import recipe
 from scaling.config import RunConfig
+from scaling.errors import ConfigError
 from scaling.schedules import Schedule
 
 _DEFAULT_CUDA_MICRO_TOKENS = 16384
+ROUNDING_WARN = 0.05  # a count rounded by more than this share is said in a warning
+ROUNDING_REFUSE = 2.0  # ... and one rounded by more than this factor is refused
 
 
 @dataclass(frozen=True)
@@ -100,3 +103,33 @@ def make_plan(cfg: RunConfig, *, world_size: int = 1, device_type: str = "cpu") 
         checkpoint_interval=t.checkpoint_interval or eval_interval, branches=tuple(branches),
         world_size=world_size,
     )
+
+
+def rounding_note(what: str, asked: float, got: float, unit: str, hint: str) -> str | None:
+    """Say how far rounding moved a count: None within `ROUNDING_WARN` (5%), a one-line warning beyond it, and
+    a `ConfigError` past `ROUNDING_REFUSE` (2x) either way; `hint` says how to avoid it."""
+    if asked <= 0 or got <= 0:
+        return None
+    ratio = got / asked
+    if abs(ratio - 1.0) <= ROUNDING_WARN:
+        return None
+    text = f"{what}: {asked:,.0f} {unit} rounded to {got:,.0f} ({ratio:.3g}x)"
+    if max(ratio, 1.0 / ratio) > ROUNDING_REFUSE:
+        raise ConfigError(f"{text}, more than {ROUNDING_REFUSE:g}x off; {hint}")
+    return text
+
+
+def rounding_notes(cfg: RunConfig, plan: Plan) -> list[str]:
+    """The warnings for the counts `make_plan` rounded beyond 5% (batch tokens to whole sequences per process,
+    tokens and each cool-down's D_k to whole optimiser steps); a `ConfigError` for one rounded past 2x."""
+    t, m = cfg.train, cfg.model
+    checks = [
+        ("train.batch_tokens", t.batch_tokens, plan.batch_tokens,
+         f"give a multiple of context x processes ({m.context * plan.world_size:,} tokens)"),
+        ("train.tokens", t.tokens, plan.tokens,
+         f"give a multiple of the {plan.batch_tokens:,}-token batch, or a smaller train.batch_tokens"),
+    ]
+    checks += [(f"train.cooldowns {b.fraction:g}", b.fraction * t.tokens, b.end_step * plan.batch_tokens,
+                "move the cool-down, or give more tokens or a smaller batch") for b in plan.branches]
+    notes = [rounding_note(what, asked, got, "tokens", hint) for what, asked, got, hint in checks]
+    return [n for n in notes if n]

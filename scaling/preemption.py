@@ -17,7 +17,9 @@ once), and `stop_on_sigterm` (any thread) registers its flag with it for the dur
   run stops at its next step boundary and the caller ends the process or the trial);
 - a SIGTERM while none is registered goes to the handler that was there before the latch (Ray
   workers: Ray's own, which exits the worker; a plain process: the default action, termination), so
-  a process holding the latch is as killable as before between runs.
+  a process holding the latch is as killable as before between runs; once the process has begun to exit
+  (its `atexit` hooks run) a Python handler is no longer called: the exit is under way, and the
+  `SystemExit` Ray's handler raises would land in a finaliser and print a traceback (`_mark_exiting`).
 
 `stop_on_sigterm` on the main thread of a process without the latch installs it for the duration
 (`scaling train`); off the main thread without the latch its flag never rises (the run keeps the old
@@ -32,8 +34,10 @@ signal), so all ranks checkpoint at the same step and return together.
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -75,12 +79,28 @@ def _latch(signum: int, frame: Any) -> None:
 def _call_previous(signum: int, frame: Any) -> None:
     previous = _previous
     if callable(previous):
+        if _exiting or sys.is_finalizing():
+            return  # see `_mark_exiting`: the process is ending already, nothing to raise into
         previous(signum, frame)
     elif previous == signal.SIG_IGN:
         return
     else:  # SIG_DFL (or a handler not installed from Python): the default action, termination
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
+
+
+_exiting = False  # set when the interpreter starts its exit (atexit); SIGTERM is then not chained
+
+
+def _mark_exiting() -> None:
+    """Registered with `atexit` by `install_latch`, after Ray registered its own shutdown, so it runs before it.
+    A Ray worker being shut down runs its exit hooks while the raylet sends it SIGTERM: chained to Ray's handler,
+    the signal would raise `SystemExit` inside whatever finaliser or weakref callback it interrupted, where
+    Python can only print it as ``Exception ignored in ... WeakSet ... SystemExit: 1``. The process is exiting
+    already, so from here on the latch consumes SIGTERM; a plain process's default action (termination) and
+    an ignored signal are unchanged."""
+    global _exiting
+    _exiting = True
 
 
 def latch_installed() -> bool:
@@ -98,11 +118,13 @@ def install_latch() -> bool:
         return False
     _previous = signal.signal(signal.SIGTERM, _latch)
     _installed = True
+    atexit.register(_mark_exiting)
     return True
 
 
 def _uninstall() -> None:
     global _previous, _installed
+    atexit.unregister(_mark_exiting)
     signal.signal(signal.SIGTERM, _previous if _previous is not None else signal.SIG_DFL)
     _previous, _installed = None, False
 

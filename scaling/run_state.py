@@ -23,6 +23,7 @@ import torch
 
 from scaling import checkpoint as ckpt
 from scaling.batches import TokenStream
+from scaling.damage import RESTART, DamagedStateError
 from scaling.errors import ConfigError
 from scaling.parallel import Replicated
 from scaling.plan import Plan
@@ -161,12 +162,26 @@ class RunState:
         calls it. A sharded checkpoint loads into any number of processes (DCP reshards); a full one is loaded by
         every rank (FSDP: rank 0's copy is broadcast and sharded)."""
         state = ckpt.load_checkpoint(folder, map_location="cpu")  # load_state_dict moves tensors to the device
+        _check_state(Path(folder) / "state.pt", state)
         saved = state["plan"]
         if (saved["steps"], saved["batch_tokens"]) != (plan.steps, plan.batch_tokens):
             raise ConfigError(
                 f"{folder}: checkpoint of a run with {saved['steps']} steps of {saved['batch_tokens']} tokens, "
                 f"this config makes {plan.steps} of {plan.batch_tokens}; use --no-resume or another --out"
             )
+        try:
+            self._load_tensors(folder, state)
+            self.stream.load_state_dict(state["stream"])
+            ckpt.set_rng_state(state["rng"], self.device)
+            self.progress = Progress(**state["progress"])
+        except DamagedStateError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # a state.pt of another shape
+            raise DamagedStateError(Path(folder) / "state.pt", f"damaged (does not fit this run: "
+                                    f"{type(exc).__name__}: {ckpt._first_line(exc)})", RESTART) from None
+
+    def _load_tensors(self, folder: Path, state: dict) -> None:
+        """Model, optimiser and trunk from a checkpoint's `state` (full layout) or its shard files (sharded)."""
         if state["layout"] == "sharded":
             self._load_sharded(folder, state)
         else:
@@ -178,9 +193,6 @@ class RunState:
                 trunk = {**trunk, "model": _to_cpu(model_state), "optimizer": _to_cpu(optimizer_state)}
             self.parallel.load_full(self.model, self.optimizer, state["model"], state["optimizer"])
             self.trunk = trunk
-        self.stream.load_state_dict(state["stream"])
-        ckpt.set_rng_state(state["rng"], self.device)
-        self.progress = Progress(**state["progress"])
 
     def _load_sharded(self, folder: Path, state: dict) -> None:
         """Model, optimiser and trunk from the shard files, into this process's parameters (sharded or whole)."""
@@ -196,6 +208,21 @@ class RunState:
             "model": shards["trunk_model"], "stream": trunk["stream"], "progress": trunk["progress"],
             "optimizer": {"state": shards["trunk_optimizer"], "param_groups": trunk["optimizer_param_groups"]},
         }
+
+
+_STATE_KEYS = {"plan": dict, "stream": dict, "rng": dict, "progress": dict}
+
+
+def _check_state(path: Path, state: dict) -> None:
+    """Refuse a `state.pt` that lacks what every checkpoint holds (a torch file, but not a run's checkpoint)."""
+    needed = dict(_STATE_KEYS)
+    needed |= {"model": dict, "optimizer": dict} if state.get("layout") == "full" else {"optimizer_param_groups": list}
+    for key, kind in needed.items():
+        if not isinstance(state.get(key), kind):
+            raise DamagedStateError(path, f"not a run's checkpoint (no {key!r} in it)", RESTART)
+    plan = state["plan"]
+    if not all(isinstance(plan.get(k), int) for k in ("steps", "batch_tokens")):
+        raise DamagedStateError(path, "damaged (its plan has no steps and batch_tokens)", RESTART)
 
 
 def _to_cpu(obj: Any) -> Any:

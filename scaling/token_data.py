@@ -3,14 +3,24 @@ files are and what they hold, and memory-maps them (nothing is read until sliced
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from scaling.damage import DamagedStateError, check_fields, read_state_json
 from scaling.errors import DataError
+
+#: what every prepared corpus's meta.json holds
+_META_FIELDS = {"vocab_size": int, "dtype": str, "eot_id": int, "n_train_tokens": int, "n_val_tokens": int,
+                "n_train_docs": int, "n_val_docs": int, "fingerprint": str, "unigram_entropy": (int, float),
+                "bytes_per_token": (int, float)}
+
+
+
+class DamagedCacheError(DamagedStateError, DataError):
+    """A prepared corpus in the token cache is damaged (a truncated token file, an unreadable meta.json)."""
 
 
 @dataclass(frozen=True)
@@ -63,23 +73,29 @@ class TokenData:
 
     @classmethod
     def load(cls, root: str | Path) -> "TokenData":
-        """Open a prepared folder (one `prepare_data` wrote); DataError when it is missing or incomplete."""
+        """Open a prepared folder (one `prepare_data` wrote); DataError when it is missing, a
+        `DamagedStateError` (delete the cache entry) when its meta.json or a token file is damaged."""
         root = Path(root)
-        meta_path = root / "meta.json"
+        if not (root / "meta.json").exists() and not (root / "meta.json").is_symlink():
+            raise DataError(f"data: {root}: not a prepared corpus (no meta.json)")
+        remedy = f"delete the cache entry {root} and it is prepared again on the next run"
         try:
-            meta = json.loads(meta_path.read_text())
-        except FileNotFoundError:
-            raise DataError(f"data: {root}: not a prepared corpus (no meta.json)") from None
-        except ValueError as exc:
-            raise DataError(f"data: {meta_path}: unreadable: {exc}") from None
+            meta = read_state_json(root / "meta.json", remedy, kind="prepared corpus meta")
+            check_fields(root / "meta.json", meta, _META_FIELDS, remedy)
+        except DamagedStateError as exc:
+            raise DamagedCacheError(exc.path, exc.problem, exc.remedy) from None
+        if meta["dtype"] not in ("uint16", "uint32"):
+            raise DamagedCacheError(root / "meta.json", f"damaged (dtype {meta['dtype']!r})", remedy)
         fields = {k: meta[k] for k in cls.__dataclass_fields__ if k in meta and k != "root"}
         data = cls(root=root, **fields)
         itemsize = np.dtype(data.dtype).itemsize
         for name, n in (("train.bin", data.n_train_tokens), ("val.bin", data.n_val_tokens)):
             path = root / name
-            size = path.stat().st_size if path.exists() else -1
+            size = path.stat().st_size if path.is_file() else -1
             if size != n * itemsize:
-                raise DataError(f"data: {path}: {size} bytes, expected {n * itemsize} ({n} {data.dtype} tokens)")
+                found = "missing (the entry is incomplete)" if size < 0 else \
+                    f"{size} bytes, expected {n * itemsize} ({n} {data.dtype} tokens): truncated or damaged"
+                raise DamagedCacheError(path, found, remedy)
         return data
 
     def _tokens(self, name: str, n: int) -> np.memmap:

@@ -35,18 +35,20 @@ out_dir and starts the processes, or joins the ones a launcher (torchrun, Slurm,
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from contracts.jsonio import write_atomic
 from scaling import checkpoint as ckpt
 from scaling.config import RunConfig
+from scaling.damage import RESTART, check_fields, read_state_json
 from scaling.data import prepare_data
 from scaling import distributed
 from scaling.device import PEAK_FLOPS_BF16
 from scaling.errors import ConfigError, DataError
 from scaling.outputs import RunResult
-from scaling.plan import Branch, Plan, make_plan
+from scaling.plan import Branch, Plan, make_plan, rounding_notes
 from scaling.trainer import Reporter, run_process
 
 __all__ = ["PEAK_FLOPS_BF16", "Branch", "Plan", "Reporter", "RunResult", "make_plan", "train"]
@@ -82,9 +84,13 @@ def train(
         raise ConfigError("train: a reporter (e.g. --log trackers) needs the run's rank 0 in this process: nproc 1, "
                           "or a launcher that runs train() on every rank (python -m torch.distributed.run "
                           "--nproc-per-node N -m orchestrator.cli train ..., Ray Train)")
+    notes = rounding_notes(cfg, make_plan(cfg, world_size=world.world_size if world else cfg.train.nproc))
     if data is None:
         data = prepare_data(cfg.data, progress=progress)
     _check_data(cfg, data)
+    if world is None or world.rank == 0:
+        for note in notes:
+            print(f"warning: {note}", file=sys.stderr)
     if world is None or world.rank == 0:
         _prepare_out_dir(cfg, out_dir, resume)
     if world is not None:
@@ -103,7 +109,10 @@ def _prepare_out_dir(cfg: RunConfig, out_dir: Path, resume: bool) -> None:
         ckpt.remove_checkpoint(out_dir)
     elif ckpt.find_checkpoint(out_dir) is not None:
         _check_same_run(cfg, out_dir)
-    write_atomic(out_dir / "config.json", json.dumps(cfg.model_dump(mode="json"), indent=2) + "\n")
+    text = json.dumps(cfg.model_dump(mode="json"), indent=2) + "\n"
+    path = out_dir / "config.json"
+    if not (path.is_file() and path.read_text(errors="replace") == text):  # a resumed run's is left as it was
+        write_atomic(path, text)
 
 
 # -------------------------------------------------------------------- checks before a run
@@ -119,9 +128,10 @@ def _check_data(cfg: RunConfig, data: Any) -> None:
 def _check_same_run(cfg: RunConfig, out_dir: Path) -> None:
     """Refuse to resume a checkpoint written by a different run (model, data, tokens, schedule...)."""
     path = out_dir / "config.json"
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return
-    old = json.loads(path.read_text())
+    old = read_state_json(path, RESTART, kind="run config")
+    check_fields(path, old, {"model": dict, "data": dict, "train": dict}, RESTART)
     new = cfg.model_dump(mode="json")
     free = {"device", "threads", "compile", "nproc", "dtype", "checkpoint_interval", "eval_interval"}
     for section in ("model", "data", "train"):

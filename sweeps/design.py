@@ -34,6 +34,7 @@ from scaling.config import ModelConfig, RunConfig, TrainConfig
 from scaling.errors import ConfigError
 from scaling.counting import flops_per_token_detailed, param_counts
 from scaling.shapes import shape_for_params
+from scaling.plan import rounding_note
 from scaling.recipe import default_lr
 from sweeps.branches import DESIGN as DESIGN_BRANCHES, branch_trials
 from sweeps.spec import ShapeSpec, SpecError, SweepSpec, format_error, show
@@ -272,6 +273,17 @@ def _isoflop_models(spec: SweepSpec, source: str, i: int, C: float) -> list[tupl
     return models
 
 
+def _check_rounding(where: str, d_target: float, tokens: int, batch: int) -> None:
+    """A trial's D rounded to whole steps of `batch`: a warning line beyond 5%, a `SpecError` past 2x."""
+    try:
+        note = rounding_note(f"{where}: D", d_target, tokens, "tokens",
+                             f"lower batch.tokens (now {batch:,}) or raise D or C")
+    except ConfigError as exc:
+        raise SpecError(str(exc)) from None
+    if note:
+        print(f"warning: {note} (whole steps of {batch:,} tokens)", file=sys.stderr)
+
+
 def _make_trial(spec: SweepSpec, source: str, model: ModelConfig, d_target: float, budget: float | None,
                 target: float | None, where: str, mult: float, seed: int, shortest: int | None = None) -> Trial:
     """One trial of `d_target` tokens (rounded to whole steps); `shortest` is the D of its shortest point
@@ -281,6 +293,7 @@ def _make_trial(spec: SweepSpec, source: str, model: ModelConfig, d_target: floa
     batch = spec.batch.tokens_for(d_target, spec.context)
     steps = max(1, int(round(d_target / batch)))
     tokens = steps * batch
+    _check_rounding(f"{source}: {where}", d_target, tokens, batch)
     shape = f"L{model.n_layer} d{model.d_model}"
     if steps < spec.min_steps:
         raise SpecError(

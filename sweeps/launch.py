@@ -148,7 +148,7 @@ def resume(
     if store.driver_alive(out):
         info = read_json(out / store.DRIVER) or {}
         raise store.SweepFolderError(f"{out}: its driver is still running (pid {info.get('pid')}); stop it first")
-    spec = SweepSpec.model_validate(manifest["spec"])
+    spec = _check_folder(out, manifest)
     unfinished = [t for t in manifest["trials"] if not store.is_finished(store.trial_record(out, t["run_id"]))]
     if not unfinished:
         store.collect(out)
@@ -165,6 +165,29 @@ def resume(
     finally:
         _finish(out, owned)
     return LaunchResult(store.status(out), grid) if return_results else store.status(out)
+
+
+def _check_folder(out: Path, manifest: dict) -> SweepSpec:
+    """Before anything starts: the sweep folder's own files read back whole (`sweeps.folder_state`). Damaged
+    run rows with an intact checkpoint are set aside and written again (one warning each); anything else
+    damaged is one error line. Returns the spec the manifest holds."""
+    from pydantic import ValidationError
+
+    from scaling.damage import DamagedStateError
+    from sweeps import folder_state
+
+    store.read_state(out)
+    folder_state.check_spec_copy(out)
+    try:
+        spec = SweepSpec.model_validate(manifest.get("spec"))
+    except ValidationError as exc:
+        where = ".".join(map(str, exc.errors()[0]["loc"])) or "spec"
+        raise DamagedStateError(out / store.MANIFEST, f"damaged (its spec: {where}: {exc.errors()[0]['msg']})",
+                                "restore it from a backup, or launch spec.yaml into a new folder") from None
+    for line in folder_state.repair_runs(out, manifest):
+        print(f"warning: {line}", file=sys.stderr)
+    folder_state.write_spec_copy(out, manifest["spec"])
+    return spec
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,9 @@
 trial resumed from a checkpoint re-reports evaluations; the last copy wins), and every trial keeps its
 status: completed, diverged (NaN or exploding loss; fits leave it out with a warning), failed (Ray gave
 up after its retries), running. `status(out)` summarises progress for `scaling sweep status`.
+
+Every file here is read back through `sweeps.folder_state`, which checks it: a damaged one is one error line
+naming it and what to do; a damaged Parquet table is set aside as `<name>.parquet.damaged` and rebuilt.
 """
 
 from __future__ import annotations
@@ -34,14 +37,10 @@ import pandas as pd
 
 from contracts.jsonio import read_json, write_atomic, write_json
 from contracts.runs_table import CURVE_COLUMNS, FINAL_STATUSES, POINT_COLUMNS, TRIAL_COLUMNS
-from scaling.errors import ScalingError
+from sweeps import folder_state
+from sweeps.folder_state import MANIFEST, RUNS, STATE, SweepFolderError, run_dir  # noqa: F401 - store.* as before
 
-MANIFEST = "sweep.json"
-STATE = "state.json"
 DRIVER = "driver.json"
-RUNS = "runs"
-class SweepFolderError(ScalingError):
-    """The folder is not a sweep (``runs/x: no sweep.json here; was it made by scaling sweep launch?``)."""
 
 
 @dataclass(frozen=True)
@@ -54,26 +53,18 @@ class Tables:
 # --- small file helpers ---------------------------------------------------------------------------
 
 def read_manifest(out: str | Path) -> dict:
-    out = Path(out)
-    manifest = read_json(out / MANIFEST)
-    if manifest is None:
-        if not out.exists():
-            raise SweepFolderError(f"{out}: no such sweep folder")
-        raise SweepFolderError(f"{out}: no {MANIFEST} here; is this a folder made by `scaling sweep launch`?")
-    return manifest
-
-
-def run_dir(out: str | Path, run_id: str) -> Path:
-    return Path(out) / RUNS / run_id
+    """`<out>/sweep.json`, checked (`sweeps.folder_state`)."""
+    return folder_state.read_manifest(out)
 
 
 def read_state(out: str | Path) -> dict[str, dict]:
-    return read_json(Path(out) / STATE, {}) or {}
+    """`<out>/state.json`, checked; {} before the driver wrote one."""
+    return folder_state.read_state(out)
 
 
 def trial_record(out: str | Path, run_id: str) -> dict | None:
-    """The trial row `train()` last wrote for this run (None before its first evaluation)."""
-    return read_json(run_dir(out, run_id) / "trial.json")
+    """The trial row `train()` last wrote for this run (None before its first evaluation), checked."""
+    return folder_state.trial_record(out, run_id)
 
 
 def is_finished(record: dict | None) -> bool:
@@ -122,8 +113,7 @@ def collect(out: str | Path, *, write: bool = True) -> Tables:
 
     trial_rows, curve_frames, point_frames = [], [], []
     for run_id, plan in planned.items():
-        rdir = run_dir(out, run_id)
-        record = read_json(rdir / "trial.json")
+        record = trial_record(out, run_id)
         st = state.get(run_id, {})
         if record is None and st.get("status") != "failed":
             continue  # not started (or started but no evaluation yet)
@@ -138,11 +128,11 @@ def collect(out: str | Path, *, write: bool = True) -> Tables:
             row["budget"] = plan["budget"]
         row["lr_multiplier"] = plan.get("lr_multiplier", 1.0)
         trial_rows.append(row)
-        curves = _read_csv(rdir / "curves.csv")
+        curves = folder_state.read_run_csv(out, run_id, "curves.csv")
         if curves is not None and len(curves):
             curves["run_id"] = run_id
             curve_frames.append(curves)
-        points = _read_csv(rdir / "points.csv")
+        points = folder_state.read_run_csv(out, run_id, "points.csv")
         if points is not None and len(points):
             points["run_id"] = run_id
             points["sweep"] = sweep
@@ -165,7 +155,8 @@ def collect(out: str | Path, *, write: bool = True) -> Tables:
     if len(points):
         points = points.drop_duplicates(["run_id", "kind", "tokens"], keep="last").reset_index(drop=True)
     tables = Tables(trials, curves, points)
-    if write:
+    if write:  # only once every run folder read back whole: a damaged table is set aside, then rebuilt
+        folder_state.set_aside_damaged_tables(out, ("trials", "curves", "points"))
         for name, frame in (("trials", trials), ("curves", curves), ("points", points)):
             _write_parquet(frame, out / f"{name}.parquet")
     return tables
@@ -216,13 +207,6 @@ def _plan_row(plan: dict, sweep: str | None, unique_tokens: int | None = None) -
                final_train_loss=math.nan, epochs=0.0, wall_s=0.0, tokens_per_s=math.nan, mfu=math.nan,
                device=cfg.get("train", {}).get("device"), unique_tokens=unique_tokens)
     return row
-
-
-def _read_csv(path: Path) -> pd.DataFrame | None:
-    try:
-        return pd.read_csv(path)
-    except (FileNotFoundError, pd.errors.EmptyDataError):
-        return None
 
 
 def _frame(rows: list[dict], columns: tuple[str, ...]) -> pd.DataFrame:
@@ -277,7 +261,7 @@ def _live_status(record: dict, st: dict, alive: bool | None) -> str:
 def _points_done(out: Path, run_id: str) -> int:
     """Fit-ready points a run has measured so far: distinct (kind, tokens) rows of its points.csv with a
     finite loss (a WSD trial gains one at every cool-down branch's end, before the trial completes)."""
-    points = _read_csv(run_dir(out, run_id) / "points.csv")
+    points = folder_state.read_run_csv(out, run_id, "points.csv")
     if points is None or not len(points):
         return 0
     ok = points[pd.to_numeric(points["loss"], errors="coerce").notna()]
@@ -294,6 +278,7 @@ def status(out: str | Path, *, write_tables: bool = True) -> dict:
     out = Path(out)
     manifest = read_manifest(out)
     state = read_state(out)
+    folder_state.check_spec_copy(out)
     if write_tables:
         collect(out)
     trials = []

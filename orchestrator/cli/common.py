@@ -124,10 +124,13 @@ def seed_arg(text: str) -> int:
     return value
 
 
-def check_out_path(path: str | Path, flag: str) -> None:
-    """Refuse, before any work, an output path under something that is not a folder (`--out a.txt/x`)
-    or an output file that is a folder; creates nothing."""
+def check_out_path(path: str | Path, flag: str, *, file: bool = False) -> None:
+    """Refuse, before any work, an output path under something that is not a folder (`--out a.txt/x`),
+    and with `file=True` (the flag names a file to write: a fit JSON, a report) one that is a folder;
+    creates nothing."""
     path = Path(path)
+    if file and path.is_dir():
+        raise UserError(f"{flag} {path}: is a folder, not a file (give a file name)")
     for parent in path.parents:
         if parent.exists() or parent.is_symlink():
             if not parent.is_dir():

@@ -172,3 +172,49 @@ def test_latch_raises_a_run_flag_in_any_thread_and_otherwise_keeps_the_process_k
                           capture_output=True, text=True, timeout=60)
     assert proc.stdout.splitlines() == ["SIGTERM"], (proc.stdout, proc.stderr)
     assert proc.returncode == -signal.SIGTERM
+
+
+EXIT_SCRIPT = """
+import atexit, os, signal, sys, time, weakref
+
+def ray_like(signum, frame):                         # what Ray's worker handler does: raise SystemExit
+    sys.exit(1)
+
+signal.signal(signal.SIGTERM, ray_like)
+
+class Thing:
+    pass
+
+def sigterm_inside_a_weakref_callback():             # a worker being shut down: SIGTERM lands in a finaliser
+    things = weakref.WeakSet()
+    thing = Thing()
+    things.add(thing)
+    def on_collect(ref):
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(1000):
+            pass
+    ref = weakref.ref(thing, on_collect)
+    del thing
+    time.sleep(0.2)
+    print("exited cleanly", flush=True)
+
+atexit.register(sigterm_inside_a_weakref_callback)   # registered first: runs after the latch's own hook
+from scaling.preemption import install_latch
+assert install_latch()
+"""
+
+
+def test_sigterm_while_the_process_exits_prints_no_traceback(tmp_path):
+    """A Ray worker being shut down gets SIGTERM while it runs its exit hooks; the latch must not chain it to
+    Ray's handler there (its SystemExit would be raised inside a finaliser: `Exception ignored in ...`, a
+    traceback on the sweep's console)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-c", EXIT_SCRIPT], cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+                          capture_output=True, text=True, timeout=60)
+    assert proc.stderr == "", proc.stderr
+    assert proc.stdout.splitlines() == ["exited cleanly"] and proc.returncode == 0
