@@ -475,7 +475,7 @@ def test_out_that_is_a_folder_names_the_folder(tmp_path, capsys):
     (tmp_path / "out").mkdir()
     assert main(["fit", str(tmp_path / "t.csv"), "--out", str(tmp_path / "out")]) == 2
     lines = capsys.readouterr().err.splitlines()
-    assert lines == [f"error: {tmp_path / 'out'}: is a folder, not a file (give a file name)"]
+    assert lines == [f"error: --out {tmp_path / 'out'}: is a folder, not a file (give a file name)"]
     assert list(tmp_path.iterdir()) and not list((tmp_path / "out").iterdir())
 
 

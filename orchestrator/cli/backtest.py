@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from orchestrator.cli.common import check_out_path, fit_warnings_to_stderr, print_json, write_json
 
     if args.out:
-        check_out_path(args.out, "--out")
+        check_out_path(args.out, "--out", file=True)
     columns = {"n": args.n_col, "d": args.d_col, "c": args.c_col, "loss": args.loss_col}
 
     table_columns = columns

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     from orchestrator.cli.common import check_out_path, fit_warnings_to_stderr, print_json
 
     if args.out:
-        check_out_path(args.out, "--out")
+        check_out_path(args.out, "--out", file=True)
 
     if args.n_convention == "all":
         if args.out:

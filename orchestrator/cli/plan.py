@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if args.write_config:
         from orchestrator.cli.common import check_out_path
 
-        check_out_path(args.write_config, "--write-config")
+        check_out_path(args.write_config, "--write-config", file=True)
     est = _fit_or_read(args)
     planner = Planner.from_fit(est, unique_tokens=args.unique_tokens)
     hw = dict(flops_per_s=args.flops_per_s, mfu=args.mfu, devices=args.devices)

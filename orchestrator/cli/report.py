@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from orchestrator.cli.common import check_out_path, print_json
 
     if args.out:
-        check_out_path(args.out, "--out")
+        check_out_path(args.out, "--out", file=True)
     if args.static and args.static[0] not in STATIC_FORMATS:
         raise InputError(f"--static: {args.static[0]!r} is not one of {', '.join(STATIC_FORMATS)}")
     columns = {"n": args.n_col, "d": args.d_col, "c": args.c_col, "loss": args.loss_col, "budget": args.budget_col}
