@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from folder_snapshot import snapshot
 from orchestrator.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -455,17 +456,6 @@ def _materialise(case: Bad, d: Path, fit_text: str) -> None:
             path.write_text(content.replace("{d}", str(d)))
 
 
-def _snapshot(d: Path) -> dict[str, tuple]:
-    out = {}
-    for root, dirs, files in os.walk(d):
-        for name in dirs + files:
-            p = Path(root) / name
-            st = p.lstat()
-            out[str(p.relative_to(d))] = (st.st_mode, st.st_size, st.st_mtime_ns,
-                                          p.read_bytes() if p.is_file() and not p.is_symlink() else None)
-    return out
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_is_one_line(case: Bad, tmp_path, capsys, fit_json, monkeypatch):
     d = tmp_path / "case"
@@ -474,7 +464,7 @@ def test_bad_input_is_one_line(case: Bad, tmp_path, capsys, fit_json, monkeypatc
     monkeypatch.chdir(d)
     monkeypatch.setenv("SCALING_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("SCALING_LOG_DIR", str(tmp_path / "logs"))
-    before = _snapshot(d)
+    before = snapshot(d)
     rc = main([a.replace("{d}", str(d)) for a in case.argv])
     captured = capsys.readouterr()
     err = captured.err
@@ -484,7 +474,7 @@ def test_bad_input_is_one_line(case: Bad, tmp_path, capsys, fit_json, monkeypatc
     assert len(lines) == 1, err
     assert lines[0].startswith("error: ")
     assert case.names in lines[0], f"{case.names!r} not in {lines[0]!r}"
-    assert _snapshot(d) == before
+    assert snapshot(d) == before
     assert not (tmp_path / "logs").exists()
 
 

@@ -20,6 +20,7 @@ from typing import Callable
 import pytest
 import torch
 
+from folder_snapshot import snapshot
 from orchestrator.cli import main
 
 MODEL = {"n_layer": 1, "d_model": 16, "n_head": 1, "context": 32, "vocab_size": 512}
@@ -355,17 +356,6 @@ def test_at_least_40_cases():
 
 # ------------------------------------------------------------------------------------------ the check
 
-def _snapshot(d: Path) -> dict[str, tuple]:
-    out = {}
-    for root, dirs, files in os.walk(d):
-        for name in dirs + files:
-            p = Path(root) / name
-            st = p.lstat()
-            out[str(p.relative_to(d))] = (st.st_mode, st.st_size, st.st_mtime_ns,
-                                          p.read_bytes() if p.is_file() and not p.is_symlink() else None)
-    return out
-
-
 def _materialise(case: Damaged, pristine: Path, d: Path, marker: Path) -> None:
     shutil.copytree(pristine / case.folder, d, symlinks=True)
     if case.folder == "cache":
@@ -381,7 +371,7 @@ def test_damaged_state_is_one_line(case: Damaged, pristine, tmp_path, capsys, mo
     marker.mkdir()
     _materialise(case, pristine, d, marker)
     monkeypatch.setenv("SCALING_LOG_DIR", str(tmp_path / "logs"))
-    before = _snapshot(d)
+    before = snapshot(d)
     argv = [a.replace("{d}", str(d)).replace("{good}", str(pristine / "good.json")) for a in case.argv]
     rc = main(argv)
     captured = capsys.readouterr()
@@ -393,7 +383,7 @@ def test_damaged_state_is_one_line(case: Damaged, pristine, tmp_path, capsys, mo
     assert lines[0].startswith("error: ")
     assert case.names in lines[0], f"{case.names!r} not in {lines[0]!r}"
     assert case.remedy in lines[0], f"{case.remedy!r} not in {lines[0]!r}"
-    assert _snapshot(d) == before                     # nothing overwritten, restarted or set aside
+    assert snapshot(d) == before                     # nothing overwritten, restarted or set aside
     assert not list(marker.iterdir())                 # no pickle ran
     assert not (tmp_path / "logs").exists()           # no internal error
 
