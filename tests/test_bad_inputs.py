@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from folder_snapshot import snapshot
+from cli_case import one_error_line, snapshot
 from orchestrator.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -466,14 +466,8 @@ def test_bad_input_is_one_line(case: Bad, tmp_path, capsys, fit_json, monkeypatc
     monkeypatch.setenv("SCALING_LOG_DIR", str(tmp_path / "logs"))
     before = snapshot(d)
     rc = main([a.replace("{d}", str(d)) for a in case.argv])
-    captured = capsys.readouterr()
-    err = captured.err
-    assert "Traceback" not in err and "Traceback" not in captured.out
-    assert rc == 2, f"exit {rc}: {err!r}"
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ")
-    assert case.names in lines[0], f"{case.names!r} not in {lines[0]!r}"
+    line = one_error_line(rc, capsys.readouterr())
+    assert case.names in line, f"{case.names!r} not in {line!r}"
     assert snapshot(d) == before
     assert not (tmp_path / "logs").exists()
 

@@ -20,7 +20,7 @@ from typing import Callable
 import pytest
 import torch
 
-from folder_snapshot import snapshot
+from cli_case import one_error_line, snapshot
 from orchestrator.cli import main
 
 MODEL = {"n_layer": 1, "d_model": 16, "n_head": 1, "context": 32, "vocab_size": 512}
@@ -374,15 +374,9 @@ def test_damaged_state_is_one_line(case: Damaged, pristine, tmp_path, capsys, mo
     before = snapshot(d)
     argv = [a.replace("{d}", str(d)).replace("{good}", str(pristine / "good.json")) for a in case.argv]
     rc = main(argv)
-    captured = capsys.readouterr()
-    err = captured.err
-    assert "Traceback" not in err and "Traceback" not in captured.out
-    assert rc == 2, f"exit {rc}: {err!r}"
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ")
-    assert case.names in lines[0], f"{case.names!r} not in {lines[0]!r}"
-    assert case.remedy in lines[0], f"{case.remedy!r} not in {lines[0]!r}"
+    line = one_error_line(rc, capsys.readouterr())
+    assert case.names in line, f"{case.names!r} not in {line!r}"
+    assert case.remedy in line, f"{case.remedy!r} not in {line!r}"
     assert snapshot(d) == before                     # nothing overwritten, restarted or set aside
     assert not list(marker.iterdir())                 # no pickle ran
     assert not (tmp_path / "logs").exists()           # no internal error
