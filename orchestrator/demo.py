@@ -77,6 +77,7 @@ class DemoSettings:
     level: float = 0.95
     seed: int = 0
     progress: bool = True
+    verbose: bool = False
 
     @classmethod
     def quick(cls, **kw: Any) -> "DemoSettings":
@@ -119,13 +120,14 @@ def run_demo(settings: DemoSettings, echo: Callable[[str], None] = print) -> Dem
     cost = totals(expand(spec, str(settings.spec)))  # FLOPs of 6ND, cool-down branches included
     if (sweep_dir / store.MANIFEST).exists():
         echo(f"[1/5] resuming the sweep in {sweep_dir}")
-        status = resume(sweep_dir, progress=settings.progress)
+        status = resume(sweep_dir, progress=settings.progress, verbose=settings.verbose)
     else:
         runs = "WSD runs (one per size, a cool-down branch per budget)" if spec.design == "isoflop-branches" else "runs"
         echo(f"[1/5] IsoFLOP sweep: {cost['trials']} {runs}, {cost['points']} points at {len(spec.budgets)} budgets "
              f"{show(min(spec.budgets))}..{show(max(spec.budgets))} FLOPs ({cost['flops_total']:.2e} FLOPs in all; "
              f"{cost['flops_one_run_per_point']:.2e} as one run per point) -> {sweep_dir}")
-        status = launch(spec, sweep_dir, source=str(settings.spec), progress=settings.progress)
+        status = launch(spec, sweep_dir, source=str(settings.spec), progress=settings.progress,
+                        verbose=settings.verbose)
     counts = status["counts"]
     unfinished = sum(counts.get(k, 0) for k in ("pending", "running", "stopped"))
     if unfinished:  # Ctrl-C reached Tune, which stopped the trials and saved the experiment

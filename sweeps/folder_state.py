@@ -10,6 +10,7 @@ to do, never a silent default that would throw progress away.
                           (`repair_runs`, the damaged file set aside as `<name>.damaged`)
     runs/<id>/checkpoint  a run's progress: delete it to restart that trial from step 0
     *.parquet             derived tables: rebuilt from the run folders (`set_aside_damaged_tables`, a warning)
+    logs/ray.log          Ray's own output during launch/resume (`sweeps.ray_logs`): appended, never read back
 """
 
 from __future__ import annotations

@@ -43,6 +43,7 @@ import yaml
 from contracts.jsonio import read_json, write_atomic, write_json
 from sweeps import store
 from sweeps.design import check_epochs, expand
+from sweeps.ray_logs import RAY_LOG, QuietRay
 from sweeps.spec import SpecError, SweepSpec
 
 STORAGE_DIR = "ray"
@@ -65,6 +66,7 @@ def launch(
     log: Sequence[str] = (),
     return_results: bool = False,
     insecure: bool = False,
+    verbose: bool = False,
 ) -> dict | LaunchResult:
     """Plan, prepare and run a sweep; returns `status(out)` at the end, or with `return_results` a
     `LaunchResult` holding that status and Tune's `ResultGrid`.
@@ -72,7 +74,8 @@ def launch(
     `log`: experiment trackers ("tensorboard", "wandb", "mlflow") fed by Ray Tune's logger callbacks
     (`logger_callbacks`). Nothing is started (no Ray, no folder) when the spec cannot run: a design
     error, a missing tracker package, or a trial asking for more CPUs/GPUs than this machine has
-    (local runs) — a `SpecError` names the field.
+    (local runs) — a `SpecError` names the field. Ray's own log lines and its workers' forwarded output go
+    to `<out>/logs/ray.log` (`sweeps.ray_logs`), not the terminal, unless `verbose`.
     """
     _check_security(address, dashboard, dashboard_host, insecure)
     out = Path(out).expanduser().absolute()
@@ -85,42 +88,44 @@ def launch(
     data = _prepare_data(spec, progress)
     check_epochs(spec, trials, data.n_train_tokens, source)
 
-    owned = _ray_connect(address, num_cpus, num_gpus, dashboard, dashboard_host)
-    try:
-        _check_cluster_resources(spec, source, remote=address is not None)
-    except BaseException:
-        if owned:
-            import ray
+    with QuietRay(out / RAY_LOG, verbose=verbose) as quiet:
+        owned = _ray_connect(address, num_cpus, num_gpus, dashboard, dashboard_host)
+        quiet.connected()
+        try:
+            _check_cluster_resources(spec, source, remote=address is not None)
+        except BaseException:
+            if owned:
+                import ray
 
-            ray.shutdown()
-        raise
+                ray.shutdown()
+            raise
 
-    if storage and "://" not in storage:
-        storage = str(Path(storage).expanduser().absolute())  # Tune rejects relative storage paths
-    storage_path = storage or str(out / STORAGE_DIR)
-    experiment = _join(storage_path, spec.sweep_name())
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = {
-        "name": spec.sweep_name(),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "source": source,
-        "spec": spec.model_dump(mode="json"),
-        "storage_path": storage_path,
-        "experiments": [experiment],
-        "data_root": str(data.root),
-        "data_fingerprint": data.fingerprint,
-        "n_train_tokens": data.n_train_tokens,
-        "versions": _versions(),
-        "trials": [{**t.row(), "config": t.config.model_dump(mode="json")} for t in trials],
-    }
-    try:
-        write_json(out / store.MANIFEST, manifest)
-        write_atomic(out / "spec.yaml", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
-        write_json(out / store.STATE, {t.run_id: {"status": "pending", "attempts": 0} for t in trials})
-        grid = _run(out, manifest, experiment, spec, restore=False, progress=progress, reuse_actors=reuse_actors,
-                    callbacks=[*callbacks, *logger_callbacks(log, out, spec.sweep_name())])
-    finally:
-        _finish(out, owned)
+        if storage and "://" not in storage:
+            storage = str(Path(storage).expanduser().absolute())  # Tune rejects relative storage paths
+        storage_path = storage or str(out / STORAGE_DIR)
+        experiment = _join(storage_path, spec.sweep_name())
+        out.mkdir(parents=True, exist_ok=True)
+        manifest = {
+            "name": spec.sweep_name(),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "source": source,
+            "spec": spec.model_dump(mode="json"),
+            "storage_path": storage_path,
+            "experiments": [experiment],
+            "data_root": str(data.root),
+            "data_fingerprint": data.fingerprint,
+            "n_train_tokens": data.n_train_tokens,
+            "versions": _versions(),
+            "trials": [{**t.row(), "config": t.config.model_dump(mode="json")} for t in trials],
+        }
+        try:
+            write_json(out / store.MANIFEST, manifest)
+            write_atomic(out / "spec.yaml", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+            write_json(out / store.STATE, {t.run_id: {"status": "pending", "attempts": 0} for t in trials})
+            grid = _run(out, manifest, experiment, spec, restore=False, progress=progress, reuse_actors=reuse_actors,
+                        callbacks=[*callbacks, *logger_callbacks(log, out, spec.sweep_name())])
+        finally:
+            _finish(out, owned)
     return LaunchResult(store.status(out), grid) if return_results else store.status(out)
 
 
@@ -138,6 +143,7 @@ def resume(
     log: Sequence[str] = (),
     return_results: bool = False,
     insecure: bool = False,
+    verbose: bool = False,
 ) -> dict | LaunchResult:
     """Finish a sweep from its folder. Completed trials are never rerun; failed ones get new attempts.
     `log` and `return_results` as for `launch` (the ResultGrid is None when nothing was left to run)."""
@@ -157,13 +163,15 @@ def resume(
         _check_local_resources(spec, manifest.get("source", "spec"), num_cpus, num_gpus)
     data = _prepare_data(spec, progress)
     manifest["data_root"] = str(data.root)
-    owned = _ray_connect(address, num_cpus, num_gpus, dashboard, dashboard_host)
-    try:
-        experiment = manifest["experiments"][-1]
-        grid = _run(out, manifest, experiment, spec, restore=True, progress=progress, reuse_actors=reuse_actors,
-                    callbacks=[*callbacks, *logger_callbacks(log, out, spec.sweep_name())])
-    finally:
-        _finish(out, owned)
+    with QuietRay(out / RAY_LOG, verbose=verbose) as quiet:
+        owned = _ray_connect(address, num_cpus, num_gpus, dashboard, dashboard_host)
+        quiet.connected()
+        try:
+            experiment = manifest["experiments"][-1]
+            grid = _run(out, manifest, experiment, spec, restore=True, progress=progress, reuse_actors=reuse_actors,
+                        callbacks=[*callbacks, *logger_callbacks(log, out, spec.sweep_name())])
+        finally:
+            _finish(out, owned)
     return LaunchResult(store.status(out), grid) if return_results else store.status(out)
 
 

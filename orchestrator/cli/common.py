@@ -195,6 +195,13 @@ def add_progress_arg(p, *aliases: str) -> None:
                    help="no progress bars (default: shown on stderr)")
 
 
+def add_verbose_arg(p) -> None:
+    """`--verbose`: Ray's own log lines and its workers' output on the terminal too (by default they go to
+    the sweep folder's `logs/ray.log`, `sweeps.ray_logs`); read as `args.verbose`."""
+    p.add_argument("--verbose", action="store_true",
+                   help="also print Ray's own log lines and worker output (default: the sweep's logs/ray.log)")
+
+
 def add_log_arg(p) -> None:
     """`--log tensorboard|wandb|mlflow`, repeatable; read as `args.log` (a list, empty when not given)."""
     from scaling.trackers import TRACKERS  # stdlib-only module: no torch

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from orchestrator.cli.common import (
-    add_command, add_progress_arg, nonneg_int, positive_float, print_json, seed_arg,
+    add_command, add_progress_arg, add_verbose_arg, nonneg_int, positive_float, print_json, seed_arg,
 )
 
 
@@ -33,6 +33,7 @@ def register(subparsers) -> None:
     p.add_argument("--bootstrap", type=nonneg_int, help="bootstrap resamples for the intervals (default 1000; 200 quick)")
     p.add_argument("--seed", type=seed_arg, default=0, help="seed of the bootstrap")
     add_progress_arg(p)
+    add_verbose_arg(p)
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
     p.set_defaults(func=run)
 
@@ -44,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     check_out_path(args.out, "--out")
 
     kw = dict(out=Path(args.out), overrides=tuple(args.overrides), heldout_factor=args.heldout_factor,
-              seed=args.seed, progress=not args.no_progress)
+              seed=args.seed, progress=not args.no_progress, verbose=args.verbose)
     if args.bootstrap is not None:
         kw["bootstrap"] = args.bootstrap
     settings = DemoSettings.quick(**kw) if args.quick else DemoSettings(**kw)

@@ -19,7 +19,7 @@ import math
 import sys
 
 from orchestrator.cli.common import (
-    add_command, add_log_arg, add_progress_arg, nonneg_int, positive_int, print_json,
+    add_command, add_log_arg, add_progress_arg, add_verbose_arg, nonneg_int, positive_int, print_json,
 )
 
 
@@ -45,6 +45,7 @@ def register(subparsers) -> None:
                        help="allow joining a non-loopback --address, or a non-loopback --dashboard-host, with "
                             "Ray's token authentication disabled (anyone who reaches it can run code)")
         add_progress_arg(q)
+        add_verbose_arg(q)
         add_log_arg(q)
         q.add_argument("--json", action="store_true", help="print the final status as one JSON object")
 
@@ -159,7 +160,7 @@ def run_launch(args: argparse.Namespace) -> int:
     result = launch(spec, out, source=Path(args.spec).name, address=args.address, storage=args.storage,
                     progress=not args.no_progress, num_cpus=args.num_cpus, num_gpus=args.num_gpus,
                     dashboard=args.dashboard, dashboard_host=args.dashboard_host, log=args.log,
-                    insecure=args.insecure)
+                    insecure=args.insecure, verbose=args.verbose)
     return _report(result, args.json, out)
 
 
@@ -168,7 +169,7 @@ def run_resume(args: argparse.Namespace) -> int:
 
     result = resume(args.out, address=args.address, progress=not args.no_progress, num_cpus=args.num_cpus,
                     num_gpus=args.num_gpus, dashboard=args.dashboard, dashboard_host=args.dashboard_host, log=args.log,
-                    insecure=args.insecure)
+                    insecure=args.insecure, verbose=args.verbose)
     return _report(result, args.json, args.out)
 
 

@@ -281,3 +281,42 @@ def test_sigterm_to_a_trial_worker_checkpoints_at_the_next_step_and_the_retry_re
     cfg = RunConfig.model_validate(json.loads((store.run_dir(out, run_id) / "config.json").read_text()))
     uninterrupted = train(cfg, tmp_path / "uninterrupted", progress=False)
     assert trial["final_loss"] == uninterrupted.trial["final_loss"]
+
+
+def test_quiet_ray_sends_rays_lines_and_worker_output_to_the_log_then_gives_them_back(ray_local, tmp_path, capfd):
+    """`sweeps.ray_logs.QuietRay` (what launch/resume wrap a sweep in unless --verbose): a "ray" logger record
+    and a worker's forwarded stderr land in the sweep's log, not on the terminal; afterwards both reach the
+    terminal again (the handlers are put back)."""
+    import logging
+
+    from sweeps.ray_logs import QuietRay
+
+    @ray_local.remote
+    def shout(word: str) -> int:
+        print(word, file=sys.stderr, flush=True)
+        return os.getpid()
+
+    def wait_for(pred, what: str) -> None:
+        deadline = time.monotonic() + 20
+        while not pred():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.2)
+
+    log = tmp_path / "logs" / "ray.log"
+    with QuietRay(log):
+        logging.getLogger("ray.tune.tune").info("tune-line-while-quiet")
+        pid = ray_local.get(shout.remote("worker-line-while-quiet"))
+        wait_for(lambda: "worker-line-while-quiet" in log.read_text(), "the worker's line never reached the log")
+    text = log.read_text()
+    assert "tune-line-while-quiet" in text and f"pid={pid})" in text
+    ray_local.get(shout.remote("worker-line-after"))
+    seen = ""
+
+    def terminal_has_it() -> bool:
+        nonlocal seen
+        seen += "".join(capfd.readouterr())
+        return "worker-line-after" in seen
+
+    wait_for(terminal_has_it, "after QuietRay the worker's output no longer reaches the terminal")
+    assert "while-quiet" not in seen
+    assert "worker-line-after" not in log.read_text()
