@@ -15,6 +15,32 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 
 
+# The modules that take longest on the 2-core CI machine (seconds measured with `pytest --durations=0`,
+# 2026-12-08), run first: the suite runs on two pytest-xdist workers, a module on one worker
+# (`--dist loadfile`: its shared Ray cluster and sweeps stay shared), and starting the longest first lets
+# the short ones fill in behind them (longest-processing-time-first). Only the order changes.
+LONGEST_FIRST = (
+    "tests/e2e/test_demo.py",                  # the quick demo, Ctrl-C and resume: ~250 s
+    "tests/sweeps/test_launch.py",             # ~200 s
+    "tests/sweeps/test_train_group.py",        # ~180 s
+    "tests/scaling/test_ddp.py",               # ~120 s
+    "tests/scaling/test_fsdp.py",              # ~115 s
+    "tests/analysis/test_report.py",           # ~85 s
+    "tests/sweeps/test_gpu_check.py",          # ~75 s
+    "tests/sweeps/test_branch_sweep.py",       # ~60 s
+)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+
+    def key(item):
+        path = Path(str(item.fspath)).relative_to(PROJECT_ROOT).as_posix()
+        return rank.get(path, len(rank))
+
+    items.sort(key=key)  # stable: within a module, and among the rest, the collected order stays
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """`../shared/data/` (published scaling-law data); tests using it skip when it is absent."""
