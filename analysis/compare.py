@@ -290,18 +290,8 @@ class Comparison:
         C = np.array(budgets + ([self.to_] if self.to_ not in budgets else []), dtype=float)
         self.C_ = C
         self.kind_ = ["budget" if c in budgets else "extrapolated" for c in C]
-        a, b = self.base_.fit, self.variant_.fit
-        self.k_ = multipliers(a.law_for(), b.law_for(), C)
-        la, lb = a.bootstrap_laws(), b.bootstrap_laws()
-        nb = min(len(la), len(lb))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            raw = np.array([np.log10(multipliers(la[i], lb[i], C)) for i in range(nb)]).reshape(nb, C.size)
-            centre = np.log10(self.k_)
-            self.sigma_log10_k_ = calibrated_sigma(a, b, C, self.k_)
-            spread = np.nanstd(np.where(np.isfinite(raw), raw, np.nan), axis=0) if nb else np.zeros(C.size)
-            self.widening_ = np.where(np.isfinite(self.sigma_log10_k_) & (spread > 0),
-                                      np.maximum(1.0, self.sigma_log10_k_ / spread), 1.0)
-            self.log10_k_draws_ = centre + (raw - centre) * self.widening_
+        self.k_, self.log10_k_draws_, self.widening_, self.sigma_log10_k_ = self.draws(C)
+        nb = self.log10_k_draws_.shape[0]
         lvl = self.interval_level
         self.k_interval_ = [None if (iv := quantile_interval(col, lvl)) is None else [10.0 ** iv[0], 10.0 ** iv[1]]
                             for col in self.log10_k_draws_.T]
@@ -312,6 +302,29 @@ class Comparison:
         draws = trend_slope(C[inside], self.log10_k_draws_[:, inside]) if inside.sum() >= 2 and nb else np.zeros(0)
         self.trend_interval_ = quantile_interval(draws, lvl)
         self.trend_dropped_ = int(np.sum(~np.isfinite(draws)))
+
+    def draws(self, C: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(k, widened log10 k draws (B, len(C)), widening factor, calibrated sigma of log10 k) at budgets C."""
+        a, b = self.base_.fit, self.variant_.fit
+        C = np.asarray(C, dtype=float)
+        k = multipliers(a.law_for(), b.law_for(), C)
+        la, lb = a.bootstrap_laws(), b.bootstrap_laws()
+        nb = min(len(la), len(lb))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            raw = np.array([np.log10(multipliers(la[i], lb[i], C)) for i in range(nb)]).reshape(nb, C.size)
+            centre = np.log10(k)
+            sigma = calibrated_sigma(a, b, C, k)
+            spread = np.nanstd(np.where(np.isfinite(raw), raw, np.nan), axis=0) if nb else np.zeros(C.size)
+            widening = np.where(np.isfinite(sigma) & (spread > 0), np.maximum(1.0, sigma / spread), 1.0)
+            return k, centre + (raw - centre) * widening, widening, sigma
+
+    def band(self, C: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(k, lo, hi) at budgets C, the interval as at the budgets (for the report's k(C) figure)."""
+        k, draws, _, _ = self.draws(C)
+        ivs = [quantile_interval(col, self.interval_level) for col in draws.T]
+        lo = np.array([10.0 ** iv[0] if iv else np.nan for iv in ivs])
+        hi = np.array([10.0 ** iv[1] if iv else np.nan for iv in ivs])
+        return k, lo, hi
 
     # ------------------------------------------------------------------ output
     def sentence(self) -> str:

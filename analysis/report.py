@@ -37,15 +37,15 @@ from analysis import figures, figures_paper
 from analysis.backtest import backtest, leave_one_budget_out, load_frame
 from analysis.chinchilla import ChinchillaFit
 from analysis.errors import InputError
-from analysis.fitjson import read_fit
+from analysis.fitjson import fit_json, read_fit
 from analysis.forecast import DEFAULT_BOOTSTRAP, Forecaster
 from analysis.frontier import EnvelopeFit, IsoFLOPFit, group_budgets, parabola_window
 from analysis.holdout import holdout_mask
 from analysis.curves import load_curves
 from analysis.io import FitWarning
 from analysis.report_forecast import forecast_html, forecast_summary
-from analysis.report_html import (CSS, DONE_HOOK, ERROR_HOOK, backtest_html, esc, figure_html, fit3_of, num,
-                                  parameter_table, plan_rows, row_interval, table, warnings_html)
+from analysis.report_html import (CSS, DONE_HOOK, ERROR_HOOK, backtest_html, checklist_html, esc, figure_html,
+                                  fit3_of, num, parameter_table, plan_rows, row_interval, table, warnings_html)
 from contracts.counts import format_count
 from contracts.jsonio import read_json_object, write_atomic
 
@@ -136,6 +136,8 @@ def render_report(data: ReportData, out: str | Path, *, static: tuple[str, str |
     if data.forecast is not None:
         parts.append(forecast_html(data.forecast, fig, pts if has_pts else None, heldout, C_range, extend=EXTEND,
                                    level=level))
+    if data.forecast is not None or fit3 is not None:
+        parts.append(checklist_html(fit_json(data.forecast if data.forecast is not None else fit3)["checklist"]))
     if frontiers and C_range is not None:
         parts.append(f"<h2>Compute-optimal scaling ({esc(', '.join(ran))}; Chinchilla Fig. 3)</h2><p class='lead'>"
                      "Left: loss against model size at each budget (IsoFLOP curves"
