@@ -4,7 +4,6 @@ and each sweep's reporting checklist. One self-contained file, plotly inlined, w
 
 from __future__ import annotations
 
-import datetime as _dt
 import math
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from plotly.subplots import make_subplots
 from analysis.compare import Comparison, Side, frontier_loss
 from analysis.figures import AXIS_STYLE, FONT, budget_colors, layout
 from analysis.frontier import group_budgets
-from analysis.report_html import CSS, DONE_HOOK, ERROR_HOOK, checklist_html, esc, figure_html, num, table
+from analysis.report_html import checklist_html, esc, figure_html, num, page_html, table
 from contracts.conventions import FLOPS_PER_PARAM_TOKEN
 from contracts.jsonio import write_atomic
 
@@ -120,8 +119,6 @@ def _rows(d: dict[str, Any]) -> list[list[str]]:
 
 def write_compare_report(cmp: Comparison, out: str | Path, title: str = "Compare: the effective-compute multiplier") -> Path:
     """Write the page of `cmp` (a fitted `analysis.compare.Comparison`) to `out`; returns the path."""
-    from plotly.offline import get_plotlyjs
-
     d = cmp.to_dict()
     figs = [frontiers_figure(cmp), multiplier_figure(cmp), isoflop_figure(cmp)]
     t = d["trend"]
@@ -140,23 +137,9 @@ def write_compare_report(cmp: Comparison, out: str | Path, title: str = "Compare
              "<h2>IsoFLOP families</h2>", figure_html(figs[2]),
              checklist_html(d["base"]["checklist"], "Reporting checklist: base"),
              checklist_html(d["variant"]["checklist"], "Reporting checklist: variant")]
-    stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>{CSS}</style>
-<script>{ERROR_HOOK}</script>
-<script type="text/javascript">{get_plotlyjs()}</script>
-<script>{DONE_HOOK}</script>
-</head><body><main>
-<div id="report-errors"></div>
-<h1>{esc(title)}</h1>
-<p class="lead">Base: <code>{esc(d['base']['source'])}</code>; variant: <code>{esc(d['variant']['source'])}</code>.
-Losses in nats/token; C in FLOPs ({esc(d['law']['flops_convention'])}, N {esc(d['law']['n_convention'])}).</p>
-{''.join(parts)}
-<footer>Generated {stamp} by scaling (analysis.report_compare).</footer>
-</main></body></html>
-"""
+    page = page_html(title, f"Base: <code>{esc(d['base']['source'])}</code>; variant: <code>{esc(d['variant']['source'])}"
+                            f"</code>. Losses in nats/token; C in FLOPs ({esc(d['law']['flops_convention'])}, N "
+                            f"{esc(d['law']['n_convention'])}).", "".join(parts), "analysis.report_compare")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out, page)

@@ -225,3 +225,28 @@ def checklist_html(items: list[Mapping[str, Any]], title: str = "Reporting check
             "a survey of scaling laws\"), answered from the data and the fit; what the data do not record says so.</p>"
             + table(["item", "answer"], rows))
 
+
+def page_html(title: str, lead: str, body: str, footer: str) -> str:
+    """One self-contained page: the style, the script hooks, plotly.js inlined (opens offline), `lead` (HTML)
+    under the title, `body`, and `footer` after the generation time."""
+    import datetime as _dt
+
+    from plotly.offline import get_plotlyjs
+
+    stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>{CSS}</style>
+<script>{ERROR_HOOK}</script>
+<script type="text/javascript">{get_plotlyjs()}</script>
+<script>{DONE_HOOK}</script>
+</head><body><main>
+<div id="report-errors"></div>
+<h1>{esc(title)}</h1>
+<p class="lead">{lead}</p>
+{body}
+<footer>Generated {stamp} by scaling ({footer}).</footer>
+</main></body></html>
+"""
+

@@ -22,7 +22,7 @@ import math
 from pathlib import Path
 
 from orchestrator.cli.common import (
-    add_column_args, add_command, add_progress_arg, count_arg, level_arg, nonneg_int, seed_arg,
+    add_column_args, add_command, count_arg, level_arg, nonneg_int, seed_arg,
 )
 
 
@@ -46,7 +46,6 @@ def register(subparsers) -> None:
                    help="fit rows whose eval data or tokenizer hashes differ (their losses are not comparable)")
     p.add_argument("--json", action="store_true", help="print the comparison as one JSON object")
     p.add_argument("--out", metavar="PATH", help="also write an HTML report (both frontiers, k(C), the IsoFLOP families)")
-    add_progress_arg(p)
     p.set_defaults(func=run)
 
 
