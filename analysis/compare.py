@@ -335,12 +335,13 @@ class Comparison:
                  f"{_k(self.k_[i_max])}x that compute for ({lvl} interval {_iv(self.k_interval_[i_max])})"]
         s, iv = self.trend_, self.trend_interval_
         if math.isfinite(s):
-            direction = "grows" if s > 0 else "shrinks"
-            factor = 10.0 ** abs(s)
-            resolved = iv is not None and (iv[0] > 0 or iv[1] < 0)
-            parts.append(f"the gain {direction} by a factor {factor:.3g} per decade of compute (d log k / d log C = "
-                         f"{s:+.3f}, interval {_iv(iv, '+.3f')}; " + ("a trend the data resolve)" if resolved else
-                                                                       "no trend the data resolve: 0 is inside)"))
+            ivs = _iv(iv, "+.3f")
+            if iv is not None and (iv[0] > 0 or iv[1] < 0):
+                parts.append(f"the gain {'grows' if s > 0 else 'shrinks'} by a factor {10.0 ** abs(s):.3g} per decade "
+                             f"of compute (d log k / d log C = {s:+.3f}, interval {ivs})")
+            else:
+                parts.append(f"no trend with scale is resolved: d log k / d log C = {s:+.3f}, interval {ivs} holds 0 "
+                             f"(a factor {10.0 ** s:.3g} per decade at the estimate)")
         j = self.kind_.index("extrapolated") if "extrapolated" in self.kind_ else None
         if j is not None:
             parts.append(f"at {self.C_[j]:.3g} FLOPs (extrapolated) k = {_k(self.k_[j])}, interval "
@@ -390,7 +391,7 @@ def _num(x: Any) -> float | None:
 
 
 def _k(x: float) -> str:
-    return f"{x:.3g}" if math.isfinite(x) else "inf"
+    return (f"{x:.2f}" if x < 10 else f"{x:.3g}") if math.isfinite(x) else "inf"
 
 
 def _iv(iv: list[float] | None, fmt: str = ".3g") -> str:

@@ -96,10 +96,8 @@ def format_comparison(d: dict) -> str:
     """The comparison as text: the law, k per budget with its interval, the trend, the sentence."""
     b, v = d["base"], d["variant"]
     law = d["law"]
-    lines = [f"base:    {b['source']}  ({b['n_points']} points; forecaster: "
-             + ", ".join(f"{n} {w:.0%}" for n, w in b["weights"].items()) + ")",
-             f"variant: {v['source']}  ({v['n_points']} points; forecaster: "
-             + ", ".join(f"{n} {w:.0%}" for n, w in v["weights"].items()) + ")",
+    lines = [f"base:    {b['source']}; forecaster: " + ", ".join(f"{n} {w:.0%}" for n, w in b["weights"].items()),
+             f"variant: {v['source']}; forecaster: " + ", ".join(f"{n} {w:.0%}" for n, w in v["weights"].items()),
              f"law: {law['reason']}",
              f"k(C): L_variant,opt(C) = L_base,opt(k C); C = {law['flops_convention']} FLOPs with N "
              f"{law['n_convention']} parameters; {d['interval_level']:.0%} intervals from {d['n_bootstrap']} "
