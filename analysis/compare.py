@@ -18,12 +18,13 @@ notes; Marin compares ladders; Kaplan et al. 2020 Fig. 7 compare LSTMs and Trans
   its own law, and the result says so.
 - **Interval**: each sweep's own bootstrap (the forecaster's, `Forecaster.bootstrap_laws`: rows resampled,
   every member refitted), the two resampled independently (different seeds); draw b of A is paired with
-  draw b of B and k solved for each pair. The parameter bootstrap alone under-covers (on the synthetic
-  check of `benchmarks/bench_compare.py` it left k = m^2 outside its 95% interval at 40% of the budgets:
-  a nonlinear fit's bias is not in its bootstrap spread), so at each C the draws' spread of log k is
-  widened, never narrowed, to the forecasters' calibrated loss intervals carried through the frontier
-  (`calibrated_sigma`, the delta method); the interval is the percentile interval of the widened draws.
-  A k at which a draw of B falls below every loss A can reach (k infinite) counts as +inf (null in JSON).
+  draw b of B and k solved for each pair. The parameter bootstrap's percentile interval under-covers on
+  the synthetic check of `benchmarks/bench_compare.py` (README: its spread is too narrow, and its draws
+  sit on the side of the estimate away from the truth: a nonlinear fit's bias, reproduced), so at each C
+  the draws' spread of log k is widened, never narrowed, to the forecasters' calibrated loss intervals
+  carried through the frontier (`calibrated_sigma`, the delta method), and the interval is the basic
+  bootstrap interval of the widened draws (`basic_interval`), on log k; the trend's likewise. A k at
+  which a draw of B falls below every loss A can reach (k infinite) counts as +inf (null in JSON).
 - **Trend**: s = d log10 k / d log10 C, the least-squares slope of log10 k over the budgets of the two
   sweeps, per draw for its interval: k changes by a factor 10^s per decade of compute.
 - **Resolved**: at which budgets the interval of k excludes 1.
@@ -162,6 +163,17 @@ def trend_slope(C: np.ndarray, log10_k: np.ndarray) -> np.ndarray:
     return np.where(np.all(np.isfinite(y), axis=1), s, np.nan)
 
 
+def basic_interval(estimate: float, samples: np.ndarray, level: float) -> list[float] | None:
+    """The basic (reverse-percentile) bootstrap interval [2 t - q_hi, 2 t - q_lo] of an estimate t (Davison &
+    Hinkley 1997, eq. 5.6): where the draws sit below the estimate, the truth is taken to sit above it, so
+    a fit's bias that the bootstrap reproduces is turned back rather than doubled as the percentile
+    interval does."""
+    q = quantile_interval(samples, level)
+    if q is None or not math.isfinite(estimate):
+        return None
+    return [2 * estimate - q[1], 2 * estimate - q[0]]
+
+
 def quantile_interval(samples: np.ndarray, level: float) -> list[float] | None:
     """[lo, hi] percentile interval of `samples` (+-inf kept, nan dropped); None with fewer than 2 values.
     The inverted CDF, so an infinite draw is an infinite bound rather than a nan from interpolation."""
@@ -293,14 +305,16 @@ class Comparison:
         self.k_, self.log10_k_draws_, self.widening_, self.sigma_log10_k_ = self.draws(C)
         nb = self.log10_k_draws_.shape[0]
         lvl = self.interval_level
-        self.k_interval_ = [None if (iv := quantile_interval(col, lvl)) is None else [10.0 ** iv[0], 10.0 ** iv[1]]
-                            for col in self.log10_k_draws_.T]
+        with np.errstate(divide="ignore"):
+            logk = np.log10(self.k_)
+        self.k_interval_ = [None if (iv := basic_interval(t, col, lvl)) is None else [10.0 ** iv[0], 10.0 ** iv[1]]
+                            for t, col in zip(logk, self.log10_k_draws_.T)]
         self.resolved_ = [iv is not None and (iv[0] > 1 or iv[1] < 1) for iv in self.k_interval_]
         inside = np.array([kind == "budget" for kind in self.kind_])
         with np.errstate(divide="ignore"):
             self.trend_ = float(trend_slope(C[inside], np.log10(self.k_[inside]))[0]) if inside.sum() >= 2 else math.nan
         draws = trend_slope(C[inside], self.log10_k_draws_[:, inside]) if inside.sum() >= 2 and nb else np.zeros(0)
-        self.trend_interval_ = quantile_interval(draws, lvl)
+        self.trend_interval_ = basic_interval(self.trend_, draws, lvl)
         self.trend_dropped_ = int(np.sum(~np.isfinite(draws)))
 
     def draws(self, C: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -316,12 +330,14 @@ class Comparison:
             sigma = calibrated_sigma(a, b, C, k)
             spread = np.nanstd(np.where(np.isfinite(raw), raw, np.nan), axis=0) if nb else np.zeros(C.size)
             widening = np.where(np.isfinite(sigma) & (spread > 0), np.maximum(1.0, sigma / spread), 1.0)
+            self.raw_log10_k_draws_ = raw   # the parameter bootstrap alone (benchmarks/bench_compare.py)
             return k, centre + (raw - centre) * widening, widening, sigma
 
     def band(self, C: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(k, lo, hi) at budgets C, the interval as at the budgets (for the report's k(C) figure)."""
         k, draws, _, _ = self.draws(C)
-        ivs = [quantile_interval(col, self.interval_level) for col in draws.T]
+        with np.errstate(divide="ignore"):
+            ivs = [basic_interval(t, col, self.interval_level) for t, col in zip(np.log10(k), draws.T)]
         lo = np.array([10.0 ** iv[0] if iv else np.nan for iv in ivs])
         hi = np.array([10.0 ** iv[1] if iv else np.nan for iv in ivs])
         return k, lo, hi
@@ -367,8 +383,9 @@ class Comparison:
                           "definition": "d log10 k / d log10 C, least-squares slope over the budgets of both sweeps"},
                 "law": dict(self.law_), "to": self.to_, "interval_level": self.interval_level,
                 "n_bootstrap": int(self.log10_k_draws_.shape[0]),
-                "interval_method": ("percentile bootstrap of log k: each sweep's forecaster bootstrap, resampled "
-                                    "independently, draws paired"),
+                "interval_method": ("basic bootstrap interval of log k: each sweep's forecaster bootstrap, resampled "
+                                    "independently, draws paired, their spread widened to the forecasters' "
+                                    "calibrated loss intervals"),
                 "definition": "k(C): L_variant,opt(C) = L_base,opt(k C) along each compute-optimal frontier",
                 "sentence": self.sentence(),
                 "base": self.base_.summary(), "variant": self.variant_.summary(),

@@ -125,8 +125,7 @@ def write_compare_report(cmp: Comparison, out: str | Path, title: str = "Compare
     ti = t["interval"]
     parts = [f"<p class='lead'>{esc(d['sentence'])}</p>",
              f"<p class='note'>Law: {esc(d['law']['reason'])}. k(C) solves L_variant,opt(C) = L_base,opt(k C); "
-             f"intervals: {esc(d['interval_method'])}, widened to the forecasters' calibrated loss intervals "
-             f"({d['n_bootstrap']} paired draws).</p>",
+             f"intervals: {esc(d['interval_method'])} ({d['n_bootstrap']} paired draws).</p>",
              "<h2>Compute-optimal frontiers</h2>", figure_html(figs[0]),
              "<h2>The multiplier k(C)</h2>", figure_html(figs[1]),
              table(["C (FLOPs)", "L_base,opt", "L_variant,opt", "k", f"{d['interval_level']:.0%} interval",
