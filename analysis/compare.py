@@ -301,7 +301,7 @@ class Comparison:
         self.to_ = float(self.to) if self.to is not None else DEFAULT_TO_FACTOR * max(budgets)
         C = np.array(budgets + ([self.to_] if self.to_ not in budgets else []), dtype=float)
         self.C_ = C
-        self.kind_ = ["budget" if c in budgets else "extrapolated" for c in C]
+        self.kind_ = ["budget" if c in budgets else "extrapolated" if c > max(budgets) else "requested" for c in C]
         self.k_, self.log10_k_draws_, self.widening_, self.sigma_log10_k_ = self.draws(C)
         nb = self.log10_k_draws_.shape[0]
         lvl = self.interval_level
@@ -358,10 +358,9 @@ class Comparison:
             else:
                 parts.append(f"no trend with scale is resolved: d log k / d log C = {s:+.3f}, interval {ivs} holds 0 "
                              f"(a factor {10.0 ** s:.3g} per decade at the estimate)")
-        j = self.kind_.index("extrapolated") if "extrapolated" in self.kind_ else None
-        if j is not None:
-            parts.append(f"at {self.C_[j]:.3g} FLOPs (extrapolated) k = {_k(self.k_[j])}, interval "
-                         f"{_iv(self.k_interval_[j])}")
+        for j, kind in enumerate(self.kind_):
+            if kind != "budget":
+                parts.append(f"at {self.C_[j]:.3g} FLOPs ({kind}) k = {_k(self.k_[j])}, interval {_iv(self.k_interval_[j])}")
         at = [f"{c:.3g}" for c, r, kind in zip(self.C_, self.resolved_, self.kind_) if r and kind == "budget"]
         n_budgets = self.kind_.count("budget")
         parts.append(f"k's interval excludes 1 at {len(at)} of {n_budgets} budgets" + (f" ({', '.join(at)})" if at else

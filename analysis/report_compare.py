@@ -111,7 +111,7 @@ def _rows(d: dict[str, Any]) -> list[list[str]]:
     for r in d["multiplier"]:
         iv = r["interval"]
         ivs = "–" if not iv else f"{num(iv[0], '.3g')} – {num(iv[1], '.3g') if iv[1] is not None else '∞'}"
-        rows.append([f"{r['C']:.3g}" + (" (extrapolated)" if r["kind"] == "extrapolated" else ""),
+        rows.append([f"{r['C']:.3g}" + (f" ({r['kind']})" if r["kind"] != "budget" else ""),
                      num(r["loss_base"]), num(r["loss_variant"]), num(r["k"], ".3g"), ivs,
                      "<b>yes</b>" if r["resolved"] else "no"])
     return rows

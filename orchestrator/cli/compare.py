@@ -107,8 +107,8 @@ def format_comparison(d: dict) -> str:
         iv = r["interval"]
         ivs = f"{_g(iv[0])} - {_g(iv[1])}" if iv else "-"
         tag = "yes" if r["resolved"] else "no"
-        if r["kind"] == "extrapolated":
-            tag += " (extrapolated)"
+        if r["kind"] != "budget":
+            tag += f" ({r['kind']})"
         lines.append(f"  {r['C']:>11.3g}  {_g(r['loss_base'], '.4f'):>10}  {_g(r['loss_variant'], '.4f'):>10}  "
                      f"{_g(r['k']):>8}  {ivs:<19} {tag}")
     t = d["trend"]
