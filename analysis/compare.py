@@ -210,6 +210,18 @@ def budgets_of(pts: Points) -> list[float]:
     return group_budgets(pts.C, pts.budget)[1]
 
 
+def merge_budgets(budgets: list[float], rtol: float = 0.1) -> list[float]:
+    """The budgets of both sweeps, those within a factor 1 + rtol of each other counted once (their
+    geometric mean: the same budget measured as 6 N D of other shapes)."""
+    groups: list[list[float]] = []
+    for c in sorted(float(b) for b in budgets):
+        if groups and c <= groups[-1][0] * (1.0 + rtol):
+            groups[-1].append(c)
+        else:
+            groups.append([c])
+    return [float(np.exp(np.mean(np.log(g)))) for g in groups]
+
+
 def fit_side(pts: Points, *, bootstrap: int, seed: int, only: str | None = None,
              fit_kwargs: Mapping[str, Any] | None = None) -> Forecaster:
     """The forecaster on one sweep, along the budget axis, with the forms compare cannot use left out (and
@@ -297,7 +309,7 @@ class Comparison:
         return self
 
     def _solve(self) -> None:
-        budgets = sorted(set(self.base_.budgets) | set(self.variant_.budgets))
+        budgets = merge_budgets(self.base_.budgets + self.variant_.budgets)
         self.to_ = float(self.to) if self.to is not None else DEFAULT_TO_FACTOR * max(budgets)
         C = np.array(budgets + ([self.to_] if self.to_ not in budgets else []), dtype=float)
         self.C_ = C

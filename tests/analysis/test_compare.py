@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.compare import Comparison, compute_for_loss, frontier_loss, multipliers
+from analysis.compare import Comparison, compute_for_loss, frontier_loss, merge_budgets, multipliers
 from analysis.errors import InputError
 from analysis.io import load_points, load_points_frame
 from analysis.laws import ChinchillaLaw, KaplanLawND
@@ -46,6 +46,8 @@ def test_frontier_and_its_inverse_match_the_closed_form():
     np.testing.assert_allclose(frontier_loss(TRUE_LAW, C), closed, rtol=1e-6)
     np.testing.assert_allclose(compute_for_loss(TRUE_LAW, closed, 1e12, 1e27), C, rtol=1e-4)
     assert compute_for_loss(TRUE_LAW, np.array([TRUE_LAW.E * 0.99]), 1e12, 1e27)[0] == np.inf   # below E: never
+    # the same budget measured as 6ND of two sweeps' shapes counts once
+    assert merge_budgets([1e11, 0.98e11, 3e11, 3.01e11, 1e12]) == pytest.approx([0.99e11, 3.005e11, 1e12], rel=1e-3)
 
 
 @pytest.mark.parametrize("m", [1.2, 2.0])
