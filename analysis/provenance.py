@@ -12,7 +12,6 @@ table without them has them "not recorded".
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import pandas as pd
 
 from analysis.errors import InputError
 from analysis.tables import read_table
+from contracts.jsonio import read_json
 from contracts.runs_table import run_table_file, sweep_table_file
 
 EVAL_HASH_COLUMNS = ("data_fingerprint", "eval_data_hash")
@@ -33,7 +33,8 @@ def _trials(folder: Path) -> pd.DataFrame | None:
         if (folder / sweep_table_file("trials")).exists():
             return read_table(folder / sweep_table_file("trials"))
         if (folder / run_table_file("trials")).exists():
-            return pd.DataFrame([json.loads((folder / run_table_file("trials")).read_text())])
+            trial = read_json(folder / run_table_file("trials"))
+            return pd.DataFrame([trial]) if isinstance(trial, dict) else None
     except (InputError, OSError, ValueError):
         return None
     return None
@@ -45,7 +46,10 @@ def _rows_with_trials(folder: Path | None, df: pd.DataFrame) -> pd.DataFrame:
     if trials is None or RUN_ID not in df.columns or RUN_ID not in trials.columns:
         return df
     extra = [c for c in trials.columns if c not in df.columns or c == RUN_ID]
-    return df.merge(trials[extra].drop_duplicates(RUN_ID), on=RUN_ID, how="left")
+    try:
+        return df.merge(trials[extra].drop_duplicates(RUN_ID), on=RUN_ID, how="left")
+    except (ValueError, TypeError):   # run ids of other types in the two tables: nothing to join
+        return df
 
 
 def _values(rows: pd.DataFrame, columns: tuple[str, ...]) -> tuple[str | None, pd.Series | None]:
