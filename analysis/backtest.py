@@ -55,7 +55,8 @@ APPROACHES = ("auto", "3", "kaplan")
 
 
 def load_frame(data: Any, columns: Mapping[str, str | None] | None = None, *,
-               n_convention: str | None = None, best_of: Any = None) -> tuple[pd.DataFrame, Points]:
+               n_convention: str | None = None, best_of: Any = None,
+               allow_mixed: bool = False) -> tuple[pd.DataFrame, Points]:
     """(frame, points): the rows `analysis.io.load_points_frame` keeps (same file, folder and status
     rules as every fit), with canonical columns N, D, C, loss and run_id added, and their validated
     `Points` in the same order.
@@ -63,7 +64,7 @@ def load_frame(data: Any, columns: Mapping[str, str | None] | None = None, *,
     `data`: a CSV/Parquet file, a sweep folder (points.parquet) or run folder (points.csv), or a DataFrame.
     A table without run ids gets its `run` column or the row number ("row 3") as run_id.
     """
-    df, pts = load_points_frame(data, columns, n_convention=n_convention, best_of=best_of)
+    df, pts = load_points_frame(data, columns, n_convention=n_convention, best_of=best_of, allow_mixed=allow_mixed)
     frame = df.copy()
     if "run_id" not in frame.columns:
         frame["run_id"] = [str(r) for r in df["run"]] if "run" in df.columns else [f"row {i + 1}" for i in range(len(df))]

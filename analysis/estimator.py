@@ -12,7 +12,8 @@ Every fit JSON has, besides the fitter's own fields (`_fields`):
     intervals, interval_level, bootstrap   percentile intervals and the draws they came from, when
                      the fit was bootstrapped (bootstrap: parameter name -> list of draws)
     n_points, n_convention (total, nonembedding, or the column N came from), flops_convention (6ND or
-    the FLOPs column), data_range ({N, D, C, loss: [min, max]}), source, columns   the data it saw
+    the FLOPs column), data_range ({N, D, C, loss: [min, max]}), source, columns, provenance (eval data and
+    tokenizer hashes, checkpoints, LR schedule: `analysis.provenance`)   the data it saw
 """
 
 from __future__ import annotations
@@ -85,11 +86,12 @@ class FitEstimator:
         self.columns_ = dict(data.columns)
         self.n_convention_ = data.n_convention
         self.flops_convention_ = data.flops_convention
+        self.provenance_ = dict(getattr(data, "provenance", None) or {})
 
     def _data_info(self) -> dict[str, Any]:
         return {"n_points": self.n_points_, "n_convention": self.n_convention_,
                 "flops_convention": self.flops_convention_, "data_range": self.data_range_,
-                "source": self.source_, "columns": self.columns_}
+                "source": self.source_, "columns": self.columns_, "provenance": getattr(self, "provenance_", {})}
 
     def _read_data_info(self, d: Mapping[str, Any]) -> None:
         self.n_points_ = int(d.get("n_points") or 0)
@@ -98,6 +100,7 @@ class FitEstimator:
         self.columns_ = dict(d.get("columns") or {})
         self.n_convention_ = str(d.get("n_convention") or "total")
         self.flops_convention_ = str(d.get("flops_convention") or FLOPS_6ND)
+        self.provenance_ = dict(d.get("provenance") or {})
 
     # ---- bootstrap draws and their percentile intervals
 

@@ -38,7 +38,8 @@ its name stays in "columns"), a "units" block, "objective" with "objective_kind"
 (approach 3: sum of Huber_delta of log residuals, Hoffmann et al. 2022 eq. 2; kaplan: sum of squared
 log residuals), "n_bootstrap" the number of draws, and the draws themselves ("bootstrap": {name:
 [...]}) only with `samples=True` (files do, so `scaling plan` can propagate them; `fit --json`
-prints them with `--samples`). The estimator's own `to_dict()` is the in-memory layout (version 1).
+prints them with `--samples`), and "checklist" (`analysis.checklist`: the reporting checklist of Li et al.
+2025, [{item, answer, recorded}]). The estimator's own `to_dict()` is the in-memory layout (version 1).
 
 A file without `schema_version` is read as version 1 (what the fitters wrote before the field).
 """
@@ -50,6 +51,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from analysis.checklist import checklist
 from analysis.chinchilla import ChinchillaFit
 from analysis.data_constrained import DataConstrainedFit
 from analysis.errors import InputError
@@ -102,6 +104,7 @@ def fit_json(fit: FitEstimator | Mapping[str, Any], *, samples: bool = False) ->
     if samples and draws:
         out["bootstrap"] = draws
     out["units"] = {**UNITS, "N": f"parameters ({out['n_convention']})", "C": f"FLOPs ({est.flops_convention_})"}
+    out["checklist"] = checklist(out)
     return out
 
 

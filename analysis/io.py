@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import InputError
+from analysis.provenance import provenance
 from analysis.tables import folder_table, read_table
 from contracts.conventions import FLOPS_6ND, N_CONVENTION_COLUMNS, convention_of_column, flops_6nd, tokens_for_flops
 from contracts.runs_table import (CURVE_FIT_COLUMNS, FIT_COLUMNS, FIT_STATUS, UNIQUE_TOKENS, run_table_file,
@@ -74,7 +75,8 @@ class Points:
     says which parameter count N is ("total", "nonembedding" or the column's name), and
     `flops_convention` how C was obtained ("6ND" or the name of a FLOPs column). `other_n`: N of the
     same rows under another convention the table also supports, {convention: (column, values)}
-    (a total-N table's `params_nonembedding`; `under` swaps it in).
+    (a total-N table's `params_nonembedding`; `under` swaps it in). `provenance`: the eval data and
+    tokenizer hashes, checkpoints and LR schedule the rows record (`analysis.provenance`).
     """
 
     N: np.ndarray
@@ -90,6 +92,7 @@ class Points:
     notes: tuple[str, ...] = ()
     other_n: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)
     vocab_size: int | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     def under(self, convention: str) -> "Points":
         """The same rows with N under `convention` (one of `other_n`): N, `columns["n"]` and `n_convention`
@@ -165,16 +168,17 @@ def _keep_completed(df: pd.DataFrame, source: str) -> pd.DataFrame:
 def load_points(source: str | Path, *, n_col: str | None = None, d_col: str | None = None,
                 c_col: str | None = None, loss_col: str | None = None, budget_col: str | None = None,
                 u_col: str | None = None, n_convention: str | None = None, drop_highest: int = 0,
-                best_of: Sequence[str] | str | None = None) -> Points:
+                best_of: Sequence[str] | str | None = None, allow_mixed: bool = False) -> Points:
     """Points from a CSV/Parquet file, a sweep folder (`points.parquet`) or a run folder (`points.csv`):
     `load_points_frame`'s points, less the `drop_highest` highest-loss ones."""
     columns = {"n": n_col, "d": d_col, "c": c_col, "loss": loss_col, "budget": budget_col, "u": u_col}
-    return load_points_frame(source, columns, n_convention=n_convention, best_of=best_of)[1].drop_highest(drop_highest)
+    return load_points_frame(source, columns, n_convention=n_convention, best_of=best_of,
+                             allow_mixed=allow_mixed)[1].drop_highest(drop_highest)
 
 
 def load_points_frame(source: str | Path | pd.DataFrame, columns: Mapping[str, str | None] | None = None, *,
-                      n_convention: str | None = None,
-                      best_of: Sequence[str] | str | None = None) -> tuple[pd.DataFrame, Points]:
+                      n_convention: str | None = None, best_of: Sequence[str] | str | None = None,
+                      allow_mixed: bool = False) -> tuple[pd.DataFrame, Points]:
     """(rows, points): the table's rows a fit uses, as read, and their validated `Points` in the same order.
 
     `source`: a CSV/Parquet file, a sweep folder (`points.parquet`), a run folder (`points.csv`) or a
@@ -184,7 +188,8 @@ def load_points_frame(source: str | Path | pd.DataFrame, columns: Mapping[str, s
     `AUTO_COLUMNS` (N in the `n_convention` column when there is one). Any table with a `status`
     column keeps only `completed` rows, with a FitWarning naming the rest. With `best_of` (column
     names, e.g. ["lr"]) each group of rows equal in every other column but the loss keeps its lowest
-    finite loss (`best_of_rows`).
+    finite loss (`best_of_rows`). Rows whose eval data or tokenizer hashes differ are refused unless
+    `allow_mixed` (`analysis.provenance`).
     """
     columns = {role: None for role in ROLES} | dict(columns or {})
     folder = not isinstance(source, pd.DataFrame) and Path(source).is_dir()
@@ -213,7 +218,8 @@ def load_points_frame(source: str | Path | pd.DataFrame, columns: Mapping[str, s
     df = df.reset_index(drop=True)
     pts = points_from_frame(df, columns, source=name, n_convention=n_convention, auto=not folder)
     vocab = _vocab_size(Path(source) if folder else None, df, name)
-    return df, (pts if vocab is None else replace(pts, vocab_size=vocab))
+    prov = provenance(Path(source) if folder else None, df, name, allow_mixed=allow_mixed)
+    return df, replace(pts, provenance=prov, **({} if vocab is None else {"vocab_size": vocab}))
 
 
 def _vocab_size(folder: Path | None, df: pd.DataFrame, source: str) -> int | None:

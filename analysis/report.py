@@ -20,7 +20,6 @@ bootstrap cloud of (alpha, beta) (Besiroglu et al. 2024's replication shows the 
 
 from __future__ import annotations
 
-import datetime as _dt
 import math
 import os
 import re
@@ -37,15 +36,15 @@ from analysis import figures, figures_paper
 from analysis.backtest import backtest, leave_one_budget_out, load_frame
 from analysis.chinchilla import ChinchillaFit
 from analysis.errors import InputError
-from analysis.fitjson import read_fit
+from analysis.fitjson import fit_json, read_fit
 from analysis.forecast import DEFAULT_BOOTSTRAP, Forecaster
 from analysis.frontier import EnvelopeFit, IsoFLOPFit, group_budgets, parabola_window
 from analysis.holdout import holdout_mask
 from analysis.curves import load_curves
 from analysis.io import FitWarning
 from analysis.report_forecast import forecast_html, forecast_summary
-from analysis.report_html import (CSS, DONE_HOOK, ERROR_HOOK, backtest_html, esc, figure_html, fit3_of, num,
-                                  parameter_table, plan_rows, row_interval, table, warnings_html)
+from analysis.report_html import (backtest_html, checklist_html, esc, figure_html,
+                                  fit3_of, num, page_html, parameter_table, plan_rows, row_interval, table, warnings_html)
 from contracts.counts import format_count
 from contracts.jsonio import read_json_object, write_atomic
 
@@ -97,8 +96,6 @@ def _heldout_rows(bt: Mapping[str, Any] | None) -> pd.DataFrame | None:
 def render_report(data: ReportData, out: str | Path, *, static: tuple[str, str | Path] | None = None) -> Path:
     """Write the page for `data` to `out` (one HTML file, plotly inlined, written atomically); with
     `static=(fmt, folder)` also each figure as folder/NN-name.fmt (png, svg or pdf)."""
-    from plotly.offline import get_plotlyjs
-
     out = Path(out)
     parts: list[str] = []
     drawn: list[tuple[str, str, Any]] = []
@@ -136,6 +133,8 @@ def render_report(data: ReportData, out: str | Path, *, static: tuple[str, str |
     if data.forecast is not None:
         parts.append(forecast_html(data.forecast, fig, pts if has_pts else None, heldout, C_range, extend=EXTEND,
                                    level=level))
+    if data.forecast is not None or fit3 is not None:
+        parts.append(checklist_html(fit_json(data.forecast if data.forecast is not None else fit3)["checklist"]))
     if frontiers and C_range is not None:
         parts.append(f"<h2>Compute-optimal scaling ({esc(', '.join(ran))}; Chinchilla Fig. 3)</h2><p class='lead'>"
                      "Left: loss against model size at each budget (IsoFLOP curves"
@@ -213,22 +212,10 @@ def render_report(data: ReportData, out: str | Path, *, static: tuple[str, str |
                      "much one budget moves the plan.</p>"
                      + fig("leave-one-budget-out", "Leave-one-budget-out", figures.forecast_figure(f)))
     data.figures = [{"name": n, "title": t} for n, t, _ in drawn]
-    stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{esc(data.title)}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>{CSS}</style>
-<script>{ERROR_HOOK}</script>
-<script type="text/javascript">{get_plotlyjs()}</script>
-<script>{DONE_HOOK}</script>
-</head><body><main>
-<div id="report-errors"></div>
-<h1>{esc(data.title)}</h1>
-<p class="lead">Source: <code>{esc(data.source)}</code>. Losses in nats/token; N in parameters; D in tokens; C in FLOPs (6ND).</p>
-{''.join(parts)}
-<footer>Generated {stamp} by scaling (analysis.report). Figures are interactive: hover for run ids and values, drag to zoom, double-click to reset.</footer>
-</main></body></html>
-"""
+    page = page_html(data.title, f"Source: <code>{esc(data.source)}</code>. Losses in nats/token; N in parameters; D in "
+                     "tokens; C in FLOPs (6ND).", "".join(parts),
+                     "analysis.report. Figures are interactive: hover for run ids and values, drag to zoom, "
+                     "double-click to reset")
     out.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(out, page)
     if static is not None:

@@ -214,3 +214,39 @@ def warnings_html(messages: list[str]) -> str:
         parts.append(f'<details class="note"><summary class="warn">{len(msgs)} × {esc(msgs[0] if len(msgs) == 1 else key)}'
                      f'</summary><ul class="note">{items}</ul></details>')
     return (f'<p class="note warn"><b>{len(messages)} fit warning(s)</b> in {len(groups)} kind(s):</p>' + "".join(parts))
+
+
+def checklist_html(items: list[Mapping[str, Any]], title: str = "Reporting checklist") -> str:
+    """The reporting checklist (`analysis.checklist`, Li et al. 2025) as a table; unrecorded answers in amber."""
+    rows = [[esc(r["item"].replace("_", " ")),
+             f'<span class="{"" if r["recorded"] else "warn"}" style="text-align:left;display:block">{esc(r["answer"])}</span>']
+            for r in items]
+    return (f"<h2>{esc(title)}</h2><p class='lead'>What a scaling-law study must state (Li et al. 2025, \"(Mis)fitting: "
+            "a survey of scaling laws\"), answered from the data and the fit; what the data do not record says so.</p>"
+            + table(["item", "answer"], rows))
+
+
+def page_html(title: str, lead: str, body: str, footer: str) -> str:
+    """One self-contained page: the style, the script hooks, plotly.js inlined (opens offline), `lead` (HTML)
+    under the title, `body`, and `footer` after the generation time."""
+    import datetime as _dt
+
+    from plotly.offline import get_plotlyjs
+
+    stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>{CSS}</style>
+<script>{ERROR_HOOK}</script>
+<script type="text/javascript">{get_plotlyjs()}</script>
+<script>{DONE_HOOK}</script>
+</head><body><main>
+<div id="report-errors"></div>
+<h1>{esc(title)}</h1>
+<p class="lead">{lead}</p>
+{body}
+<footer>Generated {stamp} by scaling ({footer}).</footer>
+</main></body></html>
+"""
+

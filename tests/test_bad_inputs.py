@@ -413,7 +413,34 @@ FITS = [
     Bad("report-fit-E-nan", ["report", "{d}/f.json", "--out", "{d}/r.html"], "E", {"f.json": "@fit:E=NaN"}),
 ]
 
-CASES = SPECS + SETS + TABLES + FLAGS + FITS
+def _mixed_csv() -> str:
+    """GOOD_CSV with two eval-data hashes: the first 12 rows measured on one eval set, the rest on another."""
+    df = pd.read_csv(__import__("io").StringIO(GOOD_CSV))
+    df["data_fingerprint"] = ["aaaa"] * 12 + ["bbbb"] * (len(df) - 12)
+    return df.to_csv(index=False)
+
+
+COMPARE = [
+    Bad("compare-base-missing", ["compare", "{d}/none.csv", "{d}/t.csv"], "none.csv", {"t.csv": GOOD_CSV}),
+    Bad("compare-to-negative", ["compare", "{d}/t.csv", "{d}/t.csv", "--to=-1e21"], "-1e21", {"t.csv": GOOD_CSV}),
+    Bad("compare-to-inf", ["compare", "{d}/t.csv", "{d}/t.csv", "--to", "inf"], "inf", {"t.csv": GOOD_CSV}),
+    Bad("compare-level-1", ["compare", "{d}/t.csv", "{d}/t.csv", "--level", "1"], "--level", {"t.csv": GOOD_CSV}),
+    Bad("compare-bootstrap-negative", ["compare", "{d}/t.csv", "{d}/t.csv", "--bootstrap", "-3"], "--bootstrap",
+        {"t.csv": GOOD_CSV}),
+    Bad("compare-approach-3-fit", ["compare", "{d}/f.json", "{d}/t.csv"], "f.json", {"f.json": "@fit", "t.csv": GOOD_CSV}),
+    Bad("compare-out-is-a-folder", ["compare", "{d}/t.csv", "{d}/t.csv", "--out", "{d}/sub"], "sub",
+        {"t.csv": GOOD_CSV, "sub/x": "1"}),
+    Bad("compare-mixed-eval-hashes", ["compare", "{d}/m.csv", "{d}/t.csv"], "--allow-mixed",
+        {"m.csv": _mixed_csv(), "t.csv": GOOD_CSV}),
+    Bad("fit-mixed-eval-hashes", ["fit", "{d}/m.csv"], "data_fingerprint", {"m.csv": _mixed_csv()}),
+    Bad("compare-different-eval-hashes", ["compare", "{d}/a.csv", "{d}/b.csv", "--bootstrap", "0"], "aaaa",
+        {"a.csv": GOOD_CSV.replace("N,D,loss", "N,D,loss,eval_data_hash").replace("\n", ",aaaa\n")
+         .replace("eval_data_hash,aaaa", "eval_data_hash"),
+         "b.csv": GOOD_CSV.replace("N,D,loss", "N,D,loss,eval_data_hash").replace("\n", ",bbbb\n")
+         .replace("eval_data_hash,bbbb", "eval_data_hash")}),
+]
+
+CASES = SPECS + SETS + TABLES + FLAGS + FITS + COMPARE
 
 
 def test_at_least_100_cases():

@@ -6,7 +6,7 @@ import pytest
 
 from orchestrator.cli import main
 
-COMMANDS = [["train"], ["plan"], ["fit"], ["backtest"], ["report"], ["demo"],
+COMMANDS = [["train"], ["plan"], ["fit"], ["backtest"], ["compare"], ["report"], ["demo"],
             ["sweep", "plan"], ["sweep", "launch"], ["sweep", "resume"], ["sweep", "status"]]
 
 

@@ -53,6 +53,9 @@ def register(subparsers) -> None:
     p.add_argument("--keep-all", action="store_true",
                    help="auto: keep every row (no domain rules: rows at or above ln V, or beaten by a smaller run, "
                         "are otherwise set aside and named)")
+    p.add_argument("--allow-mixed", action="store_true",
+                   help="fit rows whose eval data or tokenizer hashes differ (refused by default: their losses are "
+                        "not comparable)")
     p.add_argument("--drop-highest", type=nonneg_int, default=0, metavar="K", help="leave out the K highest-loss points")
     p.add_argument("--bootstrap", type=nonneg_int, default=0, metavar="B", help="bootstrap resamples for intervals (e.g. 1000)")
     p.add_argument("--seed", type=seed_arg, default=0, metavar="S", help="seed of the bootstrap (default 0)")
@@ -133,7 +136,7 @@ def _fit(args: argparse.Namespace):
     else:
         pts = load_points(args.source, n_col=args.n_col, d_col=args.d_col, c_col=args.c_col, loss_col=args.loss_col,
                           budget_col=args.budget_col, u_col=args.u_col, n_convention=args.n_convention,
-                          drop_highest=args.drop_highest, best_of=args.best_of)
+                          drop_highest=args.drop_highest, best_of=args.best_of, allow_mixed=args.allow_mixed)
     from analysis.io import repeats_data, warn_repeated_data
 
     if args.approach == "auto":
@@ -173,7 +176,8 @@ def _points_without(args: argparse.Namespace):
 
     columns = {"n": args.n_col, "d": args.d_col, "c": args.c_col, "loss": args.loss_col, "budget": args.budget_col,
                "u": args.u_col}
-    frame, pts = load_frame(args.source, columns, n_convention=args.n_convention, best_of=args.best_of)
+    frame, pts = load_frame(args.source, columns, n_convention=args.n_convention, best_of=args.best_of,
+                            allow_mixed=args.allow_mixed)
     excluded = holdout_mask(frame, args.exclude)
     if excluded.all():
         raise InputError(f"--exclude {args.exclude!r} matches all {len(frame)} rows: nothing left to fit")
@@ -197,7 +201,8 @@ def _fit_all_conventions(args: argparse.Namespace) -> dict:
                          "give --n-convention total or nonembedding with it")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        rows, _ = load_points_frame(args.source, {"d": args.d_col, "c": args.c_col, "loss": args.loss_col})
+        rows, _ = load_points_frame(args.source, {"d": args.d_col, "c": args.c_col, "loss": args.loss_col},
+                                    allow_mixed=args.allow_mixed)
     found = conventions_in(rows)
     if not found:
         raise InputError(f"{args.source}: no parameter column for any N convention (params, N, params_nonembedding)")
@@ -214,7 +219,8 @@ def _fit_all_conventions(args: argparse.Namespace) -> dict:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 pts = load_points(args.source, d_col=args.d_col, c_col=args.c_col, loss_col=args.loss_col,
-                                  n_convention=conv, drop_highest=args.drop_highest, best_of=args.best_of)
+                                  n_convention=conv, drop_highest=args.drop_highest, best_of=args.best_of,
+                                  allow_mixed=args.allow_mixed)
             try:
                 oos[conv] = cut_errors(pts, [candidate], "size")[0]
             except InputError:

@@ -112,6 +112,8 @@ def test_report_from_a_csv_with_a_column_map(tmp_path):
     # forecast L_opt and cuts, fig3, flops, isoflop, contour, L_opt, exponents, predicted, residuals x2
     assert len(_plot_specs(html)) == 11
     assert "row 1" in html  # run ids fall back to row numbers
+    # the reporting checklist (Li et al. 2025): a plain CSV records no eval data hash, and says so
+    assert "Reporting checklist" in html and "eval data hash" in html and "not recorded" in html
 
 
 def test_report_from_a_fit_json_alone(tmp_path):
