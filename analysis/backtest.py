@@ -302,14 +302,15 @@ def backtest(
     progress: bool = False,
     vocab_size: int | None = None,
     keep_all: bool = False,
+    allow_mixed: bool = False,
 ) -> BacktestResult:
     """Fit on the rows not matching `holdout`, predict the rest (and `targets`), score the predictions.
-    `vocab_size` and `keep_all` reach the forecaster (approach auto)."""
+    `vocab_size` and `keep_all` reach the forecaster (approach auto); `allow_mixed` as for `analysis.io.load_points`."""
     if interval not in ("prediction", "confidence", "none"):
         raise InputError(f"interval: {interval!r} is not prediction, confidence or none")
     if not 0 < level < 1:
         raise InputError(f"level: {level} is not in (0, 1)")
-    frame, pts = load_frame(data, columns, n_convention=n_convention, best_of=best_of)
+    frame, pts = load_frame(data, columns, n_convention=n_convention, best_of=best_of, allow_mixed=allow_mixed)
     if str(approach).lower() != "auto":
         warn_repeated_data(pts, f"approach {approach}")
     held = holdout_mask(frame, holdout) if holdout is not None else np.zeros(len(frame), dtype=bool)
@@ -399,6 +400,7 @@ def leave_one_budget_out(
     min_groups: int = 3,
     best_of: Any = None,
     progress: bool = False,
+    allow_mixed: bool = False,
 ) -> pd.DataFrame:
     """One row per fold (a budget left out) plus one for all data ("all"): the compute-optimal
     N_opt, D_opt, loss_opt forecast at `target_C` (default 100x the largest budget) by an approach-3 fit.
@@ -408,7 +410,7 @@ def leave_one_budget_out(
     column `columns["budget"]` names) says which budget each row belongs to; else budgets are grouped
     by C. `progress` shows a bar over the folds.
     """
-    frame, pts = load_frame(data, columns, n_convention=n_convention, best_of=best_of)
+    frame, pts = load_frame(data, columns, n_convention=n_convention, best_of=best_of, allow_mixed=allow_mixed)
     if pts.budget is not None:
         frame = frame.assign(budget=pts.budget)
     groups = budget_groups(frame)

@@ -328,6 +328,7 @@ def prepare_report(
     backtest_json: str | Path | Mapping[str, Any] | None = None,
     notes: Sequence[str] = (),
     best_of: Any = None,
+    allow_mixed: bool = False,
     level: float = 0.95,
     exclude: str | None = None,
     progress: bool = False,
@@ -356,7 +357,8 @@ def prepare_report(
     notes_: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FitWarning)
-        frame, pts = load_frame(source, columns, n_convention=n_convention, best_of=best_of)
+        frame, pts = load_frame(source, columns, n_convention=n_convention, best_of=best_of,
+                                 allow_mixed=allow_mixed)
         if drop_highest:
             keep = np.sort(np.argsort(frame["loss"].to_numpy(), kind="stable")[: len(frame) - drop_highest])
             mask = np.zeros(len(frame), dtype=bool)

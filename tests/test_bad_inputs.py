@@ -433,6 +433,13 @@ COMPARE = [
     Bad("compare-mixed-eval-hashes", ["compare", "{d}/m.csv", "{d}/t.csv"], "--allow-mixed",
         {"m.csv": _mixed_csv(), "t.csv": GOOD_CSV}),
     Bad("fit-mixed-eval-hashes", ["fit", "{d}/m.csv"], "data_fingerprint", {"m.csv": _mixed_csv()}),
+    Bad("plan-mixed-eval-hashes", ["plan", "{d}/m.csv", "--budget", "1e21"], "--allow-mixed", {"m.csv": _mixed_csv()}),
+    Bad("backtest-mixed-eval-hashes", ["backtest", "{d}/m.csv", "--holdout", "largest N"], "--allow-mixed",
+        {"m.csv": _mixed_csv()}),
+    Bad("report-mixed-eval-hashes", ["report", "{d}/m.csv", "--out", "{d}/r.html"], "--allow-mixed",
+        {"m.csv": _mixed_csv()}),
+    Bad("plan-fit-json-allow-mixed", ["plan", "{d}/f.json", "--budget", "1e21", "--allow-mixed"], "--allow-mixed",
+        {"f.json": "@fit"}),
     Bad("compare-different-eval-hashes", ["compare", "{d}/a.csv", "{d}/b.csv", "--bootstrap", "0"], "aaaa",
         {"a.csv": GOOD_CSV.replace("N,D,loss", "N,D,loss,eval_data_hash").replace("\n", ",aaaa\n")
          .replace("eval_data_hash,aaaa", "eval_data_hash"),

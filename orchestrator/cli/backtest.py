@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
             folds = leave_one_budget_out(source, target_C=args.forecast_flops,
                                          approach="3" if args.approach == "auto" else args.approach,
                                          columns=columns, n_convention=args.n_convention, best_of=args.best_of,
-                                         progress=progress, fit_kwargs=fit_kwargs)
+                                         progress=progress, fit_kwargs=fit_kwargs, allow_mixed=args.allow_mixed)
             out = {"kind": "leave_one_budget_out", "approach": "3" if args.approach == "auto" else args.approach, "target_C": float(folds["target_C"].iloc[0]),
                    "folds": folds.replace({float("nan"): None}).to_dict(orient="records"),
                    "N_opt_spread": [float(folds["N_opt_rel"].min()), float(folds["N_opt_rel"].max())],
@@ -113,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
                               n_convention=args.n_convention, interval=args.interval, level=args.level,
                               bootstrap=args.bootstrap, weights=None if args.weights == "none" else args.weights,
                               random_state=args.seed, best_of=args.best_of, progress=progress, fit_kwargs=fit_kwargs,
-                              vocab_size=args.vocab_size if args.approach == "auto" else None, keep_all=args.keep_all)
+                              vocab_size=args.vocab_size if args.approach == "auto" else None, keep_all=args.keep_all,
+                              allow_mixed=args.allow_mixed)
             out = result.to_dict()
             text = result.summary()
     if args.out:

@@ -175,7 +175,8 @@ def add_command(subparsers, name: str, doc: str, help: str) -> argparse.Argument
 
 
 def add_column_args(p: argparse.ArgumentParser, loss_help: str = "loss, nats/token"):
-    """The --n-col/--d-col/--c-col/--loss-col group that `fit`, `backtest` and `report` share; returns the
+    """The --n-col/--d-col/--c-col/--loss-col (--best-of, --allow-mixed) group that the commands reading a table
+    share (fit, plan, backtest, report, compare); returns the
     group, for a subcommand's own column flags."""
     cols = p.add_argument_group("columns (default: params, tokens, flops_6nd, loss)")
     cols.add_argument("--n-col", metavar="COL", help="model size N (parameters)")
@@ -185,6 +186,9 @@ def add_column_args(p: argparse.ArgumentParser, loss_help: str = "loss, nats/tok
     cols.add_argument("--best-of", metavar="COL[,COL]",
                       help="settings tried per run (e.g. lr): keep the lowest finite loss of each group of rows equal "
                            "in every other column; diverged rows are dropped")
+    cols.add_argument("--allow-mixed", action="store_true",
+                      help="use rows whose eval data or tokenizer hashes differ (refused by default: their losses are "
+                           "not comparable)")
     return cols
 
 

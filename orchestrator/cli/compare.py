@@ -42,8 +42,6 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=seed_arg, default=0, metavar="S",
                    help="seed of the base's bootstrap; the variant's is S + 1 (default 0)")
     p.add_argument("--level", type=level_arg, default=0.95, metavar="P", help="interval level (default 0.95)")
-    p.add_argument("--allow-mixed", action="store_true",
-                   help="fit rows whose eval data or tokenizer hashes differ (their losses are not comparable)")
     p.add_argument("--json", action="store_true", help="print the comparison as one JSON object")
     p.add_argument("--out", metavar="PATH", help="also write an HTML report (both frontiers, k(C), the IsoFLOP families)")
     p.set_defaults(func=run)

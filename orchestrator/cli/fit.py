@@ -53,9 +53,6 @@ def register(subparsers) -> None:
     p.add_argument("--keep-all", action="store_true",
                    help="auto: keep every row (no domain rules: rows at or above ln V, or beaten by a smaller run, "
                         "are otherwise set aside and named)")
-    p.add_argument("--allow-mixed", action="store_true",
-                   help="fit rows whose eval data or tokenizer hashes differ (refused by default: their losses are "
-                        "not comparable)")
     p.add_argument("--drop-highest", type=nonneg_int, default=0, metavar="K", help="leave out the K highest-loss points")
     p.add_argument("--bootstrap", type=nonneg_int, default=0, metavar="B", help="bootstrap resamples for intervals (e.g. 1000)")
     p.add_argument("--seed", type=seed_arg, default=0, metavar="S", help="seed of the bootstrap (default 0)")

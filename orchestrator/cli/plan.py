@@ -148,7 +148,8 @@ def _fit_or_read(args: argparse.Namespace):
         given = [flag for flag, v in (("--n-col", args.n_col), ("--d-col", args.d_col), ("--c-col", args.c_col),
                                       ("--loss-col", args.loss_col), ("--best-of", args.best_of),
                                       ("--approach", args.approach), ("--bootstrap", args.bootstrap),
-                                      ("--seed", args.seed), ("--keep-all", args.keep_all or None)) if v is not None]
+                                      ("--seed", args.seed), ("--keep-all", args.keep_all or None),
+                                      ("--allow-mixed", args.allow_mixed or None)) if v is not None]
         if given:
             raise InputError(f"{args.fit}: {', '.join(given)} apply to a runs table (fitted first), not to a fit JSON")
         return read_fit(args.fit)
@@ -162,7 +163,7 @@ def _fit_or_read(args: argparse.Namespace):
     if args.keep_all and approach != "auto":
         raise InputError("--keep-all applies to --approach auto (the forecaster's domain rules)")
     with fit_warnings_to_stderr():
-        pts = load_points(args.fit, best_of=args.best_of, **columns)
+        pts = load_points(args.fit, best_of=args.best_of, allow_mixed=args.allow_mixed, **columns)
         return fit_approach(pts, approach, bootstrap=DEFAULT_BOOTSTRAP if args.bootstrap is None else args.bootstrap,
                             random_state=args.seed or 0, axis=question_axis(args), keep_all=args.keep_all).estimator
 

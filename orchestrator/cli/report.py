@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
                               drop_highest=args.drop_highest, bootstrap=args.bootstrap, random_state=args.seed,
                               budget_rtol=args.budget_rtol, holdout=args.holdout, targets=args.targets,
                               lobo=args.lobo, title=args.title, backtest_json=args.backtest, best_of=args.best_of,
+                              allow_mixed=args.allow_mixed,
                               level=args.level, exclude=args.exclude, forecast=args.forecast,
                               progress=not args.no_progress and sys.stderr.isatty())
         path = render_report(data, args.out, static=tuple(args.static) if args.static else None)
