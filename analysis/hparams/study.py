@@ -105,7 +105,7 @@ def fit_hparams(source: str | Path | pd.DataFrame, columns: dict[str, str | None
         raise InputError(f"--band: {band} is not a fraction in [0, 1)")
     df, name = hparam_frame(source, lr_col, batch_col)
     pts = _points(df, columns or {}, name, n_convention)
-    rows = pd.DataFrame({"N": pts.N, "D": pts.D, "C": pts.C, "loss": df["__loss"].to_numpy(float),
+    rows = pd.DataFrame({"N": pts.N, "D": snap_tokens(pts.N, pts.D), "C": pts.C, "loss": df["__loss"].to_numpy(float),
                          "lr": _setting(df, lr_col, name)})
     varied = batch_col is not None and batch_col in df.columns and df[batch_col].nunique() > 1
     if varied:
@@ -136,6 +136,27 @@ def fit_hparams(source: str | Path | pd.DataFrame, columns: dict[str, str | None
             raise InputError(f"{name}: {SETTINGS[setting]}: {exc}") from None
         laws[setting] = SettingLaw(setting, col, cells, law)
     return HparamsResult(source=name, lr=laws["lr"], batch=laws["batch"], n_convention=pts.n_convention)
+
+
+D_RTOL = 0.02
+"""Runs of one size whose D differ by less than 2% are one cell: a sweep rounds D to whole steps of each
+trial's batch, so batch multipliers give a cell several D within a step or two."""
+
+
+def snap_tokens(N: np.ndarray, D: np.ndarray, rtol: float = D_RTOL) -> np.ndarray:
+    """D with the values of each N that lie within `rtol` of their group's first replaced by the group's
+    geometric mean."""
+    out = D.astype(float).copy()
+    for n in np.unique(N):
+        idx = np.flatnonzero(N == n)
+        order = idx[np.argsort(D[idx])]
+        start = 0
+        for k in range(1, len(order) + 1):
+            if k == len(order) or D[order[k]] > D[order[start]] * (1 + rtol):
+                group = order[start:k]
+                out[group] = float(np.exp(np.mean(np.log(D[group]))))
+                start = k
+    return out
 
 
 def hparam_frame(source: str | Path | pd.DataFrame, lr_col: str, batch_col: str | None) -> tuple[pd.DataFrame, str]:
