@@ -154,7 +154,8 @@ def snap_tokens(N: np.ndarray, D: np.ndarray, rtol: float = D_RTOL) -> np.ndarra
         for k in range(1, len(order) + 1):
             if k == len(order) or D[order[k]] > D[order[start]] * (1 + rtol):
                 group = order[start:k]
-                out[group] = float(np.exp(np.mean(np.log(D[group]))))
+                if D[group].min() < D[group].max():
+                    out[group] = float(np.exp(np.mean(np.log(D[group]))))
                 start = k
     return out
 

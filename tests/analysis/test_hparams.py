@@ -73,3 +73,18 @@ def test_cli_json_schema_out_and_read_back(tmp_path, capsys, check_output):
     assert main(argv[:2] + ["--at", "1B,20B", "--bootstrap", "50"]) == 0
     text = capsys.readouterr().out
     assert "quadratic" in text and "lr* = " in text and "N 1B, D 20B: lr" in text
+
+
+def test_report_draws_the_laws(tmp_path, capsys):
+    hparam_rows(2).to_csv(tmp_path / "hp.csv", index=False)
+    assert main(["hparams", str(tmp_path / "hp.csv"), "--bootstrap", "100", "--out", str(tmp_path / "hp.json")]) == 0
+    fit = {"approach": "3", "law": "chinchilla", "E": 1.9, "A": 300.0, "B": 1500.0, "alpha": 0.33, "beta": 0.35,
+           "n_convention": "total", "flops_convention": "6ND", "source": "synthetic"}
+    (tmp_path / "fit.json").write_text(json.dumps(fit))
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "fit.json"), "--hparams", str(tmp_path / "hp.json"),
+                 "--out", str(tmp_path / "r.html"), "--json"]) == 0
+    names = [f["name"] for f in json.loads(capsys.readouterr().out)["figures"]]
+    assert {"hparams-lr-cells", "hparams-lr-law"} <= set(names)
+    page = (tmp_path / "r.html").read_text()
+    assert "Learning-rate and batch laws" in page and "lr* = " in page
