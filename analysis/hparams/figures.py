@@ -78,7 +78,7 @@ def law_figure(block) -> go.Figure:
 def hparams_section(result, fig) -> str:
     """The report's section: per law, a line of facts and the two figures (`fig(name, title, figure)`
     returns the figure's HTML, as in `analysis.report.render_report`)."""
-    from analysis.hparams.text import _law_value
+    from analysis.hparams.text import law_value
     from analysis.report_html import esc
 
     parts = ["<h2>Learning-rate and batch laws</h2><p class='lead'>Each (N, D) cell's optimum from a quadratic "
@@ -89,7 +89,7 @@ def hparams_section(result, fig) -> str:
             continue
         law = block.law
         kept = sum(c.kept for c in block.cells)
-        parts.append(f"<p class='note'>{esc(_law_value(law, block.setting))} ({esc(law.form_)} form: "
+        parts.append(f"<p class='note'>{esc(law_value(law, block.setting))} ({esc(law.form_)} form: "
                      f"{esc((law.selection_ or {}).get('reason', 'given'))}); {kept} of {len(block.cells)} cells kept."
                      "</p>")
         parts.append(fig(f"hparams-{block.setting}-cells", f"Loss vs {block.setting}", cells_figure(block)))

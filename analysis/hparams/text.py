@@ -34,7 +34,7 @@ def _law_lines(block) -> list[str]:
     sel = law.selection_ or {}
     kept = [c for c in block.cells if c.kept]
     lines = [f"{name} (column {block.column!r}): {len(kept)} of {len(block.cells)} (N, D) cells kept",
-             f"  law      {_law_value(law, block.setting)}",
+             f"  law      {law_value(law, block.setting)}",
              f"  form     {law.form_}: {sel.get('reason', 'given')}"]
     mse = sel.get("mse") or {}
     if mse:
@@ -55,7 +55,8 @@ def _law_lines(block) -> list[str]:
     return lines
 
 
-def _law_value(law, setting: str) -> str:
+def law_value(law, setting: str) -> str:
+    """The law as a power law: "lr* = k * N^b * D^c" or "lr* = k * C^b" (k = e^a)."""
     import math
 
     k = math.exp(law.params_["a"])
