@@ -29,7 +29,12 @@ MIN_SETTINGS = 3
 """Distinct settings with a finite loss a cell needs before its optimum is estimated."""
 
 WINDOW = 3
-"""Neighbours on each side of the best setting the quadratic is fitted through."""
+"""Neighbours on each side of the best setting the quadratic is fitted through, at most..."""
+
+WINDOW_FACTOR = 8.0
+"""...and only those within this factor of the best setting (its immediate neighbours always): loss vs
+ln(LR) is a parabola near its minimum only; on a coarse grid (a factor 3 a step) a point a factor 9 away
+sits where the curve has flattened (the high-LR side of our CPU sweep) and drags the vertex toward it."""
 
 DEFAULT_BAND = 0.0025
 """DeepSeek LLM's near-optimal band: settings within 0.25% of the best loss."""
@@ -107,7 +112,12 @@ def _quadratic(x: np.ndarray, loss: np.ndarray, x_best: float, band: float,
     flat (every loss within the band) or the parabola has no minimum inside the window."""
     j = int(np.flatnonzero(x == x_best)[0])
     lo, hi = max(0, j - WINDOW), min(len(x), j + WINDOW + 1)
-    xw, lw = x[lo:hi], loss[lo:hi]
+    near = np.abs(x - x_best) <= np.log(WINDOW_FACTOR) + 1e-9
+    near[max(0, j - 1): j + 2] = True
+    keep = np.zeros(len(x), dtype=bool)
+    keep[lo:hi] = True
+    keep &= near
+    xw, lw = x[keep], loss[keep]
     if len(xw) < 3 or lw.max() <= lw.min() * (1 + band):
         return None, "band"
     q2, q1, _ = np.polyfit(xw, lw, 2)

@@ -128,6 +128,10 @@ class HparamLaw:
             return only, (f"only {only} is identified: the cells' ln N and ln D are collinear" if only == "C"
                           else "only the (N, D) form is identified")
         ref, other = REFERENCE_FORM, "N,D"
+        if n_cuts and m[other] is not None and not np.isfinite(m[other]):
+            return ref, (f"the (N, D) form cannot be refitted on the smaller cells of {n_cuts} cut"
+                         f"{'s' if n_cuts != 1 else ''} (3 parameters need 4 cells with N and D not collinear): "
+                         "the C-only form")
         if n_cuts >= 2:
             if m[other] < m[ref]:
                 return other, f"the (N, D) form forecast the held-out cells better on {n_cuts} cuts"

@@ -88,3 +88,11 @@ def test_report_draws_the_laws(tmp_path, capsys):
     assert {"hparams-lr-cells", "hparams-lr-law"} <= set(names)
     page = (tmp_path / "r.html").read_text()
     assert "Learning-rate and batch laws" in page and "lr* = " in page
+
+
+def test_a_coarse_grid_fits_the_parabola_near_its_minimum_only():
+    # the CPU sweep's 29k-param cell at 500k tokens: a factor 3 a step, the curve flattens at high LR
+    lrs = np.array([0.0013875, 0.0041625, 0.0125, 0.0375])
+    cell = cell_optimum(29304, 499712, 8.79e10, lrs, np.array([4.9547, 4.4459, 4.5453, 4.6475]))
+    # the 3-point parabola's vertex (a third of a step above the best); all 4 points put it at 0.0097
+    assert cell.method == "quadratic" and cell.optimum == pytest.approx(0.0060, rel=0.02)
