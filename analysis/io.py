@@ -330,13 +330,15 @@ def _best_lr(df: pd.DataFrame, columns: Mapping[str, str | None], source: str) -
     """A sweep with LR multipliers trains each (N, D, seed) at several peak LRs: keep the lowest loss of
     each, the tuned-LR point a scaling law is about (one LR for all sizes biases the fit, Porian et al.
     2024), with a FitWarning counting what was left out."""
-    if "lr_multiplier" not in df.columns or df["lr_multiplier"].nunique() < 2:
+    varied = [c for c in ("lr_multiplier", "batch_multiplier") if c in df.columns and df[c].nunique() > 1]
+    if not varied:
         return df
     loss = columns.get("loss") or FOLDER_COLUMNS["loss"]
     key = [c for c in (columns.get("n") or FOLDER_COLUMNS["n"], columns.get("d") or FOLDER_COLUMNS["d"], "seed", "kind")
            if c in df.columns]
     best = df.loc[df.groupby(key, dropna=False)[loss].idxmin()]
-    warnings.warn(f"{source}: kept the best of {df['lr_multiplier'].nunique()} LR multipliers for each (N, D, seed): "
+    n_settings = len(df.drop_duplicates(varied))
+    warnings.warn(f"{source}: kept the best of {n_settings} LR/batch multiplier settings for each (N, D, seed): "
                   f"{len(best)} of {len(df)} rows", FitWarning, stacklevel=3)
     return best.sort_index()
 

@@ -45,6 +45,7 @@ from analysis.io import FitWarning
 from analysis.report_forecast import forecast_html, forecast_summary
 from analysis.report_html import (backtest_html, checklist_html, esc, figure_html,
                                   fit3_of, num, page_html, parameter_table, plan_rows, row_interval, table, warnings_html)
+from analysis.tables import folder_table
 from contracts.counts import format_count
 from contracts.jsonio import read_json_object, write_atomic
 
@@ -70,6 +71,7 @@ class ReportData:
     forecasts: pd.DataFrame | None = None       # leave-one-budget-out folds
     forecast: Any = None                        # the fitted analysis.forecast.Forecaster (the forecast section)
     auto: dict | None = None                    # its choice in brief: {"chosen", "weights", "method", "reason", "table"}
+    hparams: Any = None                         # analysis.hparams.HparamsResult (the LR / batch laws)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)   # every fit warning, as raised
     title: str = "Scaling-law report"
@@ -211,6 +213,10 @@ def render_report(data: ReportData, out: str | Path, *, static: tuple[str, str |
                      f"forecasts the compute-optimal model at {f['target_C'].iloc[0]:.3g} FLOPs; the spread shows how "
                      "much one budget moves the plan.</p>"
                      + fig("leave-one-budget-out", "Leave-one-budget-out", figures.forecast_figure(f)))
+    if data.hparams is not None:
+        from analysis.hparams.figures import hparams_section
+
+        parts.append(hparams_section(data.hparams, fig))
     data.figures = [{"name": n, "title": t} for n, t, _ in drawn]
     page = page_html(data.title, f"Source: <code>{esc(data.source)}</code>. Losses in nats/token; N in parameters; D in "
                      "tokens; C in FLOPs (6ND).", "".join(parts),
@@ -333,6 +339,7 @@ def prepare_report(
     exclude: str | None = None,
     progress: bool = False,
     forecast: Any = None,
+    hparams: str | Path | None = None,
 ) -> ReportData:
     """What the report of `source` shows. `fit` uses a given approach-3 fit (estimator, fit JSON path or
     dict) instead of fitting; `backtest_json` shows a backtest already made (its rows' intervals as
@@ -341,7 +348,8 @@ def prepare_report(
     rows an `analysis.holdout` expression matches before anything is fitted; `level` is the level of
     every interval on the page; `progress` shows bars for the bootstraps and the refits; `forecast` is the
     fitted `analysis.forecast.Forecaster` (or its fit JSON) to show, else the forecaster is fitted on the
-    table (along budgets, as `scaling plan --budget`, with min(`bootstrap`, 200) resamples)."""
+    table (along budgets, as `scaling plan --budget`, with min(`bootstrap`, 200) resamples). `hparams`: a
+    `scaling hparams --out` JSON to draw; a folder whose runs vary the LR (or batch) gets its laws fitted."""
     if not 0 < level < 1:
         raise InputError(f"level: {level} is not in (0, 1)")
     source = Path(source)
@@ -352,6 +360,7 @@ def prepare_report(
         data.fit3 = read_fit(source, approach=3, purpose="a report from a fit JSON")
         data.notes.append("Report drawn from the fit JSON alone: the law, its frontier, contours and plans; "
                           "no data points.")
+        data.hparams = _hparams(source, hparams, bootstrap, random_state, level, data.notes)
         return data
 
     notes_: list[str] = []
@@ -426,6 +435,30 @@ def prepare_report(
                                                       fit_kwargs=fit_kwargs, progress=progress)
             except InputError as exc:
                 notes_.append(f"Leave-one-budget-out skipped: {exc}")
+        data.hparams = _hparams(source, hparams, bootstrap, random_state, level, notes_)
     data.warnings = list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, FitWarning)))
     data.notes = notes_ + data.notes
     return data
+
+
+def _hparams(source: Path, path: str | Path | None, bootstrap: int, random_state: int, level: float,
+             notes: list[str]) -> Any:
+    """The LR/batch laws to draw: read from `path`, or fitted on a folder whose runs vary an LR or batch
+    multiplier (a note says why not when that fit fails)."""
+    from analysis.hparams import fit_hparams, read_hparams
+
+    if path is not None:
+        return read_hparams(path)
+    if not source.is_dir():
+        return None
+    try:
+        frame, _, _ = folder_table(source, "points")
+    except InputError:
+        return None
+    if not any(c in frame.columns and frame[c].nunique() > 1 for c in ("lr_multiplier", "batch_multiplier")):
+        return None
+    try:
+        return fit_hparams(source, bootstrap=max(bootstrap, 200), level=level, random_state=random_state)
+    except InputError as exc:
+        notes.append(f"The LR/batch laws did not fit: {exc}")
+        return None

@@ -101,6 +101,11 @@ class TrainConfig(BaseModel):
         default=None, gt=0, description="tokens per forward/backward; gradient accumulation fills the batch"
     )
     lr: float | None = Field(default=None, gt=0, description="peak learning rate; None = size rule")
+    lr_source: str | None = Field(
+        default=None, description="where lr and batch_tokens came from (e.g. a `scaling hparams` law); None = "
+                                  "set by hand or the size rule")
+    planned_intervals: dict[Literal["lr", "batch_tokens"], tuple[float, float]] | None = Field(
+        default=None, description="the planned lr / batch_tokens intervals of that law ([lo, hi] at its level)")
     min_lr_ratio: float = Field(default=0.1, ge=0, le=1, description="final LR / peak LR")
     warmup_tokens: int | None = Field(default=None, ge=0, description="None = size rule")
     schedule: Literal["cosine", "constant", "wsd"] = "cosine"

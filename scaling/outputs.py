@@ -181,6 +181,7 @@ class RunOutputs:
             "tokens": t.tokens, "tokens_seen": p.step * plan.batch_tokens if p.branch is None else None,
             "flops_6nd": 6.0 * c["params"] * t.tokens, "flops_detailed": self.flops_per_token_detailed * t.tokens,
             "lr": plan.lr, "batch_tokens": plan.batch_tokens, "schedule": t.schedule, "seed": t.seed,
+            "lr_source": t.lr_source or ("given" if t.lr is not None else "size rule (scaling.recipe.default_lr)"),
             "final_loss": final["loss"] if final else (float("nan") if p.status == "diverged" else p.last_val_loss),
             "final_train_loss": final["train_loss"] if final else p.last_train_loss,
             "epochs": self.state.stream.epochs, "wall_s": self.clock.elapsed(), "tokens_per_s": tokens_per_s,

@@ -59,6 +59,7 @@ class Trial:
     target_params: float | None = None  # what the spec asked for (None for an explicit shape)
     tokens_per_param: float = 0.0  # D / N in the spec's convention
     lr_multiplier: float = 1.0
+    batch_multiplier: float = 1.0
     cpus: float = 1.0
     gpus: float = 0.0
     convention: str = "total"
@@ -110,6 +111,7 @@ class Trial:
             "batch_tokens": t.batch_tokens,
             "lr": t.lr,
             "lr_multiplier": self.lr_multiplier,
+            "batch_multiplier": self.batch_multiplier,
             "seed": t.seed,
             "flops_6nd": self.flops_6nd,
             "flops_detailed": self.flops_detailed,
@@ -128,18 +130,23 @@ def expand(spec: SweepSpec, source: str = "spec") -> list[Trial]:
     steps, an unbracketed IsoFLOP optimum, two sizes that map to one shape.
     """
     if spec.design == DESIGN_BRANCHES:
+        if len(spec.batch.multipliers) > 1:
+            raise SpecError(f"{source}: batch.multipliers: {show(spec.batch.multipliers)} is not supported by design "
+                            f"{DESIGN_BRANCHES} (its branch points are whole steps of one batch); use design isoflop or grid")
         return branch_trials(spec, source, sys.modules[__name__])
     points = _points(spec, source)  # (model, D target, budget, target_params, field path of the D choice)
     trials: list[Trial] = []
     seen: set[str] = set()
     for model, d_target, budget, target, where in points:
         for mult in spec.lr.multipliers:
-            for seed in spec.seeds:
-                trial = _make_trial(spec, source, model, d_target, budget, target, where, mult, seed)
-                if trial.run_id in seen:  # two budgets/ratios giving one run: keep the first
-                    continue
-                seen.add(trial.run_id)
-                trials.append(trial)
+            for bmult in spec.batch.multipliers:
+                for seed in spec.seeds:
+                    trial = _make_trial(spec, source, model, d_target, budget, target, where, mult, seed,
+                                        batch_mult=bmult)
+                    if trial.run_id in seen:  # two budgets/ratios giving one run: keep the first
+                        continue
+                    seen.add(trial.run_id)
+                    trials.append(trial)
     return trials
 
 
@@ -285,12 +292,13 @@ def _check_rounding(where: str, d_target: float, tokens: int, batch: int) -> Non
 
 
 def _make_trial(spec: SweepSpec, source: str, model: ModelConfig, d_target: float, budget: float | None,
-                target: float | None, where: str, mult: float, seed: int, shortest: int | None = None) -> Trial:
+                target: float | None, where: str, mult: float, seed: int, shortest: int | None = None,
+                batch_mult: float = 1.0) -> Trial:
     """One trial of `d_target` tokens (rounded to whole steps); `shortest` is the D of its shortest point
     (an `isoflop-branches` trial's shortest cool-down branch), which `schedule.warmup_fraction` scales to."""
     counts = param_counts(model)
     n = counts["params_nonembedding"] if spec.size_convention == "nonembedding" else counts["params"]
-    batch = spec.batch.tokens_for(d_target, spec.context)
+    batch = spec.batch.tokens_for(d_target, spec.context, batch_mult)
     steps = max(1, int(round(d_target / batch)))
     tokens = steps * batch
     _check_rounding(f"{source}: {where}", d_target, tokens, batch)
@@ -331,7 +339,7 @@ def _make_trial(spec: SweepSpec, source: str, model: ModelConfig, d_target: floa
         checkpoint_interval=spec.checkpoint_interval,
         **spec.train,
     )
-    run_id = _run_id(spec, model, tokens, budget, mult, seed)
+    run_id = _run_id(spec, model, tokens, budget, mult, seed, batch_mult)
     try:
         train = TrainConfig(**train_kwargs)
         config = RunConfig(model=model, data=spec.data_config(), train=train, run_id=run_id, sweep=spec.sweep_name())
@@ -352,13 +360,15 @@ def _make_trial(spec: SweepSpec, source: str, model: ModelConfig, d_target: floa
         target_params=target,
         tokens_per_param=tokens / n,
         lr_multiplier=mult,
+        batch_multiplier=batch_mult,
         cpus=res.trial_cpus,
         gpus=res.trial_gpus,
         convention=spec.size_convention,
     )
 
 
-def _run_id(spec: SweepSpec, model: ModelConfig, tokens: int, budget: float | None, mult: float, seed: int) -> str:
+def _run_id(spec: SweepSpec, model: ModelConfig, tokens: int, budget: float | None, mult: float, seed: int,
+            batch_mult: float = 1.0) -> str:
     """Readable, unique, filesystem-safe: `C1e12-L2d64h2-s0`, `L4d128h4-D20M-s0`, `L2d64h2-D2M-lrx2-s1`."""
     shape = f"L{model.n_layer}d{model.d_model}h{model.n_head}"
     if model.d_ff is not None:
@@ -369,6 +379,8 @@ def _run_id(spec: SweepSpec, model: ModelConfig, tokens: int, budget: float | No
         parts.append(f"D{format_count(tokens)}")
     if len(spec.lr.multipliers) > 1:
         parts.append(f"lrx{short(mult)}")
+    if len(spec.batch.multipliers) > 1:
+        parts.append(f"bx{short(batch_mult)}")
     parts.append(f"s{seed}")
     return "-".join(parts)
 
@@ -409,4 +421,27 @@ def totals(trials: list[Trial]) -> dict[str, float]:
         "flops_saving": 1.0 - total / one_each if one_each else 0.0,
         "flops_detailed": sum(t.flops_detailed for t in trials),
         "tokens": sum(t.tokens for t in trials),
+        **_grid_cost(trials),
     }
+
+
+def _grid_cost(trials: list[Trial]) -> dict[str, float]:
+    """What a hyper-parameter grid (lr/batch multipliers) costs: `settings_per_point` (the trials of the
+    commonest (shape, D) point), `flops_one_setting` (6ND of one trial per point, the multiplier-1 one
+    when there is one) and `grid_cost_ratio` (flops_total / flops_one_setting)."""
+    by_shape: dict[tuple, list[Trial]] = {}
+    for t in trials:
+        by_shape.setdefault((t.shape, t.budget, t.config.train.seed), []).append(t)
+    groups: list[list[Trial]] = []
+    for same in by_shape.values():   # one point: D within 2% (whole steps of each batch multiplier)
+        same.sort(key=lambda t: t.tokens)
+        for t in same:
+            if groups and groups[-1][0] in same and t.tokens <= groups[-1][0].tokens * 1.02:
+                groups[-1].append(t)
+            else:
+                groups.append([t])
+    one = sum(min(g, key=lambda t: (abs(math.log(t.lr_multiplier)) + abs(math.log(t.batch_multiplier)))).flops_total
+              for g in groups)
+    total = sum(t.flops_total for t in trials)
+    return {"settings_per_point": max((len(g) for g in groups), default=1), "flops_one_setting": one,
+            "grid_cost_ratio": total / one if one else 1.0}

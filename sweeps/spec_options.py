@@ -150,6 +150,15 @@ class ScheduleSpec(BaseModel):
         return max(batch_tokens, int(round(self.warmup_fraction * shortest_tokens)))
 
 
+def check_multipliers(multipliers: list[float]) -> None:
+    """FieldError unless every multiplier is a positive finite factor and none repeats."""
+    for i, m in enumerate(multipliers):
+        if not (math.isfinite(m) and m > 0):
+            raise FieldError(f"multipliers[{i}]", m, "is not a positive factor")
+    if len(set(multipliers)) != len(multipliers):
+        raise FieldError("multipliers", multipliers, "has duplicates")
+
+
 class LRRule(BaseModel):
     """Peak learning rate of each trial as a rule of its parameter count N.
 
@@ -175,11 +184,7 @@ class LRRule(BaseModel):
             raise FieldError("value", None, f"rule {self.rule!r} needs the peak learning rate")
         if self.rule == "default" and self.value is not None:
             raise FieldError("value", self.value, "is ignored by rule 'default'; use rule 'fixed'")
-        for i, m in enumerate(self.multipliers):
-            if not (math.isfinite(m) and m > 0):
-                raise FieldError(f"multipliers[{i}]", m, "is not a positive factor")
-        if len(set(self.multipliers)) != len(self.multipliers):
-            raise FieldError("multipliers", self.multipliers, "has duplicates")
+        check_multipliers(self.multipliers)
         return self
 
     def lr_for(self, params: float) -> float | None:
@@ -197,6 +202,8 @@ class BatchRule(BaseModel):
     - `power`: tokens * (D / reference_tokens) ** exponent (the batch grows with the run's data; Power
       Lines, arXiv 2505.13738, fit B_opt ~ D^0.383).
     The result is rounded to a whole number of sequences (a multiple of `context`), at least one.
+    `multipliers` turns every trial into a small batch sweep around the rule (one trial per multiplier,
+    crossed with `lr.multipliers`): the grid `scaling hparams` fits B*(C) from (DeepSeek LLM 2024, §3.1).
     """
 
     model_config = STRICT
@@ -204,10 +211,16 @@ class BatchRule(BaseModel):
     tokens: Tokens = 8192
     reference_tokens: Tokens = 100_000_000
     exponent: float = Field(default=0.0, ge=0, le=1)
+    multipliers: list[float] = Field(default_factory=lambda: [1.0], min_length=1)
 
-    def tokens_for(self, data_tokens: float, context: int) -> int:
+    @model_validator(mode="after")
+    def _check(self) -> "BatchRule":
+        check_multipliers(self.multipliers)
+        return self
+
+    def tokens_for(self, data_tokens: float, context: int, multiplier: float = 1.0) -> int:
         raw = self.tokens if self.rule == "fixed" else self.tokens * (data_tokens / self.reference_tokens) ** self.exponent
-        return max(1, int(round(raw / context))) * context
+        return max(1, int(round(raw * multiplier / context))) * context
 
 
 class AdamRule(BaseModel):

@@ -127,6 +127,7 @@ def collect(out: str | Path, *, write: bool = True) -> Tables:
         if plan.get("budget") is not None:
             row["budget"] = plan["budget"]
         row["lr_multiplier"] = plan.get("lr_multiplier", 1.0)
+        row["batch_multiplier"] = plan.get("batch_multiplier", 1.0)
         trial_rows.append(row)
         curves = folder_state.read_run_csv(out, run_id, "curves.csv")
         if curves is not None and len(curves):
@@ -141,6 +142,7 @@ def collect(out: str | Path, *, write: bool = True) -> Tables:
             if budgets is not None:
                 points["budget"] = budgets
             points["lr_multiplier"] = plan.get("lr_multiplier", 1.0)
+            points["batch_multiplier"] = plan.get("batch_multiplier", 1.0)
             points["seed"] = plan.get("config", {}).get("train", {}).get("seed", 0)
             point_frames.append(points)
 

@@ -450,6 +450,37 @@ COMPARE = [
 CASES = SPECS + SETS + TABLES + FLAGS + FITS + COMPARE
 
 
+
+def _hp_table(lr=None, one_setting=False, diverged_all=False) -> str:
+    """An LR sweep CSV: 3 sizes x 2 token counts x 3 LRs, optimum bracketed in each cell."""
+    rows = []
+    for N in (1e6, 3e6, 1e7):
+        for D in (2e7, 8e7):
+            for m in ((1.0,) if one_setting else (0.5, 1.0, 2.0)):
+                loss = "nan" if diverged_all else 3.0 + 0.05 * np.log(m) ** 2
+                rows.append({"N": N, "D": D, "lr": 1e-3 * m if lr is None else lr, "loss": loss})
+    return pd.DataFrame(rows).to_csv(index=False)
+
+
+HP_CASES = [
+    Bad("hparams-missing-table", ["hparams", "{d}/none.csv"], "none.csv"),
+    Bad("hparams-lr-zero", ["hparams", "{d}/h.csv"], "'lr'", {"h.csv": _hp_table(lr=0.0)}),
+    Bad("hparams-lr-negative", ["hparams", "{d}/h.csv"], "'lr'", {"h.csv": _hp_table(lr=-1e-3)}),
+    Bad("hparams-lr-inf", ["hparams", "{d}/h.csv"], "'lr'", {"h.csv": _hp_table(lr=float("inf"))}),
+    Bad("hparams-no-lr-column", ["hparams", "{d}/h.csv", "--lr-col", "peak_lr"], "peak_lr", {"h.csv": _hp_table()}),
+    Bad("hparams-one-setting-per-cell", ["hparams", "{d}/h.csv"], "0 of 6 (N, D) cells", {"h.csv": _hp_table(one_setting=True)}),
+    Bad("hparams-all-diverged", ["hparams", "{d}/h.csv"], "0 of 6 (N, D) cells", {"h.csv": _hp_table(diverged_all=True)}),
+    Bad("hparams-at-not-a-pair", ["hparams", "{d}/h.csv", "--at", "1B"], "1B", {"h.csv": _hp_table()}),
+    Bad("hparams-at-negative", ["hparams", "{d}/h.csv", "--at", "1B,-2"], "-2", {"h.csv": _hp_table()}),
+    Bad("hparams-band-one", ["hparams", "{d}/h.csv", "--band", "1"], "--band", {"h.csv": _hp_table()}),
+    Bad("hparams-out-is-a-folder", ["hparams", "{d}/h.csv", "--out", "{d}"], "is a folder", {"h.csv": _hp_table()}),
+    Bad("plan-hparams-not-hparams", ["plan", "{d}/fit.json", "--budget", "1e21", "--hparams", "{d}/h.json"],
+        "h.json", {"h.json": "{}", "fit.json": "@fit"}),
+    Bad("plan-hparams-missing", ["plan", "{d}/fit.json", "--budget", "1e21", "--hparams", "{d}/none.json"], "none.json",
+        {"fit.json": "@fit"}),
+]
+CASES += HP_CASES
+
 def test_at_least_100_cases():
     assert len(CASES) >= 100
     assert len({c.id for c in CASES}) == len(CASES)

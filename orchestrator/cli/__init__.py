@@ -14,7 +14,7 @@ import sys
 from orchestrator.cli.common import OneLineParser, run_handler
 
 # Subcommand modules, in the order `scaling --help` lists them.
-COMMANDS = ("train", "sweep", "fit", "plan", "backtest", "compare", "report", "demo")
+COMMANDS = ("train", "sweep", "fit", "hparams", "plan", "backtest", "compare", "report", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -69,6 +69,9 @@ def register(subparsers) -> None:
                    help="context length of the planned model (default: the fit's sweep or run, else ModelConfig's)")
     p.add_argument("--no-shape", action="store_true", help="skip the model shape")
     p.add_argument("--write-config", metavar="PATH", help="write a RunConfig JSON for the planned run")
+    p.add_argument("--hparams", metavar="HP.json",
+                   help="peak LR and batch from `scaling hparams --out HP.json` laws at the planned N, D (written "
+                        "into --write-config with their intervals; default: the size rule's LR, the sweep's batch)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -85,6 +88,11 @@ def run(args: argparse.Namespace) -> int:
         from orchestrator.cli.common import check_out_path
 
         check_out_path(args.write_config, "--write-config", file=True)
+    hp = None
+    if args.hparams:
+        from analysis.hparams import read_hparams
+
+        hp = read_hparams(args.hparams)
     est = _fit_or_read(args)
     planner = Planner.from_fit(est, unique_tokens=args.unique_tokens)
     hw = dict(flops_per_s=args.flops_per_s, mfu=args.mfu, devices=args.devices)
@@ -112,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
     shape = None if args.no_shape else model_shape(plan, vocab_size=args.vocab_size, context=args.context, base=base)
     if shape is not None:
         out.update(shape)
+    if hp is not None:
+        out["hparams"] = with_hparams(out, hp, plan, args.hparams)
     if args.write_config:
         if not shape or "run_config" not in shape:
             raise InputError("--write-config needs a model shape (drop --no-shape; scaling.shapes must be present)")
@@ -130,9 +140,42 @@ def run(args: argparse.Namespace) -> int:
               + (f" -> {_shape_count_text(shape)}" if shape.get("shape_params") else ""))
     elif shape and "shape_error" in shape:
         print(f"{'model shape':<22}unavailable: {shape['shape_error']}")
+    if hp is not None:
+        h = out["hparams"]
+        iv = h["lr_interval"]
+        print(f"{'peak LR':<22}{h['lr']:.3g}" + (f" [{iv[0]:.3g}, {iv[1]:.3g}]" if iv else "") + f" (from {args.hparams})")
+        if h["batch_tokens"] is not None:
+            bi = h["batch_interval"]
+            print(f"{'batch':<22}{format_count(h['batch_tokens'])} tokens/step"
+                  + (f" [{format_count(bi[0])}, {format_count(bi[1])}]" if bi else "") + f" (from {args.hparams})")
     if args.write_config:
         print(f"{'run config':<22}{args.write_config}")
     return 0
+
+
+def with_hparams(out: dict, hp, plan, path: str) -> dict:
+    """The fitted LR (and batch) at the planned run (`analysis.hparams.plan_settings`), written into
+    `out["run_config"]` when there is one, with where they came from and their intervals."""
+    from analysis.hparams import plan_settings
+    from scaling.config import TrainConfig, parse_config
+
+    counts = out.get("shape_param_counts") or {}
+    N = counts.get("params" if hp.n_convention == "total" else "params_nonembedding", plan.N)
+    cfg = out.get("run_config")
+    context = cfg["model"]["context"] if cfg else 1
+    h = plan_settings(hp, float(N), float(plan.D), context=context, source=path)
+    if cfg:
+        train = dict(cfg["train"], lr=h["lr"], lr_source=h["lr_source"])
+        intervals = {"lr": h["lr_interval"]} if h["lr_interval"] else {}
+        if h["batch_tokens"] is not None:
+            train["batch_tokens"] = h["batch_tokens"]
+            if train.get("micro_batch_tokens") and h["batch_tokens"] % train["micro_batch_tokens"]:
+                train["micro_batch_tokens"] = None
+            if h["batch_interval"]:
+                intervals["batch_tokens"] = h["batch_interval"]
+        train["planned_intervals"] = intervals or None
+        cfg["train"] = parse_config(TrainConfig, train, "plan --hparams").model_dump(mode="json")
+    return h
 
 
 def _fit_or_read(args: argparse.Namespace):

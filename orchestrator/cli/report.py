@@ -52,6 +52,9 @@ def register(subparsers) -> None:
     p.add_argument("--forecast", metavar="FIT.json",
                    help="show this forecaster fit (`scaling fit --approach auto --out`) instead of fitting one "
                         "(the page always opens with the forecast every command uses)")
+    p.add_argument("--hparams", metavar="HP.json",
+                   help="draw these LR/batch laws (`scaling hparams --out`); a sweep folder with an LR grid gets "
+                        "its laws fitted and drawn without it")
     p.add_argument("--title", help="page title")
     p.add_argument("--static", nargs=2, metavar=("FORMAT", "DIR"),
                    help="also write each figure to DIR as png, svg or pdf (needs kaleido and Chromium)")
@@ -78,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
                               drop_highest=args.drop_highest, bootstrap=args.bootstrap, random_state=args.seed,
                               budget_rtol=args.budget_rtol, holdout=args.holdout, targets=args.targets,
                               lobo=args.lobo, title=args.title, backtest_json=args.backtest, best_of=args.best_of,
-                              allow_mixed=args.allow_mixed,
+                              allow_mixed=args.allow_mixed, hparams=args.hparams,
                               level=args.level, exclude=args.exclude, forecast=args.forecast,
                               progress=not args.no_progress and sys.stderr.isatty())
         path = render_report(data, args.out, static=tuple(args.static) if args.static else None)

@@ -136,6 +136,10 @@ def run_plan(args: argparse.Namespace) -> int:
           f"points, {format_count(tot['tokens'])} tokens (trunks)")
     print(f"one run per point: {tot['flops_one_run_per_point']:.3g} FLOPs (6ND); this design saves "
           f"{100 * tot['flops_saving']:.0f}%")
+    if tot["settings_per_point"] > 1:
+        print(f"hyper-parameter grid: {len(spec.lr.multipliers)} LR x {len(spec.batch.multipliers)} batch settings "
+              f"per point cost {tot['grid_cost_ratio']:.2f}x one setting per point ({tot['flops_one_setting']:.3g} "
+              "FLOPs, 6ND); `scaling hparams` fits the optimum from them")
     print(f"estimated wall time: {_duration(est.wall_s)} ({est.source}: {est.note})")
     return 0
 

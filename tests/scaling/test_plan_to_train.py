@@ -74,3 +74,39 @@ def test_train_config_refuses_model_flags_and_bad_files(stdlib_data_config, tmp_
     assert err.startswith("error: ") and str(bad) in err and "model.d_model" in err and err.count("\n") == 1
     assert main(["train", "--out", str(tmp_path / "z")]) == 2
     assert "--tokens or --tokens-per-param" in capsys.readouterr().err
+
+
+def test_plan_hparams_writes_the_fitted_lr_and_batch_that_train_uses(stdlib_data_config, tmp_path, capsys):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "analysis"))
+    from synthetic_hparams import hparam_rows
+
+    fit = _fit_of_run(tmp_path, stdlib_data_config)
+    hparam_rows(0, edge_cell=False, batch_multipliers=(0.25, 0.5, 1.0, 2.0, 4.0)).to_csv(tmp_path / "hp.csv", index=False)
+    assert main(["hparams", str(tmp_path / "hp.csv"), "--bootstrap", "100", "--out", str(tmp_path / "hp.json")]) == 0
+    capsys.readouterr()
+    run_json = tmp_path / "run.json"
+    budget = 6 * 24e3 * 6e3
+    assert main(["plan", str(fit), "--budget", str(budget), "--hparams", str(tmp_path / "hp.json"),
+                 "--write-config", str(run_json), "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    h, train = plan["hparams"], json.loads(run_json.read_text())["train"]
+    assert train["lr"] == pytest.approx(h["lr"]) and h["lr_interval"][0] < h["lr"] < h["lr_interval"][1]
+    assert train["batch_tokens"] == h["batch_tokens"] and train["batch_tokens"] % 64 == 0   # whole sequences
+    assert train["planned_intervals"]["lr"] == pytest.approx(h["lr_interval"])
+    assert "scaling hparams" in train["lr_source"] and "hp.json" in train["lr_source"]
+    assert train["lr"] != pytest.approx(0.5 / plan["shape"]["d_model"])      # not the size rule
+
+    out = tmp_path / "planned"
+    assert main(["train", "--config", str(run_json), "--out", str(out), "--threads", "1", "--json", "--quiet"]) == 0
+    trial = json.loads(capsys.readouterr().out)
+    assert trial["status"] == "completed" and trial["lr"] == pytest.approx(h["lr"])
+    assert trial["batch_tokens"] == h["batch_tokens"] and trial["lr_source"] == train["lr_source"]
+    assert json.loads((out / "config.json").read_text())["train"]["lr_source"] == train["lr_source"]
+
+    # without --hparams nothing changes: the size rule's LR, the fit's run's batch
+    assert main(["plan", str(fit), "--budget", str(budget), "--write-config", str(run_json)]) == 0
+    plain = json.loads(run_json.read_text())["train"]
+    assert plain["lr"] is None and plain["lr_source"] is None and plain["batch_tokens"] == 2048

@@ -67,6 +67,23 @@ def test_lr_multipliers_scale_the_default_width_rule():
     assert len({t.run_id for t in trials}) == 3
 
 
+def test_batch_multipliers_cross_the_lr_grid_and_the_plan_prices_it():
+    spec = spec_of("design: grid\nsizes: [{n_layer: 2, d_model: 64, n_head: 4}]\ntokens: [100k, 200k]\n"
+                   "lr: {rule: fixed, value: 1e-3, multipliers: [0.5, 1, 2]}\n"
+                   "batch: {tokens: 512, multipliers: [0.5, 1, 2]}\n")
+    trials = expand(spec)
+    assert len(trials) == 2 * 3 * 3 and len({t.run_id for t in trials}) == 18
+    assert {t.config.train.batch_tokens for t in trials} == {256, 512, 1024}    # whole sequences of 64
+    assert all(t.tokens % t.config.train.batch_tokens == 0 for t in trials)
+    assert {(t.lr_multiplier, t.batch_multiplier) for t in trials} == {(a, b) for a in (0.5, 1, 2) for b in (0.5, 1, 2)}
+    tot = totals(trials)
+    one = sum(t.flops_total for t in trials if t.lr_multiplier == 1 and t.batch_multiplier == 1)
+    assert tot["settings_per_point"] == 9 and tot["flops_one_setting"] == pytest.approx(one)
+    assert tot["grid_cost_ratio"] == pytest.approx(tot["flops_total"] / one) and 8 < tot["grid_cost_ratio"] < 10
+    with pytest.raises(SpecError, match="multipliers"):
+        spec_of("design: grid\nsizes: [16k]\ntokens: [100k]\nbatch: {tokens: 512, multipliers: [1, -2]}\n")
+
+
 def test_grid_tokens_per_param_and_ladder_multiples():
     grid = expand(spec_of("design: grid\nsizes: [16k, 40k]\ntokens_per_param: [10, 40]\n"))
     for t in grid:
