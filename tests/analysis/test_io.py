@@ -78,7 +78,7 @@ def test_sweep_folder_with_lr_multipliers_keeps_the_best_lr_of_each_run(tmp_path
             f.loc[3, "loss"] = base.loc[3, "loss"] - 0.05
         frames.append(f)
     pd.concat(frames, ignore_index=True).to_parquet(tmp_path / "points.parquet")
-    with pytest.warns(FitWarning, match=r"best of 3 LR multipliers .*4 of 12 rows"):
+    with pytest.warns(FitWarning, match=r"best of 3 LR/batch multiplier settings .*4 of 12 rows"):
         pts = load_points(tmp_path)
     assert len(pts) == 4
     expected = base["loss"].to_numpy().copy()
