@@ -4,7 +4,8 @@ A cell is one (N, D) pair trained at several settings s (peak learning rates, or
 per step). Its optimum s* is estimated on x = ln s, from the settings whose loss is finite:
 
     quadratic   L(x) = q0 + q1 x + q2 x^2 fitted (least squares) through the best setting and its
-                nearest neighbours in x (up to 2 each side, `WINDOW`), s* = exp(-q1 / (2 q2)). Used
+                nearest neighbours in x (up to 3 each side, `WINDOW`, within a factor
+                `WINDOW_FACTOR` of the best), s* = exp(-q1 / (2 q2)). Used
                 when the parabola opens upwards and its vertex lies inside the window (Li et al. 2025,
                 "(Mis)fitting scaling laws", fit the LR optimum per (N, D) this way; Wortsman et al. 2023
                 show loss vs log LR is parabolic near its minimum).
@@ -96,7 +97,7 @@ def cell_optimum(N: float, D: float, C: float, settings: np.ndarray, losses: np.
                                   "its minimum")
     x = np.log(values)
     upper = x[i + 1]    # the next setting up bounds the optimum (diverged or not)
-    opt, method = _quadratic(x[finite], mean[finite], float(x[i]), band, upper)
+    opt, method = _quadratic(x[finite], mean[finite], float(x[i]), band, upper), "quadratic"
     if opt is None:
         opt, method = _band(x[finite], mean[finite], band), "band"
     return CellOptimum(**base, **best, optimum=float(np.exp(opt)), method=method, kept=True)
@@ -107,7 +108,7 @@ def _mean_or_inf(v: np.ndarray) -> float:
 
 
 def _quadratic(x: np.ndarray, loss: np.ndarray, x_best: float, band: float,
-               upper: float) -> tuple[float | None, str]:
+               upper: float) -> float | None:
     """The vertex of the parabola through the best point and its neighbours, or None when the window is
     flat (every loss within the band) or the parabola has no minimum inside the window."""
     j = int(np.flatnonzero(x == x_best)[0])
@@ -119,14 +120,14 @@ def _quadratic(x: np.ndarray, loss: np.ndarray, x_best: float, band: float,
     keep &= near
     xw, lw = x[keep], loss[keep]
     if len(xw) < 3 or lw.max() <= lw.min() * (1 + band):
-        return None, "band"
+        return None
     q2, q1, _ = np.polyfit(xw, lw, 2)
     if not q2 > 0:
-        return None, "band"
+        return None
     vertex = -q1 / (2 * q2)
     if not xw.min() <= vertex <= min(xw.max(), upper):
-        return None, "band"
-    return float(vertex), "quadratic"
+        return None
+    return float(vertex)
 
 
 def _band(x: np.ndarray, loss: np.ndarray, band: float) -> float:

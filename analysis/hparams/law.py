@@ -33,15 +33,17 @@ import numpy as np
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
+from analysis.bootstrap import percentile_interval
 from analysis.forecast.cuts import choose_axis, cuts_for
+from analysis.forecast.forecaster import TRIM_RMS_FACTOR
 from analysis.io import points_from_arrays
 
 FORMS = ("N,D", "C")
 """The (N, D) form and the C-only form."""
 
 REFERENCE_FORM = "C"
-TRIM_FACTOR = 4.0
-"""The forecaster's trim in mean squared error (a factor 2 in RMS, `analysis.forecast.TRIM_RMS_FACTOR`)."""
+TRIM_FACTOR = TRIM_RMS_FACTOR ** 2
+"""The forecaster's trim in mean squared error (its factor in RMS, squared)."""
 
 PARAM_NAMES = {"N,D": ("a", "b", "c"), "C": ("a", "b")}
 
@@ -97,7 +99,8 @@ class HparamLaw:
         names = PARAM_NAMES[self.form_]
         self.params_ = dict(zip(names, map(float, self.coef_)))
         self.intervals_ = {} if not len(self.draws_) else {
-            n: _percentile(self.draws_[:, j], self.interval_level) for j, n in enumerate(names)}
+            n: [float(v) for v in percentile_interval(self.draws_[:, j], self.interval_level)]
+            for j, n in enumerate(names)}
         return self
 
     def _select(self, N, D, C, ln_y, candidates: dict[str, np.ndarray]) -> dict:
@@ -137,7 +140,7 @@ class HparamLaw:
                 return other, f"the (N, D) form forecast the held-out cells better on {n_cuts} cuts"
             return ref, f"the C-only form forecast the held-out cells as well or better on {n_cuts} cuts"
         if n_cuts == 1 and m[ref] > TRIM_FACTOR * m[other]:
-            return other, "one cut only rejects: the C-only form's error was over 4x the (N, D) form's"
+            return other, f"one cut only rejects: the C-only form's error was over {TRIM_FACTOR:g}x the (N, D) form's"
         return ref, (f"{n_cuts} cut{'s' if n_cuts != 1 else ''} cannot rank the forms: the reference C-only form "
                      "(DeepSeek LLM) is used")
 
@@ -170,9 +173,8 @@ class HparamLaw:
         if not len(self.draws_):
             nan = np.full(X.shape[0], np.nan)
             return nan, nan
-        draws = X @ self.draws_.T
-        a = (1 - self.interval_level) / 2
-        return np.exp(np.quantile(draws, a, axis=1)), np.exp(np.quantile(draws, 1 - a, axis=1))
+        lo, hi = percentile_interval(X @ self.draws_.T, self.interval_level, axis=1)
+        return np.exp(lo), np.exp(hi)
 
     def _X(self, N, D, C) -> np.ndarray:
         N, D = np.atleast_1d(np.asarray(N, dtype=float)), np.atleast_1d(np.asarray(D, dtype=float))
@@ -195,7 +197,3 @@ class HparamLaw:
         law.residual_rms_, law.selection_ = d.get("residual_rms"), d.get("selection")
         return law
 
-
-def _percentile(x: np.ndarray, level: float) -> list[float]:
-    a = (1 - level) / 2
-    return [float(np.quantile(x, a)), float(np.quantile(x, 1 - a))]
