@@ -30,11 +30,10 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import InputError
-from analysis.provenance import provenance
+from analysis.provenance import folder_trials, provenance
 from analysis.tables import folder_table, read_table
 from contracts.conventions import FLOPS_6ND, N_CONVENTION_COLUMNS, convention_of_column, flops_6nd, tokens_for_flops
-from contracts.runs_table import (CURVE_FIT_COLUMNS, FIT_COLUMNS, FIT_STATUS, UNIQUE_TOKENS, run_table_file,
-                                  sweep_table_file)
+from contracts.runs_table import CURVE_FIT_COLUMNS, FIT_COLUMNS, FIT_STATUS, UNIQUE_TOKENS
 
 ROLES = ("n", "d", "c", "loss", "budget", "u")
 
@@ -217,29 +216,21 @@ def load_points_frame(source: str | Path | pd.DataFrame, columns: Mapping[str, s
         df = _best_lr(df, columns, name)
     df = df.reset_index(drop=True)
     pts = points_from_frame(df, columns, source=name, n_convention=n_convention, auto=not folder)
-    vocab = _vocab_size(Path(source) if folder else None, df, name)
-    prov = provenance(Path(source) if folder else None, df, name, allow_mixed=allow_mixed)
+    trials = folder_trials(Path(source)) if folder else None
+    vocab = _vocab_size(trials, df, folder=folder)
+    prov = provenance(df, name, trials=trials, runs_table=folder, allow_mixed=allow_mixed)
     return df, replace(pts, provenance=prov, **({} if vocab is None else {"vocab_size": vocab}))
 
 
-def _vocab_size(folder: Path | None, df: pd.DataFrame, source: str) -> int | None:
+def _vocab_size(trials: pd.DataFrame | None, df: pd.DataFrame, *, folder: bool) -> int | None:
     """The vocabulary size V every row's model predicts over (for the loss of a uniform guess, ln V): a
-    sweep folder's `trials.parquet` or a run folder's `trial.json` column `vocab_size`, else the table's
-    own `vocab_size` column; None when absent or when the rows differ (losses over different
-    vocabularies share no ceiling)."""
-    values = None
-    if folder is not None:
-        from contracts.jsonio import read_json
-
-        try:
-            if (folder / sweep_table_file("trials")).exists():
-                values = read_table(folder / sweep_table_file("trials")).get(VOCAB_COLUMN)
-            elif (folder / run_table_file("trials")).exists():
-                values = pd.Series([read_json(folder / run_table_file("trials")).get(VOCAB_COLUMN)])
-        except (InputError, OSError, ValueError, AttributeError):
-            values = None
-    elif VOCAB_COLUMN in df.columns:
-        values = df[VOCAB_COLUMN]
+    folder's trials table's column `vocab_size` (`trials`: a sweep's `trials.parquet` or a run's
+    `trial.json`, `analysis.provenance.folder_trials`), else the table's own `vocab_size` column; None when
+    absent or when the rows differ (losses over different vocabularies share no ceiling)."""
+    if folder:
+        values = None if trials is None else trials.get(VOCAB_COLUMN)
+    else:
+        values = df.get(VOCAB_COLUMN)
     if values is None:
         return None
     v = pd.to_numeric(pd.Series(values), errors="coerce").dropna().unique()

@@ -27,8 +27,9 @@ TOKENIZER_HASH_COLUMNS = ("tokenizer_hash",)
 RUN_ID = "run_id"
 
 
-def _trials(folder: Path) -> pd.DataFrame | None:
-    """The folder's trials table (a sweep's trials.parquet, a run's trial.json as one row), or None."""
+def folder_trials(folder: Path) -> pd.DataFrame | None:
+    """The folder's trials table (a sweep's trials.parquet, a run's trial.json as one row), or None: read
+    once per load (`analysis.io.load_points_frame`) for the provenance and the vocabulary size."""
     try:
         if (folder / sweep_table_file("trials")).exists():
             return read_table(folder / sweep_table_file("trials"))
@@ -40,9 +41,8 @@ def _trials(folder: Path) -> pd.DataFrame | None:
     return None
 
 
-def _rows_with_trials(folder: Path | None, df: pd.DataFrame) -> pd.DataFrame:
+def _rows_with_trials(trials: pd.DataFrame | None, df: pd.DataFrame) -> pd.DataFrame:
     """The rows, with the trials' columns they lack joined on run_id (folders); the rows as they are otherwise."""
-    trials = _trials(folder) if folder is not None else None
     if trials is None or RUN_ID not in df.columns or RUN_ID not in trials.columns:
         return df
     extra = [c for c in trials.columns if c not in df.columns or c == RUN_ID]
@@ -75,12 +75,14 @@ def _one(rows: pd.DataFrame, columns: tuple[str, ...], what: str, source: str, a
     return f"mixed: {listed}"
 
 
-def provenance(folder: Path | None, df: pd.DataFrame, source: str, *, allow_mixed: bool = False) -> dict[str, Any]:
+def provenance(df: pd.DataFrame, source: str, *, trials: pd.DataFrame | None = None, runs_table: bool = False,
+               allow_mixed: bool = False) -> dict[str, Any]:
     """{eval_data_hash, tokenizer_hash, tokenizer, checkpoints, lr_schedule, runs_table} of the rows `df`
-    (what is not recorded is left out); InputError when the rows' eval data or tokenizer hashes differ,
-    unless `allow_mixed`."""
-    rows = _rows_with_trials(folder, df)
-    out: dict[str, Any] = {"runs_table": folder is not None}
+    (joined on run_id with a folder's `trials`, `folder_trials`; what is not recorded is left out);
+    InputError when the rows' eval data or tokenizer hashes differ, unless `allow_mixed`. `runs_table`: the
+    rows come from a sweep or run folder."""
+    rows = _rows_with_trials(trials, df)
+    out: dict[str, Any] = {"runs_table": runs_table}
     ev = _one(rows, EVAL_HASH_COLUMNS, "eval data", source, allow_mixed)
     tok = _one(rows, TOKENIZER_HASH_COLUMNS, "tokenizer", source, allow_mixed)
     if ev is not None:
