@@ -26,6 +26,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from analysis.kaplan import N_STARTS, START_EXPONENTS, START_OFFSETS
+
 NOT_RECORDED = "not recorded"
 
 EQUATIONS = {
@@ -89,8 +91,9 @@ def _starts(d: Mapping[str, Any]) -> tuple[str, bool]:
     if str(d.get("approach")) in ("1", "2"):
         return ("none: closed-form least squares", True)
     if str(m.get("law") or "").startswith("kaplan"):
-        return ("8 starts (alpha_N, alpha_D in {0.05, 0.3}, log N_c and log D_c 3 or 15 beyond the data) for scipy least_squares (analysis.kaplan; bootstrap "
-                "refits warm-started at the full-data optimum)", True)
+        return (f"{N_STARTS} starts (alpha_N, alpha_D in {{{', '.join(f'{v:g}' for v in START_EXPONENTS)}}}, log N_c "
+                f"and log D_c {' or '.join(f'{v:g}' for v in START_OFFSETS)} beyond the data) for scipy least_squares "
+                "(analysis.kaplan; bootstrap refits warm-started at the full-data optimum)", True)
     return (NOT_RECORDED, False)
 
 

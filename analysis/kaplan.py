@@ -18,6 +18,12 @@ from analysis.estimator import FitEstimator, progress_bar
 from analysis.io import Points, as_points
 from analysis.laws import KaplanLawC, KaplanLawD, KaplanLawN, KaplanLawND, bound_by_ceiling
 
+START_EXPONENTS = (0.05, 0.3)
+"""The start grid of L(N, D)'s least squares: alpha_N and alpha_D each take these values..."""
+START_OFFSETS = (3.0, 15.0)
+"""...and log N_c, log D_c start this far (in e-folds) beyond the data's largest log N, log D."""
+N_STARTS = len(START_EXPONENTS) ** 2 * len(START_OFFSETS)
+
 
 class KaplanFit(FitEstimator):
     """Kaplan et al. 2020 laws, fitted by least squares on log loss.
@@ -245,7 +251,7 @@ def _kaplan_fit(form: str, xs: tuple[np.ndarray, ...], t: np.ndarray, w: np.ndar
     else:
         span_x, span_y = x.max(), y.max()
         starts = [np.array([aN, aD, span_x + du, span_y + du])
-                  for aN in (0.05, 0.3) for aD in (0.05, 0.3) for du in (3.0, 15.0)]
+                  for aN in START_EXPONENTS for aD in START_EXPONENTS for du in START_OFFSETS]
         if first is not None and form == "nd":
             starts = [np.asarray(first, dtype=float), starts[0], starts[-1]]
     best = None
