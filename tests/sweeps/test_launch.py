@@ -196,6 +196,15 @@ def test_driver_killed_mid_sweep_then_resume_finishes_without_rerunning(ray_loca
         assert completed and partial, f"driver ended early ({proc.poll()}): {(tmp_path / 'driver.log').read_text()[-2000:]}"
     finally:
         _kill_group(proc)
+        # Ray ends a dead driver's trial workers only once it notices the driver is gone; a partial trial a
+        # few steps from its end could finish in between (seen on a loaded CI machine). Its worker dies here
+        # with the driver, as it would when the driver's machine is lost.
+        for r in partial:
+            for attempt in _attempts(out, r)[-1:]:
+                try:
+                    os.kill(int(attempt["pid"]), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         log.close()
 
     assert store.driver_alive(out) is False  # its pid is gone, though driver.json is left behind
